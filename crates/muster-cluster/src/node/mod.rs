@@ -1,0 +1,1 @@
+//! Node's cluster protocol (NODE_CLUSTER messages), as the primary speaks it.

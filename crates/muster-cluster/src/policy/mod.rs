@@ -1,0 +1,1 @@
+//! Supervision policy: a pure state machine (events in, actions out).

@@ -1,0 +1,1 @@
+//! Ecosystem files: muster.toml and pm2 ecosystem files.

@@ -1,0 +1,3 @@
+//! The muster binary's library: CLI commands, daemon, supervisor and config loading.
+
+pub mod config;
