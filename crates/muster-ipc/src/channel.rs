@@ -168,6 +168,42 @@ impl Sender {
         self.push(Outgoing::Plain(frames)).await
     }
 
+    /// Like [`send`](Self::send), but fails with [`SendError::Full`] instead of waiting: for
+    /// event loops that serve many channels and must not stall on one slow peer.
+    pub fn try_send(&self, message: &Value) -> Result<(), SendError> {
+        let frame = encode_plain(Class::User, message)?;
+        self.try_push(Outgoing::Plain(frame))
+    }
+
+    /// Like [`send_internal`](Self::send_internal), without waiting.
+    pub fn try_send_internal(&self, message: &Value) -> Result<(), SendError> {
+        let frame = encode_plain(Class::Internal, message)?;
+        self.try_push(Outgoing::Plain(frame))
+    }
+
+    /// Like [`send_handle`](Self::send_handle), without waiting.
+    pub fn try_send_handle(&self, message: &Value, handle: SendHandle) -> Result<(), SendError> {
+        let frame = encode_handle(Class::User, message, &handle)?;
+        self.try_push(Outgoing::Handle(frame, handle.fd))
+    }
+
+    /// Like [`send_internal_handle`](Self::send_internal_handle), without waiting.
+    pub fn try_send_internal_handle(
+        &self,
+        message: &Value,
+        handle: SendHandle,
+    ) -> Result<(), SendError> {
+        let frame = encode_handle(Class::Internal, message, &handle)?;
+        self.try_push(Outgoing::Handle(frame, handle.fd))
+    }
+
+    fn try_push(&self, o: Outgoing) -> Result<(), SendError> {
+        self.tx.try_send(o).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => SendError::Full,
+            mpsc::error::TrySendError::Closed(_) => SendError::Closed,
+        })
+    }
+
     /// Whether the driver is gone (the channel closed).
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()

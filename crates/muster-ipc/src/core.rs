@@ -34,7 +34,9 @@ pub(crate) fn encode_handle(
     handle: &SendHandle,
 ) -> Result<Vec<u8>, SendError> {
     check_class(class, value)?;
-    prepare_handle(handle)?;
+    if !handle.prepared {
+        prepare_handle(handle)?;
+    }
     Ok(encode_handle_frame(value, handle))
 }
 

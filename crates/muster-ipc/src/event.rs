@@ -50,6 +50,9 @@ pub enum SendError {
     /// The channel is closed (the peer went away, or the channel was shut down).
     #[error("the channel is closed")]
     Closed,
+    /// `try_send*` found the send queue full (the peer is not reading).
+    #[error("the channel's send queue is full (the peer is not reading)")]
+    Full,
     /// A user message whose `cmd` starts with `NODE_`: Node would swallow it as internal.
     #[error(
         "a user message may not have a \"cmd\" starting with \"NODE_\" (got {0:?}); Node would treat it as internal"

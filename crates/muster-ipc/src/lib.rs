@@ -16,6 +16,8 @@
 //! without a runtime. A bad frame from the peer is a [`Problem`] event, never the end of the
 //! channel. The wire protocol is described in `shared/node-ipc-protocol.md`.
 
+#[cfg(feature = "tokio")]
+mod async_socket;
 mod blocking;
 #[cfg(feature = "tokio")]
 mod channel;
@@ -24,17 +26,23 @@ mod env;
 mod event;
 pub mod frame;
 mod inbox;
+mod listen_fds;
 mod message;
 mod outbox;
 mod spawn;
 mod sys;
 
+#[cfg(feature = "tokio")]
+pub use async_socket::AsyncSocket;
 pub use blocking::BlockingChannel;
 #[cfg(feature = "tokio")]
 pub use channel::{Channel, ChannelOptions, Receiver, Sender};
 pub use env::{CHANNEL_FD_VAR, SERIALIZATION_MODE_VAR, channel_fd_from_env};
 pub use event::{Problem, Received, SendError};
 pub use frame::{DEFAULT_MAX_FRAME, FrameError};
+pub use listen_fds::{
+    LISTEN_FDNAMES_VAR, LISTEN_FDS_START, LISTEN_FDS_VAR, LISTEN_PID_VAR, take_listen_fds,
+};
 pub use message::{
     DgramType, HandleType, Message, ReceivedHandle, SendHandle, internal_cmd, is_internal,
 };

@@ -134,6 +134,8 @@ pub struct SendHandle {
     pub dgram_type: Option<DgramType>,
     /// Node's socket-list key (section 4.6 of the protocol notes); normally `None`.
     pub key: Option<String>,
+    /// Skip the socket-type check and `O_NONBLOCK` set-up (see [`SendHandle::prepared`]).
+    pub(crate) prepared: bool,
 }
 
 impl SendHandle {
@@ -143,6 +145,17 @@ impl SendHandle {
             fd: fd.into(),
             dgram_type: None,
             key: None,
+            prepared: false,
+        }
+    }
+
+    /// A handle whose descriptor the caller guarantees is already a non-blocking socket of the
+    /// right type (for example a connection from `accept4(SOCK_NONBLOCK)`): sending it skips
+    /// the four system calls of the check, which matters on a per-connection hot path.
+    pub fn prepared(kind: HandleType, fd: impl Into<OwnedFd>) -> SendHandle {
+        SendHandle {
+            prepared: true,
+            ..SendHandle::new(kind, fd)
         }
     }
 

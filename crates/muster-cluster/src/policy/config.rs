@@ -1,0 +1,81 @@
+//! What the operator tunes: instance count, restart limits, back-off, readiness and timeouts.
+
+use std::time::Duration;
+
+/// When a freshly spawned worker counts as ready, i.e. may be given connections.
+///
+/// Programs differ in what they can tell us, so the app says which signal to wait for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Readiness {
+    /// Ready as soon as the process exists: for programs that never talk to the primary.
+    Spawn,
+    /// Ready on Node's `online` message (the worker's runtime is up).
+    Online,
+    /// Ready on the worker's first `listening`: it has a listener, so it can take connections.
+    #[default]
+    Listening,
+    /// Ready on an explicit `ready` message (pm2's `wait_ready`), for apps that warm up first.
+    Message,
+}
+
+/// The supervision policy of one app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyConfig {
+    /// Number of slots (workers that should be running).
+    pub instances: usize,
+    /// Restart a worker that exits unexpectedly; off means a crashed slot stays empty.
+    pub autorestart: bool,
+    /// Restarts allowed within `restart_window`; the one after that is a giveup.
+    pub max_restarts: u32,
+    /// Sliding window over which restarts are counted for the giveup.
+    pub restart_window: Duration,
+    /// Delay before the first restart after an unstable run; doubled for each further one.
+    pub backoff_base: Duration,
+    /// Upper bound of the restart delay, so a flapping worker is still retried regularly.
+    pub backoff_cap: Duration,
+    /// A worker that was ready and ran at least this long was stable: back-off starts over.
+    pub min_uptime: Duration,
+    /// Which signal makes a worker ready.
+    pub readiness: Readiness,
+    /// A worker not ready within this time after its spawn fails: it is killed and restarted.
+    pub listen_timeout: Duration,
+    /// A draining worker that has not exited within this time is killed.
+    pub kill_timeout: Duration,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            instances: 1,
+            autorestart: true,
+            max_restarts: 10,
+            restart_window: Duration::from_secs(60),
+            backoff_base: Duration::from_millis(100),
+            backoff_cap: Duration::from_secs(5),
+            min_uptime: Duration::from_secs(1),
+            readiness: Readiness::default(),
+            listen_timeout: Duration::from_secs(8),
+            kill_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_documented_policy() {
+        let c = PolicyConfig::default();
+        assert_eq!(c.instances, 1);
+        assert!(c.autorestart);
+        assert_eq!(c.max_restarts, 10);
+        assert_eq!(c.restart_window, Duration::from_secs(60));
+        assert_eq!(c.backoff_base, Duration::from_millis(100));
+        assert_eq!(c.backoff_cap, Duration::from_secs(5));
+        assert_eq!(c.min_uptime, Duration::from_secs(1));
+        assert_eq!(c.readiness, Readiness::Listening);
+        assert_eq!(c.listen_timeout, Duration::from_secs(8));
+        assert_eq!(c.kill_timeout, Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,67 @@
+//! The policy's bookkeeping per slot and per worker.
+
+use std::time::{Duration, Instant};
+
+use super::backoff::Backoff;
+use super::input::WorkerId;
+use super::status::WorkerState;
+
+/// One slot: the worker that serves it, the one taking over from it, or a pending restart.
+///
+/// Invariants: `successor` implies `current`; `pending` excludes `successor` (a slot has at
+/// most one replacement under way).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Slot {
+    /// The worker serving this slot (or starting to serve it when the slot was empty).
+    pub(crate) current: Option<WorkerId>,
+    /// A replacement starting while `current` keeps serving (suicide handover, reload).
+    pub(crate) successor: Option<WorkerId>,
+    /// Serial of the armed back-off timer, when the next worker waits for it.
+    pub(crate) pending: Option<u64>,
+    pub(crate) backoff: Backoff,
+    /// Restarts of this slot, for status and `RestartScheduled::attempt`.
+    pub(crate) restarts: u32,
+}
+
+/// One worker process.
+#[derive(Debug, Clone)]
+pub(crate) struct Worker {
+    pub(crate) slot: usize,
+    pub(crate) pid: Option<u32>,
+    pub(crate) state: WorkerState,
+    /// Reload generation at spawn: a reload replaces workers older than its own generation.
+    pub(crate) generation: u64,
+    /// When the process started (the spawn request until `Spawned` says better).
+    pub(crate) started_at: Instant,
+    pub(crate) was_ready: bool,
+    /// It announced it is failing; a replacement is under way or it is draining.
+    pub(crate) suicided: bool,
+    /// No longer part of its slot: its exit is expected and restarts nothing.
+    pub(crate) retiring: bool,
+}
+
+impl Worker {
+    pub(crate) fn new(slot: usize, generation: u64, now: Instant) -> Self {
+        Self {
+            slot,
+            pid: None,
+            state: WorkerState::Starting,
+            generation,
+            started_at: now,
+            was_ready: false,
+            suicided: false,
+            retiring: false,
+        }
+    }
+
+    /// Still waiting for its readiness signal (so the listen timeout applies).
+    pub(crate) fn is_starting(&self) -> bool {
+        !self.retiring && matches!(self.state, WorkerState::Starting | WorkerState::Online)
+    }
+
+    /// A run is stable when the worker became ready and lived `min_uptime`: a worker that
+    /// never got ready is a failure however long it took to fail.
+    pub(crate) fn ran_stably(&self, now: Instant, min_uptime: Duration) -> bool {
+        self.was_ready && now.saturating_duration_since(self.started_at) >= min_uptime
+    }
+}

@@ -1,0 +1,244 @@
+//! The primary: runs N workers of one command and is their Node cluster primary.
+//!
+//! [`Primary::start`] binds the declared listeners (so a port in use is an error at once, not
+//! a crash loop), then runs a control task that owns everything: the supervision
+//! [`Policy`](crate::policy::Policy), the workers and their channels, the listening sockets,
+//! round-robin hand-off and the timers. Callers talk to it through a [`PrimaryHandle`] and
+//! read [`Event`]s.
+
+mod control;
+mod event;
+mod handles;
+mod reap;
+mod rr;
+mod worker;
+
+pub use event::{Event, ListeningAddress, signal_name};
+
+use crate::listen::ListenSpec;
+use crate::policy::{AppState, PolicyConfig, WorkerId, WorkerStatus};
+use serde_json::Value;
+use std::ffi::OsString;
+use std::io;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// How workers share a listening port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Schedule {
+    /// The primary accepts and hands each connection to the next ready worker.
+    #[default]
+    Rr,
+    /// One listening socket that every worker accepts on (Node's SCHED_NONE).
+    Shared,
+    /// One `SO_REUSEPORT` socket per worker slot, kept across restarts of that slot.
+    ReusePort,
+}
+
+impl Schedule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Schedule::Rr => "rr",
+            Schedule::Shared => "shared",
+            Schedule::ReusePort => "reuseport",
+        }
+    }
+}
+
+impl std::str::FromStr for Schedule {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Schedule, String> {
+        match s {
+            "rr" | "round-robin" => Ok(Schedule::Rr),
+            "shared" | "none" => Ok(Schedule::Shared),
+            "reuseport" => Ok(Schedule::ReusePort),
+            _ => Err(format!(
+                "unknown schedule {s:?}: expected rr, shared or reuseport"
+            )),
+        }
+    }
+}
+
+/// Gives each new worker its stdout and stderr (the daemon points them at log pipes).
+pub type StdioFactory = Arc<dyn Fn(WorkerId) -> io::Result<(Stdio, Stdio)> + Send + Sync>;
+
+/// Everything the primary needs to run one app.
+#[derive(Clone)]
+pub struct PrimaryConfig {
+    pub program: OsString,
+    pub args: Vec<OsString>,
+    /// Added to (or overriding) the primary's own environment.
+    pub env: Vec<(OsString, OsString)>,
+    pub cwd: Option<PathBuf>,
+    pub policy: PolicyConfig,
+    pub schedule: Schedule,
+    /// Addresses the primary binds for programs that are not Node (Node workers ask for their
+    /// ports through the cluster protocol).
+    pub listen: Vec<ListenSpec>,
+    /// Sent to a draining worker besides Node's `disconnect` message: `SIGTERM` for most
+    /// programs; `None` for Node, where a signal would cut in-flight requests.
+    pub stop_signal: Option<i32>,
+    /// Where a Node server that gave no host binds (`listen(port)`). Node's own primary binds
+    /// `::` (falling back to `0.0.0.0`); `None` does the same.
+    pub default_host: Option<IpAddr>,
+    /// The seeds' `child_process` style: send each worker this message with every listening
+    /// socket of `listen` as a `net.Server` handle, right after it starts.
+    pub send_listener: Option<Value>,
+    /// stdout/stderr of workers; `None` inherits the primary's.
+    pub stdio: Option<StdioFactory>,
+}
+
+impl std::fmt::Debug for PrimaryConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrimaryConfig")
+            .field("program", &self.program)
+            .field("args", &self.args)
+            .field("cwd", &self.cwd)
+            .field("policy", &self.policy)
+            .field("schedule", &self.schedule)
+            .field("listen", &self.listen)
+            .field("stop_signal", &self.stop_signal)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PrimaryConfig {
+    pub fn new(program: impl Into<OsString>) -> PrimaryConfig {
+        PrimaryConfig {
+            program: program.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            cwd: None,
+            policy: PolicyConfig::default(),
+            schedule: Schedule::default(),
+            listen: Vec::new(),
+            stop_signal: Some(libc_sigterm()),
+            default_host: None,
+            send_listener: None,
+            stdio: None,
+        }
+    }
+}
+
+fn libc_sigterm() -> i32 {
+    rustix::process::Signal::TERM.as_raw()
+}
+
+/// Why the primary could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot watch for worker exits: {0}")]
+    Signals(#[source] io::Error),
+}
+
+/// A snapshot for status displays.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub state: AppState,
+    pub workers: Vec<WorkerStatus>,
+    pub restarts: u64,
+}
+
+#[derive(Debug)]
+pub(crate) enum Command {
+    Reload,
+    Stop,
+    Scale(usize),
+    Send {
+        worker: Option<WorkerId>,
+        message: Value,
+        done: oneshot::Sender<Result<usize, String>>,
+    },
+    Signal {
+        signal: i32,
+    },
+    Status(oneshot::Sender<Status>),
+}
+
+/// Controls a running primary; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct PrimaryHandle {
+    tx: mpsc::UnboundedSender<Command>,
+}
+
+/// A running primary.
+#[derive(Debug)]
+pub struct Primary {
+    handle: PrimaryHandle,
+    events: mpsc::UnboundedReceiver<Event>,
+}
+
+impl Primary {
+    /// Binds the listeners and starts the workers. Must run inside a tokio runtime, on a thread
+    /// that lives as long as the primary (the workers' parent-death signal is tied to it).
+    pub fn start(config: PrimaryConfig) -> Result<Primary, StartError> {
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let control = control::Control::new(config, ev_tx)?;
+        tokio::spawn(control.run(cmd_rx));
+        Ok(Primary {
+            handle: PrimaryHandle { tx: cmd_tx },
+            events: ev_rx,
+        })
+    }
+
+    pub fn handle(&self) -> PrimaryHandle {
+        self.handle.clone()
+    }
+
+    /// The next event; `None` once the primary has stopped (every worker gone after
+    /// [`PrimaryHandle::stop`]).
+    pub async fn next_event(&mut self) -> Option<Event> {
+        self.events.recv().await
+    }
+}
+
+impl PrimaryHandle {
+    /// Rolling reload: one slot at a time, the new worker ready before the old one drains.
+    pub fn reload(&self) {
+        let _ = self.tx.send(Command::Reload);
+    }
+
+    /// Graceful stop: every worker drains; the event stream ends when all are gone.
+    pub fn stop(&self) {
+        let _ = self.tx.send(Command::Stop);
+    }
+
+    pub fn scale(&self, instances: usize) {
+        let _ = self.tx.send(Command::Scale(instances));
+    }
+
+    /// Sends a user message to one worker, or to every worker with `None`. Returns how many
+    /// workers it was queued for.
+    pub async fn send(&self, worker: Option<WorkerId>, message: Value) -> Result<usize, String> {
+        let (done, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Send {
+                worker,
+                message,
+                done,
+            })
+            .map_err(|_| "the primary has stopped".to_owned())?;
+        rx.await.map_err(|_| "the primary has stopped".to_owned())?
+    }
+
+    /// Sends a signal to every worker.
+    pub fn signal(&self, signal: i32) {
+        let _ = self.tx.send(Command::Signal { signal });
+    }
+
+    pub async fn status(&self) -> Option<Status> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Command::Status(tx)).ok()?;
+        rx.await.ok()
+    }
+}

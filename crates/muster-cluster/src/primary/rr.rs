@@ -1,0 +1,244 @@
+//! Round-robin hand-off: the primary accepts and gives each connection to the next worker.
+//!
+//! Unlike Node's SCHED_RR, hand-off is pipelined: a worker may have several connections handed
+//! over and not yet answered (up to [`MAX_OUTSTANDING`]), so a burst does not wait for one
+//! round trip per connection. The primary keeps its copy of every connection until the worker
+//! answers `accepted`; when a worker dies first, its unanswered connections go to another
+//! worker instead of hanging.
+
+use super::worker::WorkerProc;
+use crate::node::{self, HandleKey, SeqCounter};
+use crate::policy::WorkerId;
+use muster_ipc::{AsyncSocket, HandleType, SendHandle};
+use rustix::net::SocketFlags;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io;
+use std::os::fd::OwnedFd;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Connections handed to one worker and not yet answered, beyond which it is skipped.
+pub(crate) const MAX_OUTSTANDING: usize = 64;
+
+pub(crate) type RrId = usize;
+
+/// An accepted connection on its way from an accept task to the control task.
+pub(crate) type Accepted = (RrId, OwnedFd);
+
+#[derive(Debug)]
+struct RrListener {
+    key: HandleKey,
+    /// Workers that may get this listener's connections, in the order they joined.
+    members: Vec<WorkerId>,
+    next: usize,
+    /// Connections waiting for a worker.
+    backlog: VecDeque<OwnedFd>,
+    accept_task: JoinHandle<()>,
+}
+
+impl Drop for RrListener {
+    fn drop(&mut self) {
+        self.accept_task.abort();
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Rr {
+    listeners: Vec<RrListener>,
+    conn_tx: mpsc::Sender<Accepted>,
+    /// Handed over and not yet answered: (worker, newconn seq) → (listener, our copy).
+    pending: HashMap<(WorkerId, u64), (RrId, OwnedFd)>,
+}
+
+impl Rr {
+    pub fn new(conn_tx: mpsc::Sender<Accepted>) -> Rr {
+        Rr {
+            listeners: Vec::new(),
+            conn_tx,
+            pending: HashMap::new(),
+        }
+    }
+
+    /// Starts accepting on a listening socket; its connections are handed over with `key`.
+    pub fn add_listener(&mut self, key: HandleKey, listening: OwnedFd) -> io::Result<RrId> {
+        let id = self.listeners.len();
+        let sock = AsyncSocket::new(listening)?;
+        let accept_task = tokio::spawn(accept_loop(id, sock, self.conn_tx.clone()));
+        self.listeners.push(RrListener {
+            key,
+            members: Vec::new(),
+            next: 0,
+            backlog: VecDeque::new(),
+            accept_task,
+        });
+        Ok(id)
+    }
+
+    pub fn join(&mut self, id: RrId, worker: WorkerId) {
+        let members = &mut self.listeners[id].members;
+        if !members.contains(&worker) {
+            members.push(worker);
+        }
+    }
+
+    /// The worker closed its server for this listener (Node's `close`).
+    pub fn leave(&mut self, id: RrId, worker: WorkerId) {
+        self.listeners[id].members.retain(|&w| w != worker);
+    }
+
+    /// Connections waiting for a worker, over all listeners.
+    pub fn backlog_len(&self) -> usize {
+        self.listeners.iter().map(|l| l.backlog.len()).sum()
+    }
+
+    /// A new connection: hand it over, or queue it until a worker can take it.
+    pub fn on_accepted(
+        &mut self,
+        id: RrId,
+        conn: OwnedFd,
+        workers: &mut BTreeMap<WorkerId, WorkerProc>,
+        seq: &mut SeqCounter,
+    ) {
+        if let Err(conn) = self.hand_over(id, conn, workers, seq) {
+            self.listeners[id].backlog.push_back(conn);
+        }
+    }
+
+    /// The worker answered a `newconn`. Returns false if `ack` was not one of ours.
+    pub fn on_reply(
+        &mut self,
+        worker: WorkerId,
+        ack: u64,
+        accepted: bool,
+        workers: &mut BTreeMap<WorkerId, WorkerProc>,
+        seq: &mut SeqCounter,
+    ) -> bool {
+        let Some((id, conn)) = self.pending.remove(&(worker, ack)) else {
+            return false;
+        };
+        if let Some(w) = workers.get_mut(&worker) {
+            w.outstanding = w.outstanding.saturating_sub(1);
+        }
+        if accepted {
+            drop(conn); // the worker has its own copy now
+        } else {
+            // Its server is closing or full: someone else takes it, ahead of newer ones.
+            self.listeners[id].backlog.push_front(conn);
+        }
+        self.drain_backlogs(workers, seq);
+        true
+    }
+
+    /// The worker is gone or leaving: it gets nothing more, and what it had not yet accepted
+    /// goes to the others.
+    pub fn worker_gone(
+        &mut self,
+        worker: WorkerId,
+        workers: &mut BTreeMap<WorkerId, WorkerProc>,
+        seq: &mut SeqCounter,
+    ) {
+        for l in &mut self.listeners {
+            l.members.retain(|&w| w != worker);
+        }
+        let mine: Vec<(WorkerId, u64)> = self
+            .pending
+            .keys()
+            .filter(|(w, _)| *w == worker)
+            .copied()
+            .collect();
+        // Oldest first, so they keep their order at the front of the queue.
+        let mut mine: Vec<(u64, RrId, OwnedFd)> = mine
+            .into_iter()
+            .filter_map(|k| self.pending.remove(&k).map(|(id, fd)| (k.1, id, fd)))
+            .collect();
+        mine.sort_by_key(|(s, _, _)| std::cmp::Reverse(*s));
+        for (_, id, conn) in mine {
+            self.listeners[id].backlog.push_front(conn);
+        }
+        if let Some(w) = workers.get_mut(&worker) {
+            w.outstanding = 0;
+        }
+        self.drain_backlogs(workers, seq);
+    }
+
+    /// Hands queued connections to workers that can take them now.
+    pub fn drain_backlogs(
+        &mut self,
+        workers: &mut BTreeMap<WorkerId, WorkerProc>,
+        seq: &mut SeqCounter,
+    ) {
+        for id in 0..self.listeners.len() {
+            while let Some(conn) = self.listeners[id].backlog.pop_front() {
+                if let Err(conn) = self.hand_over(id, conn, workers, seq) {
+                    self.listeners[id].backlog.push_front(conn);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Gives `conn` to the next member that takes connections; gives it back if none can.
+    fn hand_over(
+        &mut self,
+        id: RrId,
+        conn: OwnedFd,
+        workers: &mut BTreeMap<WorkerId, WorkerProc>,
+        seq: &mut SeqCounter,
+    ) -> Result<(), OwnedFd> {
+        let l = &mut self.listeners[id];
+        let n = l.members.len();
+        for i in 0..n {
+            let idx = (l.next + i) % n;
+            let wid = l.members[idx];
+            let Some(w) = workers.get_mut(&wid) else {
+                continue;
+            };
+            if !w.takes_connections() || w.outstanding >= MAX_OUTSTANDING {
+                continue;
+            }
+            let Ok(copy) = conn.try_clone() else {
+                return Err(conn); // out of descriptors: keep it queued
+            };
+            let s = seq.next_seq();
+            let msg = node::newconn(&l.key, s);
+            let handle = SendHandle::prepared(HandleType::NetNative, copy);
+            if w.sender.try_send_internal_handle(&msg, handle).is_ok() {
+                w.outstanding += 1;
+                l.next = idx + 1;
+                self.pending.insert((wid, s), (id, conn));
+                return Ok(());
+            }
+        }
+        Err(conn)
+    }
+}
+
+async fn accept_loop(id: RrId, sock: AsyncSocket, tx: mpsc::Sender<Accepted>) {
+    loop {
+        let accepted = sock
+            .read_with(|fd| {
+                Ok(rustix::net::accept_with(
+                    fd,
+                    SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+                )?)
+            })
+            .await;
+        match accepted {
+            Ok(conn) => {
+                if tx.send((id, conn)).await.is_err() {
+                    return; // the primary is gone
+                }
+            }
+            Err(e) if e.raw_os_error() == Some(libc_econnaborted()) => {}
+            Err(_) => {
+                // EMFILE/ENFILE and friends: back off instead of spinning on a ready socket.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+fn libc_econnaborted() -> i32 {
+    rustix::io::Errno::CONNABORTED.raw_os_error()
+}

@@ -1,0 +1,161 @@
+//! One worker as the primary sees it: its process, its channel, and what it has said.
+
+use super::{PrimaryConfig, Schedule};
+use crate::node::HandleKey;
+use crate::policy::WorkerId;
+use muster_ipc::{Channel, Received, Sender, Signal, Spawn};
+use std::collections::HashSet;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::process::{Child, Stdio};
+use tokio::sync::mpsc;
+
+/// What a worker's reader task forwards to the control task.
+#[derive(Debug)]
+pub(crate) enum FromWorker {
+    Received(WorkerId, Received),
+    /// The channel reached EOF.
+    Closed(WorkerId),
+}
+
+#[derive(Debug)]
+pub(crate) struct WorkerProc {
+    pub id: WorkerId,
+    pub slot: usize,
+    pub pid: u32,
+    pub child: Child,
+    pub sender: Sender,
+    pub online: bool,
+    pub listening: bool,
+    /// Node's flag: the worker leaves on purpose (told to disconnect, or it disconnected).
+    pub exited_after_disconnect: bool,
+    /// May get new connections (the policy's Route/Unroute).
+    pub routed: bool,
+    /// The channel reached EOF.
+    pub disconnected: bool,
+    /// The process was reaped: (code, signal).
+    pub exit: Option<(Option<i32>, Option<i32>)>,
+    /// Node handles the worker joined through queryServer.
+    pub keys: HashSet<HandleKey>,
+    /// Round-robin connections handed over and not yet answered.
+    pub outstanding: usize,
+}
+
+impl WorkerProc {
+    pub fn is_gone(&self) -> bool {
+        self.disconnected && self.exit.is_some()
+    }
+
+    /// May be handed a connection now.
+    pub fn takes_connections(&self) -> bool {
+        self.routed && !self.disconnected && !self.exited_after_disconnect && self.exit.is_none()
+    }
+}
+
+/// Sockets a worker inherits as `LISTEN_FDS`, in order, with their names.
+pub(crate) type InheritedFds = Vec<(String, OwnedFd)>;
+
+/// Starts the worker's process with its channel and spawns the task that reads the channel.
+pub(crate) fn spawn(
+    config: &PrimaryConfig,
+    id: WorkerId,
+    slot: usize,
+    inherited: InheritedFds,
+    to_control: &mpsc::UnboundedSender<FromWorker>,
+) -> io::Result<WorkerProc> {
+    let mut spawn = Spawn::new(&config.program)
+        .args(&config.args)
+        .env("NODE_UNIQUE_ID", id.0.to_string())
+        .env("MUSTER_WORKER_ID", id.0.to_string())
+        .env("MUSTER_SCHEDULE", config.schedule.as_str())
+        .parent_death_signal(Signal::KILL)
+        .process_group(true)
+        .stdin(Stdio::null());
+    for (k, v) in &config.env {
+        spawn = spawn.env(k, v);
+    }
+    if let Some(dir) = &config.cwd {
+        spawn = spawn.current_dir(dir);
+    }
+    if let Some(factory) = &config.stdio {
+        let (out, err) = factory(id)?;
+        spawn = spawn.stdout(out).stderr(err);
+    }
+    // Inherited sockets sit at 3, 4, … as systemd places them; the channel comes after.
+    let n = inherited.len() as i32;
+    if n > 0 {
+        let names: Vec<&str> = inherited.iter().map(|(name, _)| name.as_str()).collect();
+        spawn = spawn
+            .env("LISTEN_FDS", n.to_string())
+            .env("LISTEN_FDNAMES", names.join(":"))
+            .pid_var("LISTEN_PID");
+    } else {
+        spawn = spawn
+            .env_remove("LISTEN_FDS")
+            .env_remove("LISTEN_FDNAMES")
+            .env_remove("LISTEN_PID");
+    }
+    if config.schedule == Schedule::Rr && !config.listen.is_empty() {
+        let names: Vec<&str> = config.listen.iter().map(|l| l.name.as_str()).collect();
+        spawn = spawn.env("MUSTER_LISTENERS", names.join(":"));
+    }
+    for (i, (_, fd)) in inherited.into_iter().enumerate() {
+        spawn = spawn.fd(fd, 3 + i as i32);
+    }
+    let spawned = spawn.channel_fd(Some(3 + n)).spawn()?;
+    let child = spawned.child;
+    let pid = child.id();
+    let channel = spawned
+        .channel
+        .expect("a channel was asked for, so the spawn returns its parent end");
+    let (sender, mut receiver) = match Channel::from_fd(channel) {
+        Ok(c) => c.split(),
+        Err(e) => {
+            let mut child = child;
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+    };
+    let tx = to_control.clone();
+    tokio::spawn(async move {
+        while let Some(r) = receiver.recv().await {
+            if tx.send(FromWorker::Received(id, r)).is_err() {
+                return;
+            }
+        }
+        let _ = tx.send(FromWorker::Closed(id));
+    });
+    Ok(WorkerProc {
+        id,
+        slot,
+        pid,
+        child,
+        sender,
+        online: false,
+        listening: false,
+        exited_after_disconnect: false,
+        routed: false,
+        disconnected: false,
+        exit: None,
+        keys: HashSet::new(),
+        outstanding: 0,
+    })
+}
+
+/// Signals the worker's process group (its children too), ignoring a group already gone.
+pub(crate) fn signal_group(pid: u32, signal: i32) {
+    let Some(pid) = rustix::process::Pid::from_raw(pid as i32) else {
+        return;
+    };
+    let Some(sig) = signal_from_raw(signal) else {
+        return;
+    };
+    if rustix::process::kill_process_group(pid, sig).is_err() {
+        let _ = rustix::process::kill_process(pid, sig);
+    }
+}
+
+pub(crate) fn signal_from_raw(signal: i32) -> Option<Signal> {
+    Signal::from_named_raw(signal)
+}

@@ -1,0 +1,53 @@
+//! Readiness for any socket, for calls tokio does not wrap (`accept4` straight into an
+//! `OwnedFd`, so that accepted connections are never registered with our epoll).
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+
+/// A non-blocking socket registered with the tokio reactor.
+#[derive(Debug)]
+pub struct AsyncSocket {
+    fd: AsyncFd<OwnedFd>,
+}
+
+impl AsyncSocket {
+    /// Registers `sock` (made non-blocking) for readability and writability.
+    pub fn new(sock: OwnedFd) -> io::Result<AsyncSocket> {
+        crate::sys::set_nonblocking(sock.as_fd(), true)?;
+        // SAFETY: the `AsyncFd` owns the `OwnedFd`, so the descriptor stays open and names the
+        // same socket for the `AsyncFd`'s whole life; it is never swapped out.
+        #[allow(unsafe_code)]
+        let fd = unsafe {
+            AsyncFd::register_with_interest(sock, Interest::READABLE | Interest::WRITABLE)
+        }
+        .map_err(|e| e.into_parts().1)?;
+        Ok(AsyncSocket { fd })
+    }
+
+    /// Waits until `op` succeeds on a readable socket: `op` runs when the socket is readable
+    /// and is retried after the next wake-up if it reports `WouldBlock`.
+    pub async fn read_with<R>(
+        &self,
+        mut op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
+    ) -> io::Result<R> {
+        loop {
+            let mut guard = self.fd.readable().await?;
+            match guard.try_io(|fd| op(fd.get_ref().as_fd())) {
+                Ok(result) => return result,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    pub fn get_ref(&self) -> &OwnedFd {
+        self.fd.get_ref()
+    }
+}
+
+impl AsFd for AsyncSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.get_ref().as_fd()
+    }
+}
