@@ -1,1 +1,15 @@
-//! placeholder
+//! What the muster CLI, daemon and supervisors say to each other, and the app spec they share.
+
+pub mod app;
+pub mod error;
+pub mod instances;
+pub mod listen;
+pub mod signal;
+pub mod units;
+
+pub use app::{AppSpec, ExecMode, Interpreter, SCHEMA_VERSION, Schedule, validate_name};
+pub use error::ValueError;
+pub use instances::Instances;
+pub use listen::ListenAddr;
+pub use signal::parse_signal;
+pub use units::{parse_duration_ms, parse_memory_size};

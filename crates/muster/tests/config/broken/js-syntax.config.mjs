@@ -1,0 +1,1 @@
+export default { apps: [ { script: 'api.js' } ;
