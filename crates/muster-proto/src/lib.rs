@@ -4,6 +4,7 @@ pub mod app;
 pub mod error;
 pub mod instances;
 pub mod listen;
+pub mod protocol;
 pub mod signal;
 pub mod units;
 
@@ -11,5 +12,9 @@ pub use app::{AppSpec, ExecMode, Interpreter, SCHEMA_VERSION, Schedule, validate
 pub use error::ValueError;
 pub use instances::Instances;
 pub use listen::ListenAddr;
+pub use protocol::{
+    AppInfo, PROTOCOL_VERSION, Request, Response, SupervisorRequest, SupervisorResponse, Target,
+    WorkerInfo,
+};
 pub use signal::parse_signal;
 pub use units::{parse_duration_ms, parse_memory_size};

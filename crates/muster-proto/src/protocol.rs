@@ -1,0 +1,216 @@
+//! The control protocol: JSON lines over unix sockets.
+//!
+//! - CLI ⇄ daemon on `$MUSTER_HOME/daemon.sock`: one [`Request`] line, one [`Response`] line,
+//!   after a [`Request::Hello`] / [`Response::Hello`] exchange that checks [`PROTOCOL_VERSION`].
+//! - daemon ⇄ supervisor on `$MUSTER_HOME/apps/<name>.sock`: [`SupervisorRequest`] /
+//!   [`SupervisorResponse`], the same way.
+//!
+//! Every message is one compact JSON object on one line, tagged by `"type"`.
+
+use crate::app::AppSpec;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+
+/// Bumped when a message changes incompatibly; both sides refuse a different version.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Which apps a command is about: `all`, a name, or an id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    All,
+    Id(u32),
+    Name(String),
+}
+
+impl Target {
+    /// `all`, a number (an id) or a name.
+    pub fn parse(s: &str) -> Target {
+        if s == "all" {
+            Target::All
+        } else if let Ok(id) = s.parse() {
+            Target::Id(id)
+        } else {
+            Target::Name(s.to_owned())
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::All => f.write_str("all"),
+            Target::Id(id) => id.fmt(f),
+            Target::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+impl Serialize for Target {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Target {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Target, D::Error> {
+        let v = Value::deserialize(d)?;
+        match v {
+            Value::String(s) => Ok(Target::parse(&s)),
+            Value::Number(n) => n
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .map(Target::Id)
+                .ok_or_else(|| serde::de::Error::custom("an app id is a small non-negative integer")),
+            _ => Err(serde::de::Error::custom("expected an app name, id or \"all\"")),
+        }
+    }
+}
+
+/// CLI → daemon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    /// First line of every connection.
+    Hello { version: u32 },
+    Ping,
+    /// Start these apps (a name that exists and is stopped is started again with the new spec).
+    Start { apps: Vec<AppSpec> },
+    Stop { target: Target },
+    Restart { target: Target },
+    /// Rolling, zero-downtime.
+    Reload { target: Target },
+    Delete { target: Target },
+    Scale { name: String, instances: u32 },
+    List,
+    Show { target: Target },
+    /// A user message to every worker of the target apps.
+    Send { target: Target, message: Value },
+    Signal { target: Target, signal: String },
+    /// Empty the log files.
+    Flush { target: Target },
+    /// Remember the running apps for `resurrect`.
+    Save,
+    Resurrect,
+    /// Stop every app gracefully, then the daemon.
+    Kill,
+}
+
+/// Daemon → CLI.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Response {
+    Hello { version: u32, pid: u32 },
+    Pong { pid: u32, uptime_ms: u64 },
+    /// The command was carried out; `message` says what happened, for people.
+    Done {
+        message: String,
+        #[serde(default)]
+        apps: Vec<AppInfo>,
+    },
+    Apps { apps: Vec<AppInfo> },
+    Error { message: String },
+}
+
+/// What `list` and `show` report about one app. Part of the documented `--json` schema.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppInfo {
+    pub id: u32,
+    pub name: String,
+    /// `fork` or `cluster`.
+    pub mode: String,
+    /// `online`, `launching`, `reloading`, `stopping`, `stopped`, `errored`.
+    pub status: String,
+    /// Pid of the app's supervisor process, while it runs.
+    pub supervisor_pid: Option<u32>,
+    pub workers: Vec<WorkerInfo>,
+    /// Milliseconds since the app was (re)started; 0 when not running.
+    pub uptime_ms: u64,
+    /// Worker restarts since the app was started.
+    pub restarts: u64,
+    /// CPU use of all workers, percent of one core.
+    pub cpu_percent: f64,
+    /// Resident memory of all workers, bytes.
+    pub memory_bytes: u64,
+    pub listen: Vec<String>,
+    pub out_log: String,
+    pub err_log: String,
+    pub spec: AppSpec,
+}
+
+/// One worker in [`AppInfo`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerInfo {
+    pub id: u64,
+    pub slot: usize,
+    pub pid: Option<u32>,
+    /// `starting`, `online`, `ready`, `draining`, `failed`.
+    pub state: String,
+    pub uptime_ms: u64,
+    /// Restarts of this worker's slot.
+    pub restarts: u32,
+    pub cpu_percent: f64,
+    pub memory_bytes: u64,
+}
+
+/// Daemon → supervisor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SupervisorRequest {
+    Hello { version: u32 },
+    Status,
+    Reload,
+    Scale { instances: u32 },
+    Send { message: Value },
+    Signal { signal: String },
+    Flush,
+    /// Stop every worker gracefully, then exit.
+    Shutdown,
+}
+
+/// Supervisor → daemon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SupervisorResponse {
+    Hello { version: u32, pid: u32 },
+    Status { app: AppInfo },
+    Done { message: String },
+    Error { message: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn requests_are_tagged_lines() {
+        let r = Request::Stop {
+            target: Target::Name("api".into()),
+        };
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"type":"stop","target":"api"}"#
+        );
+        let back: Request = serde_json::from_str(r#"{"type":"stop","target":3}"#).unwrap();
+        assert_eq!(back, Request::Stop { target: Target::Id(3) });
+        let back: Request = serde_json::from_str(r#"{"type":"reload","target":"all"}"#).unwrap();
+        assert_eq!(back, Request::Reload { target: Target::All });
+        let send: Request =
+            serde_json::from_value(json!({"type":"send","target":"x","message":{"a":1}})).unwrap();
+        assert!(matches!(send, Request::Send { .. }));
+    }
+
+    #[test]
+    fn unknown_request_is_an_error() {
+        let e = serde_json::from_str::<Request>(r#"{"type":"explode"}"#).unwrap_err();
+        assert!(e.to_string().contains("explode"), "{e}");
+    }
+
+    #[test]
+    fn target_parsing() {
+        assert_eq!(Target::parse("all"), Target::All);
+        assert_eq!(Target::parse("12"), Target::Id(12));
+        assert_eq!(Target::parse("web-1"), Target::Name("web-1".into()));
+    }
+}
