@@ -171,6 +171,15 @@ impl BlockingChannel {
         if revents.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) && !self.core.eof {
             self.core.read_once(self.sock.as_fd())?;
         }
+        // Write whatever is ready: the ACK/NACK a read just queued (the peer holds its next
+        // message until it arrives), or what the socket had no room for before.
+        if self.core.outbox.has_ready() {
+            match self.core.write(self.sock.as_fd()) {
+                Ok(_) => {}
+                Err(e) if is_closed(&e) => self.core.outbox.clear(),
+                Err(e) => return Err(e),
+            }
+        }
         Ok(())
     }
 }

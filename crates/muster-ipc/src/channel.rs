@@ -263,8 +263,10 @@ impl Driver {
                 on_write_failure(&mut core, &mut out_rx, e);
                 write_failed = true;
             }
-            if (write_failed || (!senders_open && core.outbox.is_empty())) && !write_shut {
-                // Everything we will ever send is out: let the peer see EOF.
+            let all_sent = core.outbox.is_empty() && !core.outbox.handle_in_flight();
+            if (write_failed || (!senders_open && all_sent)) && !write_shut {
+                // Everything we will ever send is out, and our last handle was answered (Node
+                // waits for that too, section 4.7): let the peer see EOF.
                 let _ = rustix::net::shutdown(sock, rustix::net::Shutdown::Write);
                 write_shut = true;
             }

@@ -65,7 +65,6 @@ impl Outbox {
     }
 
     /// A handle was sent and its ACK/NACK has not come yet.
-    #[cfg(test)]
     pub fn handle_in_flight(&self) -> bool {
         self.in_flight
     }
