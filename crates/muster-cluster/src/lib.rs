@@ -6,3 +6,4 @@ pub mod listen;
 pub mod node;
 pub mod policy;
 pub mod primary;
+pub mod worker;

@@ -637,6 +637,11 @@ impl Control {
                     signal_group(w.pid, signal);
                 }
             }
+            Command::Replace(id) => {
+                if self.workers.contains_key(&id) {
+                    self.feed(Input::Suicide { id });
+                }
+            }
             Command::Status(reply) => {
                 let _ = reply.send(Status {
                     state: self.policy.state(),

@@ -89,6 +89,9 @@ pub struct PrimaryConfig {
     pub send_listener: Option<Value>,
     /// stdout/stderr of workers; `None` inherits the primary's.
     pub stdio: Option<StdioFactory>,
+    /// Make workers Node cluster workers (`NODE_UNIQUE_ID`). Off for pm2's fork mode, where a
+    /// Node program must see itself as a primary (`cluster.isPrimary`).
+    pub node_cluster: bool,
 }
 
 impl std::fmt::Debug for PrimaryConfig {
@@ -119,6 +122,7 @@ impl PrimaryConfig {
             default_host: None,
             send_listener: None,
             stdio: None,
+            node_cluster: true,
         }
     }
 }
@@ -161,6 +165,7 @@ pub(crate) enum Command {
     Signal {
         signal: i32,
     },
+    Replace(WorkerId),
     Status(oneshot::Sender<Status>),
 }
 
@@ -229,6 +234,12 @@ impl PrimaryHandle {
             })
             .map_err(|_| "the primary has stopped".to_owned())?;
         rx.await.map_err(|_| "the primary has stopped".to_owned())?
+    }
+
+    /// Replaces one worker the zero-downtime way (its replacement first, then it drains): for a
+    /// worker over its memory limit.
+    pub fn replace(&self, worker: WorkerId) {
+        let _ = self.tx.send(Command::Replace(worker));
     }
 
     /// Sends a signal to every worker.

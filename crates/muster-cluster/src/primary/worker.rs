@@ -65,12 +65,16 @@ pub(crate) fn spawn(
 ) -> io::Result<WorkerProc> {
     let mut spawn = Spawn::new(&config.program)
         .args(&config.args)
-        .env("NODE_UNIQUE_ID", id.0.to_string())
         .env("MUSTER_WORKER_ID", id.0.to_string())
         .env("MUSTER_SCHEDULE", config.schedule.as_str())
         .parent_death_signal(Signal::KILL)
         .process_group(true)
         .stdin(Stdio::null());
+    spawn = if config.node_cluster {
+        spawn.env("NODE_UNIQUE_ID", id.0.to_string())
+    } else {
+        spawn.env_remove("NODE_UNIQUE_ID")
+    };
     for (k, v) in &config.env {
         spawn = spawn.env(k, v);
     }
