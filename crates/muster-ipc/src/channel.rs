@@ -274,11 +274,14 @@ impl Driver {
             backlog.append(&mut core.events);
             deliver(&in_tx, &mut backlog);
             if core.eof && backlog.is_empty() {
-                // The peer is gone and everything it sent was delivered. Dropping `in_tx` ends
-                // the receiver; dropping `out_rx` makes later sends fail with `Closed`.
+                // The peer is gone and everything it sent was delivered. Close the send queue
+                // before the receiver sees its end, so that a send made after `recv()` returned
+                // `None` fails with `Closed` instead of vanishing.
+                out_rx.close();
                 return;
             }
             if write_shut && in_tx.is_closed() {
+                out_rx.close();
                 return; // nobody sends, nobody listens
             }
 
@@ -291,7 +294,10 @@ impl Driver {
                     Err(_) => backlog.clear(), // receiver dropped: discard
                 },
                 guard = fd.readable(), if want_read => {
-                    let Ok(mut guard) = guard else { return };
+                    let Ok(mut guard) = guard else {
+                        out_rx.close();
+                        return;
+                    };
                     match core.read_once(sock) {
                         Ok(ReadOutcome::WouldBlock) => guard.clear_ready(),
                         Ok(_) => {}
@@ -303,7 +309,10 @@ impl Driver {
                     }
                 }
                 guard = fd.writable(), if want_write => {
-                    let Ok(mut guard) = guard else { return };
+                    let Ok(mut guard) = guard else {
+                        out_rx.close();
+                        return;
+                    };
                     match core.write(sock) {
                         Ok(true) => {}
                         Ok(false) => guard.clear_ready(),

@@ -50,6 +50,7 @@ pub(crate) struct Outbox {
 
 impl Outbox {
     /// Bytes not yet written, held frames included: the measure for back-pressure.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub fn queued_bytes(&self) -> usize {
         self.queued
     }
