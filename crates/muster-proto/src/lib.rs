@@ -11,7 +11,7 @@ pub mod units;
 pub use app::{AppSpec, ExecMode, Interpreter, SCHEMA_VERSION, Schedule, validate_name};
 pub use error::ValueError;
 pub use instances::Instances;
-pub use listen::ListenAddr;
+pub use listen::{ListenAddr, NamedListen};
 pub use protocol::{
     AppInfo, PROTOCOL_VERSION, Request, Response, SupervisorRequest, SupervisorResponse, Target,
     WorkerInfo,

@@ -46,6 +46,31 @@ impl FromStr for ListenAddr {
     }
 }
 
+/// A listening address with an optional name: `http=127.0.0.1:8080`. The name reaches workers in
+/// `LISTEN_FDNAMES` (so it may not contain `:`) and as the hand-off key in round-robin mode.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NamedListen {
+    pub name: Option<String>,
+    pub addr: ListenAddr,
+}
+
+impl FromStr for NamedListen {
+    type Err = ValueError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once('=') {
+            Some((name, addr)) if !name.is_empty() && !name.contains(':') => Ok(NamedListen {
+                name: Some(name.to_owned()),
+                addr: addr.parse()?,
+            }),
+            _ => Ok(NamedListen {
+                name: None,
+                addr: s.parse()?,
+            }),
+        }
+    }
+}
+
 impl fmt::Display for ListenAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -69,6 +94,16 @@ mod tests {
         assert_eq!(unix, ListenAddr::Unix("/run/app.sock".into()));
         assert_eq!(unix.to_string(), "unix:/run/app.sock");
         assert!(!unix.supports_reuseport());
+    }
+
+    #[test]
+    fn names_are_optional() {
+        let n: NamedListen = "http=127.0.0.1:80".parse().unwrap();
+        assert_eq!(n.name.as_deref(), Some("http"));
+        assert_eq!(n.addr.to_string(), "127.0.0.1:80");
+        let n: NamedListen = "unix:/a=b".parse().unwrap();
+        assert_eq!(n.name, None, "a unix path may contain '='");
+        assert!("http=nonsense".parse::<NamedListen>().is_err());
     }
 
     #[test]

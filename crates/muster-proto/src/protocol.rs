@@ -61,8 +61,12 @@ impl<'de> Deserialize<'de> for Target {
                 .as_u64()
                 .and_then(|n| u32::try_from(n).ok())
                 .map(Target::Id)
-                .ok_or_else(|| serde::de::Error::custom("an app id is a small non-negative integer")),
-            _ => Err(serde::de::Error::custom("expected an app name, id or \"all\"")),
+                .ok_or_else(|| {
+                    serde::de::Error::custom("an app id is a small non-negative integer")
+                }),
+            _ => Err(serde::de::Error::custom(
+                "expected an app name, id or \"all\"",
+            )),
         }
     }
 }
@@ -72,23 +76,48 @@ impl<'de> Deserialize<'de> for Target {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Request {
     /// First line of every connection.
-    Hello { version: u32 },
+    Hello {
+        version: u32,
+    },
     Ping,
     /// Start these apps (a name that exists and is stopped is started again with the new spec).
-    Start { apps: Vec<AppSpec> },
-    Stop { target: Target },
-    Restart { target: Target },
+    Start {
+        apps: Vec<AppSpec>,
+    },
+    Stop {
+        target: Target,
+    },
+    Restart {
+        target: Target,
+    },
     /// Rolling, zero-downtime.
-    Reload { target: Target },
-    Delete { target: Target },
-    Scale { name: String, instances: u32 },
+    Reload {
+        target: Target,
+    },
+    Delete {
+        target: Target,
+    },
+    Scale {
+        name: String,
+        instances: u32,
+    },
     List,
-    Show { target: Target },
+    Show {
+        target: Target,
+    },
     /// A user message to every worker of the target apps.
-    Send { target: Target, message: Value },
-    Signal { target: Target, signal: String },
+    Send {
+        target: Target,
+        message: Value,
+    },
+    Signal {
+        target: Target,
+        signal: String,
+    },
     /// Empty the log files.
-    Flush { target: Target },
+    Flush {
+        target: Target,
+    },
     /// Remember the running apps for `resurrect`.
     Save,
     Resurrect,
@@ -100,16 +129,26 @@ pub enum Request {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Response {
-    Hello { version: u32, pid: u32 },
-    Pong { pid: u32, uptime_ms: u64 },
+    Hello {
+        version: u32,
+        pid: u32,
+    },
+    Pong {
+        pid: u32,
+        uptime_ms: u64,
+    },
     /// The command was carried out; `message` says what happened, for people.
     Done {
         message: String,
         #[serde(default)]
         apps: Vec<AppInfo>,
     },
-    Apps { apps: Vec<AppInfo> },
-    Error { message: String },
+    Apps {
+        apps: Vec<AppInfo>,
+    },
+    Error {
+        message: String,
+    },
 }
 
 /// What `list` and `show` report about one app. Part of the documented `--json` schema.
@@ -157,12 +196,20 @@ pub struct WorkerInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SupervisorRequest {
-    Hello { version: u32 },
+    Hello {
+        version: u32,
+    },
     Status,
     Reload,
-    Scale { instances: u32 },
-    Send { message: Value },
-    Signal { signal: String },
+    Scale {
+        instances: u32,
+    },
+    Send {
+        message: Value,
+    },
+    Signal {
+        signal: String,
+    },
     Flush,
     /// Stop every worker gracefully, then exit.
     Shutdown,
@@ -173,7 +220,7 @@ pub enum SupervisorRequest {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SupervisorResponse {
     Hello { version: u32, pid: u32 },
-    Status { app: AppInfo },
+    Status { app: Box<AppInfo> },
     Done { message: String },
     Error { message: String },
 }
@@ -193,9 +240,19 @@ mod tests {
             r#"{"type":"stop","target":"api"}"#
         );
         let back: Request = serde_json::from_str(r#"{"type":"stop","target":3}"#).unwrap();
-        assert_eq!(back, Request::Stop { target: Target::Id(3) });
+        assert_eq!(
+            back,
+            Request::Stop {
+                target: Target::Id(3)
+            }
+        );
         let back: Request = serde_json::from_str(r#"{"type":"reload","target":"all"}"#).unwrap();
-        assert_eq!(back, Request::Reload { target: Target::All });
+        assert_eq!(
+            back,
+            Request::Reload {
+                target: Target::All
+            }
+        );
         let send: Request =
             serde_json::from_value(json!({"type":"send","target":"x","message":{"a":1}})).unwrap();
         assert!(matches!(send, Request::Send { .. }));

@@ -1,4 +1,13 @@
 //! The muster binary's library: CLI commands, daemon, supervisor and config loading.
 
+pub mod app;
 pub mod cli;
+pub mod client;
 pub mod config;
+pub mod control_socket;
+pub mod daemon;
+pub mod home;
+pub mod logs;
+pub mod procstat;
+pub mod supervisor;
+pub mod wire;

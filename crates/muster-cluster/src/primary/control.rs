@@ -446,11 +446,20 @@ impl Control {
             node::FromWorker::Listening(addr) => {
                 let first = !w.listening;
                 w.listening = true;
+                // Node reports `null` for `listen(port)`; say where the socket really is.
+                let bound = v
+                    .as_object()
+                    .map(HandleKey::from_frame)
+                    .and_then(|key| self.handles.map.get(&key))
+                    .and_then(Handle::local_addr);
                 self.emit(Event::Listening {
                     worker: id,
                     pid,
                     address: ListeningAddress {
-                        address: addr.address.clone(),
+                        address: addr
+                            .address
+                            .clone()
+                            .or_else(|| bound.map(|a| a.ip().to_string())),
                         port: addr.port,
                         address_type: v.get("addressType").cloned().unwrap_or(Value::Null),
                     },

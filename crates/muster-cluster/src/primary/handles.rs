@@ -33,6 +33,20 @@ pub(crate) struct Handle {
     pub data: EchoData,
 }
 
+impl Handle {
+    /// The address the handle's socket is bound to (TCP and UDP).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        match &self.kind {
+            Kind::RoundRobin { local, .. } => *local,
+            Kind::Shared { socket } => listen::local_addr(socket).ok().flatten(),
+            Kind::ReusePort { addr, .. } => match addr {
+                ListenAddr::Tcp(a) => Some(*a),
+                ListenAddr::Unix(_) => None,
+            },
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Handles {
     pub map: HashMap<HandleKey, Handle>,

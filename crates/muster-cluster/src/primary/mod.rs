@@ -134,13 +134,13 @@ fn libc_sigterm() -> i32 {
 /// Why the primary could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Listen {
         addr: String,
         #[source]
         source: io::Error,
     },
-    #[error("cannot watch for worker exits: {0}")]
+    #[error("cannot watch for worker exits")]
     Signals(#[source] io::Error),
 }
 

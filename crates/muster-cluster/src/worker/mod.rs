@@ -60,6 +60,7 @@
 //!   [`Worker::send`] and [`Worker::recv`].
 
 mod conn;
+pub mod demo;
 mod env;
 mod handoff;
 mod listener;

@@ -1,15 +1,14 @@
 //! `muster cluster`: one app's primary in the foreground.
 
+use super::foreground::{self, ForegroundApp};
 use anyhow::Context;
 use muster_cluster::listen::ListenSpec;
-use muster_cluster::policy::{PolicyConfig, PolicyEvent, Readiness};
-use muster_cluster::primary::{Event, Primary, PrimaryConfig, Schedule, signal_name};
+use muster_cluster::policy::{PolicyConfig, Readiness};
+use muster_cluster::primary::{Primary, PrimaryConfig, Schedule};
 use std::ffi::OsString;
-use std::io::Write;
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
-use tokio::signal::unix::{SignalKind, signal};
 
 /// Arguments of `muster cluster`.
 #[derive(Debug, clap::Args)]
@@ -140,7 +139,14 @@ fn build_config(args: &ClusterArgs) -> anyhow::Result<PrimaryConfig> {
     config.default_host = args.host;
     config.send_listener = send_listener;
     // A signal would cut a Node worker's in-flight requests; Node drains on `disconnect`.
-    config.stop_signal = if is_node { None } else { Some(libc_sigterm()) };
+    // Workers handed a listener as a message (the seeds' child_process style) are not
+    // cluster workers: nothing in them answers `disconnect`, so they are stopped the way the
+    // seeds' own master stops them, with a signal.
+    config.stop_signal = if is_node && config.send_listener.is_none() {
+        None
+    } else {
+        Some(libc_sigterm())
+    };
     config.policy = PolicyConfig {
         instances,
         autorestart: true,
@@ -162,105 +168,14 @@ fn libc_sigterm() -> i32 {
 
 async fn serve(config: PrimaryConfig, json: bool) -> anyhow::Result<i32> {
     let stop_signal = config.stop_signal;
-    let mut primary = Primary::start(config)?;
-    let handle = primary.handle();
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut stopping = false;
-    let mut clean = true;
-    let mut gave_up = false;
-    loop {
-        tokio::select! {
-            ev = primary.next_event() => {
-                let Some(ev) = ev else { break };
-                print_event(&ev, json);
-                match &ev {
-                    Event::Exit { code, signal, .. } if stopping => {
-                        let ok = *code == Some(0)
-                            || (signal.is_some() && *signal == stop_signal);
-                        clean &= ok;
-                    }
-                    Event::Policy(PolicyEvent::GiveUp { .. }) => {
-                        gave_up = true;
-                        stopping = true;
-                        handle.stop();
-                    }
-                    Event::Policy(PolicyEvent::KillTimeout { .. }) if stopping => clean = false,
-                    _ => {}
-                }
-            }
-            _ = hup.recv() => handle.reload(),
-            _ = term.recv() => { stopping = true; handle.stop(); }
-            _ = int.recv() => { stopping = true; handle.stop(); }
-        }
-    }
-    Ok(if gave_up || !clean { 1 } else { 0 })
-}
-
-fn print_event(ev: &Event, json: bool) {
-    let line = if json {
-        ev.to_json().to_string()
-    } else {
-        describe(ev)
-    };
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
-
-/// One human line per event.
-fn describe(ev: &Event) -> String {
-    let v = ev.to_json();
-    let who = match (v.get("worker").and_then(|w| w.as_u64()), v.get("pid")) {
-        (Some(w), Some(p)) if !p.is_null() => format!("worker {w} (pid {p}) "),
-        (Some(w), _) => format!("worker {w} "),
-        _ => String::new(),
-    };
-    let detail = match ev {
-        Event::Fork { slot, .. } => format!("slot {slot}"),
-        Event::Listening { address, .. } => format!(
-            "{}:{}",
-            address.address.as_deref().unwrap_or("*"),
-            address.port.map_or("-".into(), |p| p.to_string())
-        ),
-        Event::Message { message, .. } => message.to_string(),
-        Event::Exit {
-            code,
-            signal,
-            exited_after_disconnect,
-            ..
-        } => format!(
-            "code {} signal {}{}",
-            code.map_or("-".into(), |c| c.to_string()),
-            signal.map_or("-".into(), signal_name),
-            if *exited_after_disconnect {
-                " (after disconnect)"
-            } else {
-                ""
-            }
-        ),
-        Event::Error { message, .. } => message.clone(),
-        Event::Policy(PolicyEvent::RestartScheduled {
-            slot,
-            delay,
-            attempt,
-        }) => {
-            format!(
-                "slot {slot} in {} ms (attempt {attempt})",
-                delay.as_millis()
-            )
-        }
-        Event::Policy(PolicyEvent::GiveUp {
-            max_restarts,
-            window,
-        }) => format!(
-            "more than {max_restarts} restarts within {} s: giving up",
-            window.as_secs()
-        ),
-        _ => String::new(),
-    };
-    format!("[muster] {who}{} {detail}", ev.name())
-        .trim_end()
-        .to_owned()
+    let primary = Primary::start(config)?;
+    foreground::serve(
+        vec![ForegroundApp {
+            name: None,
+            primary,
+            stop_signal,
+        }],
+        json,
+    )
+    .await
 }

@@ -3,7 +3,15 @@
 use clap::{Parser, Subcommand};
 
 pub mod cluster;
+pub mod foreground;
 pub mod ipc;
+pub mod logs;
+pub mod manage;
+pub mod run;
+pub mod start;
+pub mod table;
+
+use manage::{Manage, Output};
 
 /// muster: a process manager and cluster runtime for any language, speaking Node's IPC
 /// and cluster protocols natively.
@@ -16,20 +24,120 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Start an app (script, binary or ecosystem file) under the daemon, and wait until it is
+    /// ready.
+    Start {
+        #[command(flatten)]
+        app: start::AppArgs,
+        /// Print JSON only.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop apps (`all`, a name or an id); they stay in the list.
+    Stop { target: String },
+    /// Stop and start apps again.
+    Restart { target: String },
+    /// Rolling reload: each worker's replacement is ready before it drains; no request fails.
+    Reload { target: String },
+    /// Stop apps and forget them.
+    #[command(alias = "del")]
+    Delete { target: String },
+    /// Change the number of workers of a cluster-mode app.
+    Scale { name: String, instances: u32 },
+    /// The apps: id, name, mode, pids, uptime, restarts, status, cpu, memory, listen address.
+    #[command(alias = "ls", alias = "status")]
+    List {
+        /// Print JSON only (schema: docs/json.md).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Everything about one app and its workers.
+    #[command(alias = "describe")]
+    Show {
+        target: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print an app's logs (all apps without a name).
+    Logs(logs::LogsArgs),
+    /// Empty the log files.
+    Flush { target: Option<String> },
+    /// Send a JSON message to every worker of an app (`process.on('message')`).
+    Send { target: String, message: String },
+    /// Send a signal to every worker of an app: `muster signal SIGUSR2 api`.
+    Signal { signal: String, target: String },
+    /// Remember the running apps, for `muster resurrect` (after a reboot).
+    Save,
+    /// Start the apps `muster save` remembered.
+    Resurrect,
+    /// Stop every app gracefully, then the daemon.
+    Kill,
+    /// Is the daemon running?
+    Ping {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run apps in the foreground without a daemon (containers, systemd): PID-1 safe, logs on
+    /// stdout/stderr, SIGTERM drains and exits 0.
+    Run(run::RunArgs),
+    /// One app's primary in the foreground: shared ports, restarts, SIGHUP = rolling reload,
+    /// SIGTERM/SIGINT = graceful stop.
+    Cluster(cluster::ClusterArgs),
     /// Run a command with an IPC channel and talk to it: the child's messages are printed as
     /// JSON lines on stdout, each stdin line is sent to the child as a message.
     Ipc(ipc::IpcArgs),
-    /// Run one app's workers in the foreground as their cluster primary: shared ports,
-    /// restarts, SIGHUP = rolling reload, SIGTERM/SIGINT = graceful stop.
-    Cluster(cluster::ClusterArgs),
+    /// The daemon itself (started on first use by the other commands).
+    #[command(hide = true)]
+    Daemon,
+    /// One app's supervisor (started by the daemon).
+    #[command(hide = true)]
+    Supervise { name: String },
+    /// A small HTTP worker for the demo (`examples/hello`): answers `worker <id> pid <pid>`.
+    #[command(hide = true)]
+    HelloWorker,
+}
+
+fn hello_worker() -> anyhow::Result<i32> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let code = rt.block_on(muster_cluster::worker::demo::run());
+    Ok(if code == std::process::ExitCode::SUCCESS {
+        0
+    } else {
+        1
+    })
 }
 
 /// Parses the command line, runs the command, and returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    let human = Output { json: false };
     let result = match cli.command {
-        Command::Ipc(args) => ipc::run(args),
+        Command::Start { app, json } => manage::run(Manage::Start(Box::new(app)), Output { json }),
+        Command::Stop { target } => manage::run(Manage::Stop(target), human),
+        Command::Restart { target } => manage::run(Manage::Restart(target), human),
+        Command::Reload { target } => manage::run(Manage::Reload(target), human),
+        Command::Delete { target } => manage::run(Manage::Delete(target), human),
+        Command::Scale { name, instances } => manage::run(Manage::Scale(name, instances), human),
+        Command::List { json } => manage::run(Manage::List, Output { json }),
+        Command::Show { target, json } => manage::run(Manage::Show(target), Output { json }),
+        Command::Logs(args) => logs::run(args),
+        Command::Flush { target } => manage::run(Manage::Flush(target), human),
+        Command::Send { target, message } => manage::run(Manage::Send(target, message), human),
+        Command::Signal { signal, target } => manage::run(Manage::Signal(signal, target), human),
+        Command::Save => manage::run(Manage::Save, human),
+        Command::Resurrect => manage::run(Manage::Resurrect, human),
+        Command::Kill => manage::run(Manage::Kill, human),
+        Command::Ping { json } => manage::run(Manage::Ping, Output { json }),
+        Command::Run(args) => run::run(args),
         Command::Cluster(args) => cluster::run(args),
+        Command::Ipc(args) => ipc::run(args),
+        Command::Daemon => crate::home::Home::from_env().and_then(crate::daemon::run),
+        Command::HelloWorker => hello_worker(),
+        Command::Supervise { name } => {
+            crate::home::Home::from_env().and_then(|h| crate::supervisor::run(h, &name))
+        }
     };
     match result {
         Ok(code) => code,

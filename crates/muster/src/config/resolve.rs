@@ -6,7 +6,9 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use muster_proto::{AppSpec, ExecMode, Interpreter, ListenAddr, Schedule, validate_name};
+use muster_proto::{
+    AppSpec, ExecMode, Interpreter, ListenAddr, NamedListen, Schedule, validate_name,
+};
 
 use super::document::join_path;
 use super::error::{ConfigError, Location};
@@ -100,8 +102,8 @@ pub(crate) fn resolve(path: &str, raw: RawApp, ctx: &Context<'_>) -> Result<AppS
 
 /// Whether a canonical listen address is TCP.
 fn is_tcp(addr: &str) -> bool {
-    addr.parse::<ListenAddr>()
-        .is_ok_and(|a| a.supports_reuseport())
+    addr.parse::<NamedListen>()
+        .is_ok_and(|n| n.addr.supports_reuseport())
 }
 
 /// A path made absolute against `base`, with `.` components dropped.
@@ -127,8 +129,17 @@ fn resolve_script(cwd: &Path, script: &Path, interpreter: &Interpreter) -> PathB
 
 /// `unix:relative.sock` made absolute against `cwd`; TCP addresses unchanged.
 fn absolute_listen(cwd: &Path, addr: &str) -> String {
-    match addr.parse::<ListenAddr>() {
-        Ok(ListenAddr::Unix(path)) => ListenAddr::Unix(absolute_in(cwd, &path)).to_string(),
+    match addr.parse::<NamedListen>() {
+        Ok(NamedListen {
+            name,
+            addr: ListenAddr::Unix(path),
+        }) => {
+            let unix = ListenAddr::Unix(absolute_in(cwd, &path));
+            match name {
+                Some(name) => format!("{name}={unix}"),
+                None => unix.to_string(),
+            }
+        }
         _ => addr.to_owned(),
     }
 }

@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 use std::str::FromStr;
 
 use muster_proto::{
-    ListenAddr, ValueError, parse_duration_ms, parse_memory_size, parse_signal, validate_name,
+    NamedListen, ValueError, parse_duration_ms, parse_memory_size, parse_signal, validate_name,
 };
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
@@ -215,8 +215,11 @@ impl<'de> Deserialize<'de> for ListenList {
         d.deserialize_any(ListVisitor {
             expecting: "a listen address or an array of them",
             item: |s| {
-                s.parse::<ListenAddr>()
-                    .map(|a| a.to_string())
+                s.parse::<NamedListen>()
+                    .map(|n| match n.name {
+                        Some(name) => format!("{name}={}", n.addr),
+                        None => n.addr.to_string(),
+                    })
                     .map_err(|e| e.to_string())
             },
             split: |s| Ok(vec![s.to_owned()]),

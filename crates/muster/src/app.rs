@@ -1,0 +1,184 @@
+//! From an app spec to a running primary's configuration: the one place that decides how a
+//! script is started, when its workers count as ready and how they are stopped.
+
+use anyhow::Context;
+use muster_cluster::listen::ListenSpec;
+use muster_cluster::policy::{PolicyConfig, Readiness};
+use muster_cluster::primary::{PrimaryConfig, Schedule};
+use muster_proto::{AppSpec, ExecMode, Interpreter};
+use std::ffi::OsString;
+use std::path::Path;
+use std::time::Duration;
+
+/// Number of CPUs, for `instances = "max"`.
+pub fn cpus() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+}
+
+/// Whether the program that runs is Node (then a signal would cut requests: Node drains on
+/// the cluster `disconnect` message instead).
+pub fn runs_node(spec: &AppSpec) -> bool {
+    match spec.resolved_interpreter() {
+        Interpreter::Program(p) => is_node_program(Path::new(&p)),
+        Interpreter::Direct => is_node_program(&spec.script),
+    }
+}
+
+fn is_node_program(p: &Path) -> bool {
+    p.file_name().is_some_and(|n| n == "node" || n == "nodejs")
+}
+
+/// The workers' program and arguments: `interpreter [interpreter_args] script [args]`, or the
+/// script itself.
+///
+/// A script named just `muster` is this muster executable (the demo app runs its built-in
+/// `hello-worker` that way, needing nothing else installed).
+pub fn command_line(spec: &AppSpec) -> (OsString, Vec<OsString>) {
+    let script: OsString = if spec.script == Path::new("muster") {
+        std::env::current_exe().map_or_else(|_| "muster".into(), Into::into)
+    } else {
+        spec.script.clone().into()
+    };
+    let args = spec.args.iter().map(OsString::from);
+    match spec.resolved_interpreter() {
+        Interpreter::Direct => (script, args.collect()),
+        Interpreter::Program(p) => {
+            let mut all: Vec<OsString> = spec.interpreter_args.iter().map(OsString::from).collect();
+            all.push(script);
+            all.extend(args);
+            (p.into(), all)
+        }
+    }
+}
+
+/// The primary's configuration for `spec` (stdio is left to the caller).
+pub fn primary_config(spec: &AppSpec) -> anyhow::Result<PrimaryConfig> {
+    let (program, args) = command_line(spec);
+    let node = runs_node(spec);
+    let cluster = spec.exec_mode == ExecMode::Cluster;
+    let mut config = PrimaryConfig::new(program);
+    config.args = args;
+    config.cwd = spec.cwd.clone();
+    config.env = spec.env.iter().map(|(k, v)| (k.into(), v.into())).collect();
+    config
+        .env
+        .push(("MUSTER_APP_NAME".into(), spec.name.clone().into()));
+    config.node_cluster = cluster;
+    config.schedule = match spec.schedule {
+        muster_proto::Schedule::Rr => Schedule::Rr,
+        muster_proto::Schedule::Shared => Schedule::Shared,
+        muster_proto::Schedule::Reuseport => Schedule::ReusePort,
+    };
+    config.listen = spec
+        .listen
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ListenSpec::parse(s, i))
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("app {:?}", spec.name))?;
+    config.stop_signal = if node {
+        None
+    } else {
+        Some(
+            signal_number(&spec.stop_signal)
+                .with_context(|| format!("app {:?}: stop_signal", spec.name))?,
+        )
+    };
+    let ms = Duration::from_millis;
+    let (backoff_base, backoff_cap) = match spec.exp_backoff_restart_delay_ms {
+        Some(base) if base > 0 => (ms(base), ms(15_000).max(ms(base))),
+        _ if spec.restart_delay_ms > 0 => (ms(spec.restart_delay_ms), ms(spec.restart_delay_ms)),
+        _ => (ms(100), ms(5_000)),
+    };
+    let readiness = if spec.wait_ready {
+        Readiness::Message
+    } else if node && cluster {
+        Readiness::Listening
+    } else {
+        Readiness::Spawn
+    };
+    config.policy = PolicyConfig {
+        instances: if cluster {
+            spec.instances.resolve(cpus()) as usize
+        } else {
+            1
+        },
+        autorestart: spec.autorestart,
+        max_restarts: spec.max_restarts,
+        restart_window: ms(spec.restart_window_ms),
+        backoff_base,
+        backoff_cap,
+        min_uptime: ms(spec.min_uptime_ms),
+        readiness,
+        listen_timeout: ms(spec.listen_timeout_ms),
+        kill_timeout: ms(spec.kill_timeout_ms),
+    };
+    Ok(config)
+}
+
+/// `SIGTERM`, `TERM` or `15` → 15.
+pub fn signal_number(name: &str) -> anyhow::Result<i32> {
+    if let Ok(n) = name.parse::<i32>() {
+        return Ok(n);
+    }
+    let upper = name.to_ascii_uppercase();
+    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let n = match bare {
+        "HUP" => 1,
+        "INT" => 2,
+        "QUIT" => 3,
+        "KILL" => 9,
+        "USR1" => 10,
+        "USR2" => 12,
+        "TERM" => 15,
+        "CONT" => 18,
+        "STOP" => 19,
+        "WINCH" => 28,
+        _ => anyhow::bail!("unknown signal {name:?}"),
+    };
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_script_in_cluster_mode() {
+        let mut spec = AppSpec::new("api", "/srv/app.js");
+        spec.exec_mode = ExecMode::Cluster;
+        spec.instances = muster_proto::Instances::Count(3);
+        spec.args = vec!["--port".into(), "80".into()];
+        let c = primary_config(&spec).unwrap();
+        assert_eq!(c.program, "node");
+        assert_eq!(c.args, vec!["/srv/app.js", "--port", "80"]);
+        assert_eq!(c.policy.instances, 3);
+        assert_eq!(c.policy.readiness, Readiness::Listening);
+        assert!(c.node_cluster);
+        assert_eq!(
+            c.stop_signal, None,
+            "Node drains on disconnect, not a signal"
+        );
+    }
+
+    #[test]
+    fn binary_in_fork_mode() {
+        let mut spec = AppSpec::new("srv", "/usr/local/bin/server");
+        spec.instances = muster_proto::Instances::Count(4);
+        spec.stop_signal = "SIGINT".into();
+        let c = primary_config(&spec).unwrap();
+        assert_eq!(c.program, "/usr/local/bin/server");
+        assert_eq!(c.policy.instances, 1, "fork mode runs one instance");
+        assert_eq!(c.policy.readiness, Readiness::Spawn);
+        assert!(!c.node_cluster);
+        assert_eq!(c.stop_signal, Some(2));
+    }
+
+    #[test]
+    fn signals() {
+        assert_eq!(signal_number("SIGTERM").unwrap(), 15);
+        assert_eq!(signal_number("usr2").unwrap(), 12);
+        assert_eq!(signal_number("9").unwrap(), 9);
+        assert!(signal_number("SIGFOO").is_err());
+    }
+}

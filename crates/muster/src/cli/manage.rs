@@ -1,0 +1,190 @@
+//! The commands that ask the daemon: start, stop, restart, reload, delete, scale, list, show,
+//! send, signal, flush, save, resurrect, kill, ping.
+
+use super::start::{AppArgs, specs};
+use super::table;
+use crate::client::Client;
+use crate::home::Home;
+use anyhow::Context;
+use muster_proto::{AppInfo, Request, Response, Target};
+use std::io::Write;
+
+/// A daemon command, parsed.
+#[derive(Debug)]
+pub enum Manage {
+    Start(Box<AppArgs>),
+    Stop(String),
+    Restart(String),
+    Reload(String),
+    Delete(String),
+    Scale(String, u32),
+    List,
+    Show(String),
+    Send(String, String),
+    Signal(String, String),
+    Flush(Option<String>),
+    Save,
+    Resurrect,
+    Kill,
+    Ping,
+}
+
+/// Output of reading commands: `--json` prints JSON only.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    pub json: bool,
+}
+
+pub fn run(cmd: Manage, out: Output) -> anyhow::Result<i32> {
+    let home = Home::from_env()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(ask(home, cmd, out))
+}
+
+async fn ask(home: Home, cmd: Manage, out: Output) -> anyhow::Result<i32> {
+    // `kill` and `ping` never start a daemon just to stop it or to see it.
+    let autostart = !matches!(cmd, Manage::Kill | Manage::Ping);
+    let req = match cmd {
+        Manage::Start(args) => {
+            let (apps, warnings) = specs(&args)?;
+            for w in &warnings {
+                eprintln!("muster: warning: {w}");
+            }
+            if !out.json {
+                let names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
+                eprintln!(
+                    "muster: starting {} and waiting until its workers are ready…",
+                    names.join(", ")
+                );
+            }
+            Request::Start { apps }
+        }
+        Manage::Stop(t) => Request::Stop {
+            target: Target::parse(&t),
+        },
+        Manage::Restart(t) => Request::Restart {
+            target: Target::parse(&t),
+        },
+        Manage::Reload(t) => {
+            if !out.json {
+                eprintln!(
+                    "muster: reloading {t}: one worker at a time, each replacement ready before its predecessor drains…"
+                );
+            }
+            Request::Reload {
+                target: Target::parse(&t),
+            }
+        }
+        Manage::Delete(t) => Request::Delete {
+            target: Target::parse(&t),
+        },
+        Manage::Scale(name, instances) => Request::Scale { name, instances },
+        Manage::List => Request::List,
+        Manage::Show(t) => Request::Show {
+            target: Target::parse(&t),
+        },
+        Manage::Send(t, json) => Request::Send {
+            target: Target::parse(&t),
+            message: serde_json::from_str(&json)
+                .with_context(|| format!("the message {json:?} is not JSON"))?,
+        },
+        Manage::Signal(sig, t) => {
+            crate::app::signal_number(&sig)?;
+            Request::Signal {
+                target: Target::parse(&t),
+                signal: sig,
+            }
+        }
+        Manage::Flush(t) => Request::Flush {
+            target: t.as_deref().map_or(Target::All, Target::parse),
+        },
+        Manage::Save => Request::Save,
+        Manage::Resurrect => Request::Resurrect,
+        Manage::Kill => Request::Kill,
+        Manage::Ping => Request::Ping,
+    };
+    let is_show = matches!(req, Request::Show { .. });
+    let mut client = match Client::connect(&home, autostart).await {
+        Ok(c) => c,
+        Err(e) if !autostart => {
+            if out.json {
+                println!("{}", serde_json::json!({"running": false}));
+            } else {
+                println!("muster: no daemon is running ({e:#})");
+            }
+            return Ok(if matches!(req, Request::Kill) { 0 } else { 1 });
+        }
+        Err(e) => return Err(e),
+    };
+    let resp = client.request(&req).await?;
+    print_response(&resp, out, is_show)
+}
+
+fn print_response(resp: &Response, out: Output, detailed: bool) -> anyhow::Result<i32> {
+    let mut stdout = std::io::stdout().lock();
+    if out.json {
+        let v = match resp {
+            Response::Apps { apps } => serde_json::json!({"schema": 1, "apps": apps}),
+            Response::Done { message, apps } => {
+                serde_json::json!({"schema": 1, "ok": true, "message": message, "apps": apps})
+            }
+            Response::Pong { pid, uptime_ms } => {
+                serde_json::json!({"schema": 1, "running": true, "pid": pid, "uptime_ms": uptime_ms})
+            }
+            Response::Error { message } => {
+                serde_json::json!({"schema": 1, "ok": false, "error": message})
+            }
+            Response::Hello { .. } => serde_json::json!({"schema": 1}),
+        };
+        writeln!(stdout, "{v}")?;
+        return Ok(if matches!(resp, Response::Error { .. }) {
+            1
+        } else {
+            0
+        });
+    }
+    match resp {
+        Response::Apps { apps } if detailed => {
+            for a in apps {
+                write!(stdout, "{}", table::show(a))?;
+            }
+        }
+        Response::Apps { apps } => write!(stdout, "{}", table::list(apps))?,
+        Response::Done { message, apps } => {
+            writeln!(stdout, "muster: {message}")?;
+            if !apps.is_empty() {
+                write!(stdout, "{}", table::list(apps))?;
+            }
+        }
+        Response::Pong { pid, uptime_ms } => writeln!(
+            stdout,
+            "muster: the daemon (pid {pid}) is running, up {}",
+            table::duration(*uptime_ms)
+        )?,
+        Response::Error { message } => {
+            drop(stdout);
+            eprintln!("muster: {message}");
+            return Ok(1);
+        }
+        Response::Hello { .. } => {}
+    }
+    Ok(0)
+}
+
+/// Apps for other modules (the `logs` command needs their log paths).
+pub async fn list_apps(home: &Home, target: Option<&str>) -> anyhow::Result<Vec<AppInfo>> {
+    let mut client = Client::connect(home, true).await?;
+    let req = match target {
+        Some(t) => Request::Show {
+            target: Target::parse(t),
+        },
+        None => Request::List,
+    };
+    match client.request(&req).await? {
+        Response::Apps { apps } => Ok(apps),
+        Response::Error { message } => anyhow::bail!(message),
+        other => anyhow::bail!("unexpected answer {other:?}"),
+    }
+}

@@ -1,0 +1,63 @@
+//! `muster run`: apps in the foreground without a daemon, for containers and systemd. Workers'
+//! output goes to muster's own stdout/stderr, each line prefixed `app:worker| `.
+
+use super::foreground::{self, ForegroundApp};
+use super::start::{AppArgs, specs};
+use crate::logs::{DEFAULT_TIME_FORMAT, LogConfig, LogSink, Prefix};
+use muster_cluster::primary::Primary;
+
+/// Arguments of `muster run`: those of `muster start`, plus `--json` events.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub app: AppArgs,
+    /// Print muster's own events as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<i32> {
+    let (apps, warnings) = specs(&args.app)?;
+    for w in &warnings {
+        eprintln!("muster: warning: {w}");
+    }
+    // Check every app before starting any: nothing starts half-way from a broken file.
+    let mut configs = Vec::with_capacity(apps.len());
+    for spec in &apps {
+        configs.push(crate::app::primary_config(spec)?);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut running = Vec::with_capacity(apps.len());
+        // The sinks' tasks write the workers' lines: they live as long as the run.
+        let mut sinks = Vec::with_capacity(apps.len());
+        for (spec, mut config) in apps.iter().zip(configs) {
+            let sink = LogSink::new(LogConfig {
+                out_path: "/dev/stdout".into(),
+                err_path: "/dev/stderr".into(),
+                timestamps: match (&spec.log_date_format, spec.time) {
+                    (Some(f), _) => Some(f.clone()),
+                    (None, true) => Some(DEFAULT_TIME_FORMAT.to_owned()),
+                    (None, false) => None,
+                },
+                max_size: None,
+                keep: 0,
+                prefix: Prefix::AppWorker(spec.name.clone()),
+            })?;
+            config.stdio = Some(sink.stdio_factory());
+            let stop_signal = config.stop_signal;
+            let primary = Primary::start(config)?;
+            running.push(ForegroundApp {
+                name: Some(spec.name.clone()),
+                primary,
+                stop_signal,
+            });
+            sinks.push(sink);
+        }
+        let code = foreground::serve(running, args.json).await;
+        drop(sinks);
+        code
+    })
+}

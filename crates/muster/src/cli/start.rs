@@ -1,0 +1,193 @@
+//! `muster start` (and the app flags `muster run` shares): a script or binary with flags, or an
+//! ecosystem file, turned into app specs.
+
+use anyhow::Context;
+use muster_proto::{AppSpec, ExecMode, Instances, parse_memory_size};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// The app flags of `start` and `run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AppArgs {
+    /// A script (`.js` runs with node, `.py` with python3), an executable, or an ecosystem file
+    /// (`muster.toml`, pm2's `ecosystem.config.js/.cjs/.json/.yaml`).
+    #[arg(value_name = "SCRIPT|BINARY|CONFIG")]
+    pub target: PathBuf,
+    /// App name (default: the script's file name without extension).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Cluster mode with N workers (`max` = one per CPU); without it, fork mode (one process).
+    #[arg(short = 'i', long = "instances", value_name = "N|max")]
+    pub instances: Option<String>,
+    /// An address the workers share (`[NAME=]HOST:PORT` or `unix:/path`), for programs that
+    /// are not Node; repeatable.
+    #[arg(long = "listen", value_name = "[NAME=]ADDR")]
+    pub listen: Vec<String>,
+    /// rr, shared or reuseport.
+    #[arg(long)]
+    pub schedule: Option<String>,
+    /// Working directory of the workers.
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// `KEY=VALUE` for the workers' environment (repeatable); with an ecosystem file, a bare
+    /// name selects its `env_<name>` profile, as pm2's `--env production`.
+    #[arg(long = "env", value_name = "KEY=VALUE|PROFILE")]
+    pub env: Vec<String>,
+    /// Program that runs the script (`none` runs it directly).
+    #[arg(long)]
+    pub interpreter: Option<String>,
+    #[arg(long, value_name = "N")]
+    pub max_restarts: Option<u32>,
+    #[arg(long, value_name = "MS")]
+    pub kill_timeout: Option<u64>,
+    /// A worker is ready when it sends "ready" (`process.send('ready')`).
+    #[arg(long)]
+    pub wait_ready: bool,
+    #[arg(long, value_name = "MS")]
+    pub listen_timeout: Option<u64>,
+    /// Replace a worker (without downtime) when its memory goes over this (`200M`, `1G`).
+    #[arg(long, value_name = "SIZE")]
+    pub max_memory_restart: Option<String>,
+    /// Prefix every log line with a timestamp.
+    #[arg(long)]
+    pub time: bool,
+    /// Arguments for the script.
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<OsString>,
+}
+
+/// Whether `path` names an ecosystem file rather than a program to run.
+pub fn is_config_file(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "toml" | "json" | "yaml" | "yml" => true,
+        "js" | "cjs" | "mjs" => name.contains(".config.") || name.starts_with("ecosystem"),
+        _ => false,
+    }
+}
+
+/// The apps `args` describe, with warnings for people (unsupported pm2 fields).
+pub fn specs(args: &AppArgs) -> anyhow::Result<(Vec<AppSpec>, Vec<String>)> {
+    if is_config_file(&args.target) {
+        let profile = args
+            .env
+            .iter()
+            .find(|e| !e.contains('='))
+            .map(String::as_str);
+        let loaded = crate::config::load(&args.target, profile)?;
+        let mut apps = loaded.apps;
+        for spec in &mut apps {
+            apply_overrides(spec, args, true)?;
+        }
+        return Ok((apps, loaded.warnings));
+    }
+    let script = absolute(&args.target)?;
+    let name = match &args.name {
+        Some(n) => n.clone(),
+        None => script
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .context("the script has no file name")?,
+    };
+    let mut spec = AppSpec::new(name, script);
+    spec.args = args
+        .args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    spec.cwd = Some(std::env::current_dir()?);
+    apply_overrides(&mut spec, args, false)?;
+    Ok((vec![spec], Vec::new()))
+}
+
+fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
+    if p.is_absolute() {
+        return Ok(p.to_owned());
+    }
+    if p.components().count() == 1 && !p.exists() {
+        return Ok(p.to_owned()); // a program name found in PATH, as pm2 allows
+    }
+    Ok(std::env::current_dir()?.join(p))
+}
+
+/// Flags given on the command line win over the file's values.
+fn apply_overrides(spec: &mut AppSpec, args: &AppArgs, from_file: bool) -> anyhow::Result<()> {
+    if let (Some(n), true) = (&args.name, from_file) {
+        spec.name = n.clone();
+    }
+    if let Some(i) = &args.instances {
+        spec.instances = match i.as_str() {
+            "max" => Instances::Max,
+            n => Instances::from_i64(
+                n.parse()
+                    .with_context(|| format!("-i {n:?}: expected a number or \"max\""))?,
+            )?,
+        };
+        spec.exec_mode = ExecMode::Cluster;
+    }
+    if !args.listen.is_empty() {
+        spec.listen = args.listen.clone();
+    }
+    if let Some(s) = &args.schedule {
+        spec.schedule = s.parse().map_err(|e| anyhow::anyhow!("--schedule: {e}"))?;
+    }
+    if let Some(cwd) = &args.cwd {
+        spec.cwd = Some(absolute(cwd)?);
+    }
+    for kv in args.env.iter().filter(|e| e.contains('=')) {
+        let (k, v) = kv.split_once('=').expect("filtered");
+        spec.env.insert(k.to_owned(), v.to_owned());
+    }
+    if let Some(i) = &args.interpreter {
+        spec.interpreter = Some(i.clone());
+    }
+    if let Some(n) = args.max_restarts {
+        spec.max_restarts = n;
+    }
+    if let Some(ms) = args.kill_timeout {
+        spec.kill_timeout_ms = ms;
+    }
+    if args.wait_ready {
+        spec.wait_ready = true;
+    }
+    if let Some(ms) = args.listen_timeout {
+        spec.listen_timeout_ms = ms;
+    }
+    if let Some(m) = &args.max_memory_restart {
+        spec.max_memory_restart =
+            Some(parse_memory_size(m).with_context(|| format!("--max-memory-restart {m:?}"))?);
+    }
+    if args.time {
+        spec.time = true;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_files_are_told_from_scripts() {
+        for c in [
+            "muster.toml",
+            "ecosystem.config.js",
+            "ecosystem.config.cjs",
+            "apps.json",
+            "pm2.yaml",
+            "my.config.mjs",
+        ] {
+            assert!(is_config_file(Path::new(c)), "{c}");
+        }
+        for s in ["app.js", "server.py", "./server", "index.mjs"] {
+            assert!(!is_config_file(Path::new(s)), "{s}");
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! The CLI's side of the daemon connection. The daemon is started on first use, like pm2's.
+
+use crate::home::Home;
+use crate::wire::Conn;
+use anyhow::Context;
+use muster_proto::{PROTOCOL_VERSION, Request, Response};
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::net::UnixStream;
+
+/// How long a freshly started daemon has to open its socket.
+const DAEMON_START: Duration = Duration::from_secs(10);
+
+#[derive(Debug)]
+pub struct Client {
+    conn: Conn,
+}
+
+impl Client {
+    /// Connects to the daemon of `home`, starting one if none runs (unless `autostart` is off).
+    pub async fn connect(home: &Home, autostart: bool) -> anyhow::Result<Client> {
+        let stream = match UnixStream::connect(home.daemon_socket()).await {
+            Ok(s) => s,
+            Err(_) if autostart => start_daemon(home).await?,
+            Err(e) => {
+                return Err(e).context("no muster daemon is running (nothing to do)");
+            }
+        };
+        let mut conn = Conn::new(stream);
+        conn.send(&Request::Hello {
+            version: PROTOCOL_VERSION,
+        })
+        .await?;
+        match conn.recv::<Response>().await? {
+            Some(Response::Hello { .. }) => Ok(Client { conn }),
+            Some(Response::Error { message }) => anyhow::bail!(message),
+            other => anyhow::bail!("unexpected answer to hello: {other:?}"),
+        }
+    }
+
+    pub async fn request(&mut self, req: &Request) -> anyhow::Result<Response> {
+        self.conn.send(req).await?;
+        self.conn
+            .recv()
+            .await?
+            .context("the daemon closed the connection without answering")
+    }
+}
+
+async fn start_daemon(home: &Home) -> anyhow::Result<UnixStream> {
+    home.ensure()?;
+    let exe = std::env::current_exe().context("finding the muster executable")?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(home.daemon_log())
+        .with_context(|| format!("opening {}", home.daemon_log().display()))?;
+    std::process::Command::new(exe)
+        .arg("daemon")
+        .env("MUSTER_HOME", home.root())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        // Its own process group: a Ctrl-C meant for this CLI does not reach it.
+        .process_group(0)
+        .spawn()
+        .context("starting the muster daemon")?;
+    let deadline = Instant::now() + DAEMON_START;
+    loop {
+        if let Ok(s) = UnixStream::connect(home.daemon_socket()).await {
+            return Ok(s);
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!(
+                "the muster daemon did not start within {} s; see {}",
+                DAEMON_START.as_secs(),
+                home.daemon_log().display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,378 @@
+//! Capturing workers' stdout and stderr into the app's log files (or muster's own streams).
+//!
+//! Each worker writes into two pipes of its own. A tokio task per pipe reads it, reassembles
+//! lines, adds the prefix and time, and sends whole lines to the file's writer thread through
+//! a bounded channel. When the writer falls behind, the channel fills, the task stops reading,
+//! the pipe fills and the worker's `write` blocks: output is slowed, never dropped.
+
+use super::lines::{Lines, MAX_LINE};
+use super::time::TimeFormat;
+use super::writer::{Failure, RotatingFile, Target, spawn_writer};
+use super::{LogConfig, LogError, Prefix};
+use muster_cluster::policy::WorkerId;
+use muster_cluster::primary::StdioFactory;
+use std::io::{self, PipeWriter};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::io::AsyncReadExt;
+use tokio::net::unix::pipe;
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, oneshot};
+
+/// How much one read of a pipe takes: a full default pipe buffer.
+const READ_SIZE: usize = 64 * 1024;
+/// Messages (each one read's worth of lines) queued per file before readers wait.
+const QUEUE: usize = 64;
+
+/// One app's log capture. Dropping it is fine: the writers finish what the workers still
+/// send and stop when the last pipe closes; [`close`](LogSink::close) waits for that.
+#[derive(Debug)]
+pub struct LogSink {
+    out: mpsc::Sender<Vec<u8>>,
+    err: mpsc::Sender<Vec<u8>>,
+    capture: Capture,
+    /// The log files, once each, for [`flush`](LogSink::flush).
+    files: Vec<Arc<Mutex<RotatingFile>>>,
+    done: Vec<oneshot::Receiver<()>>,
+    failure: Failure,
+}
+
+/// What it takes to give a worker its pipes. Holds the channels weakly so that a factory
+/// kept in a primary's config does not keep the writers alive.
+#[derive(Debug, Clone)]
+struct Capture {
+    out: mpsc::WeakSender<Vec<u8>>,
+    err: mpsc::WeakSender<Vec<u8>>,
+    app: Option<Arc<str>>,
+    time: Option<Arc<TimeFormat>>,
+    runtime: Handle,
+}
+
+impl LogSink {
+    /// Opens the log files (creating them and their directory) and starts their writers.
+    /// Must be called inside a tokio runtime: the pipe readers run on it.
+    pub fn new(config: LogConfig) -> Result<LogSink, LogError> {
+        let runtime = Handle::try_current().map_err(|_| LogError::NoRuntime)?;
+        let time = match &config.timestamps {
+            Some(format) => Some(Arc::new(TimeFormat::parse(format).map_err(|reason| {
+                LogError::TimeFormat {
+                    format: format.clone(),
+                    reason,
+                }
+            })?)),
+            None => None,
+        };
+        let (out, err, app) = match &config.prefix {
+            Prefix::None => {
+                let out = open(&config.out_path, &config)?;
+                let err = if same_file(out.file(), &config.err_path) {
+                    None
+                } else {
+                    Some(open(&config.err_path, &config)?)
+                };
+                let out = Target::File(Arc::new(Mutex::new(out)));
+                (
+                    out,
+                    err.map(|f| Target::File(Arc::new(Mutex::new(f)))),
+                    None,
+                )
+            }
+            Prefix::AppWorker(app) => (Target::Stdout, Some(Target::Stderr), Some(app.as_str())),
+        };
+        LogSink::start(runtime, out, err, app, time).map_err(LogError::Writer)
+    }
+
+    /// Starts writers on `out` and `err` (`None`: stderr shares `out`'s file and writer).
+    pub(crate) fn start(
+        runtime: Handle,
+        out: Target,
+        err: Option<Target>,
+        app: Option<&str>,
+        time: Option<Arc<TimeFormat>>,
+    ) -> io::Result<LogSink> {
+        let failure = Failure::default();
+        let mut files = Vec::new();
+        let mut done = Vec::new();
+        let mut writer = |stream: &str, target: Target| -> io::Result<mpsc::Sender<Vec<u8>>> {
+            if let Target::File(f) = &target {
+                files.push(f.clone());
+            }
+            let (tx, rx) = mpsc::channel(QUEUE);
+            let name = format!("muster-log-{stream}");
+            done.push(spawn_writer(name, target, rx, failure.clone())?);
+            Ok(tx)
+        };
+        let out = writer("out", out)?;
+        let err = match err {
+            Some(target) => writer("err", target)?,
+            None => out.clone(),
+        };
+        Ok(LogSink {
+            capture: Capture {
+                out: out.downgrade(),
+                err: err.downgrade(),
+                app: app.map(Arc::from),
+                time,
+                runtime,
+            },
+            out,
+            err,
+            files,
+            done,
+            failure,
+        })
+    }
+
+    /// The factory a [`PrimaryConfig`](muster_cluster::primary::PrimaryConfig) takes: two
+    /// fresh pipes per worker, read by this sink. It fails once the sink is closed.
+    pub fn stdio_factory(&self) -> StdioFactory {
+        let capture = self.capture.clone();
+        Arc::new(move |id| capture.open(id))
+    }
+
+    /// A worker's stdout and stderr, for spawning it by hand.
+    pub fn worker_stdio(&self, id: WorkerId) -> io::Result<(Stdio, Stdio)> {
+        self.capture.open(id)
+    }
+
+    /// Empties the log files and deletes their rotated files (`muster flush`). Rotated files
+    /// go too because [`tail_lines`](super::tail_lines) reads them when the current file is
+    /// short: flushed lines would otherwise come back in `muster logs`. Lines still on their
+    /// way land in the emptied file. Nothing to do in foreground mode.
+    pub fn flush(&self) -> io::Result<()> {
+        for f in &self.files {
+            f.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .truncate()?;
+        }
+        Ok(())
+    }
+
+    /// The last error a writer met (the lines it was writing were let go), if any.
+    pub fn last_error(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Waits until every line of every worker is written: until all workers' pipes are
+    /// closed (the workers and anything they started with the pipes have exited) and the
+    /// writers have drained their queues. No worker can be given pipes afterwards.
+    pub async fn close(self) {
+        let LogSink { out, err, done, .. } = self;
+        drop((out, err));
+        for d in done {
+            let _ = d.await;
+        }
+    }
+}
+
+impl Capture {
+    fn open(&self, id: WorkerId) -> io::Result<(Stdio, Stdio)> {
+        let (Some(out), Some(err)) = (self.out.upgrade(), self.err.upgrade()) else {
+            return Err(io::Error::other("the log sink is closed"));
+        };
+        let prefix = match &self.app {
+            Some(app) => format!("{app}:{id}| ").into_bytes(),
+            None => Vec::new(),
+        };
+        let out = self.reader(out, prefix.clone())?;
+        let err = self.reader(err, prefix)?;
+        Ok((out.into(), err.into()))
+    }
+
+    /// A pipe whose read end a new task drains into `tx`; returns the write end.
+    fn reader(&self, tx: mpsc::Sender<Vec<u8>>, prefix: Vec<u8>) -> io::Result<PipeWriter> {
+        // Both ends are close-on-exec; the spawn dup2s the write end onto the worker's fd.
+        let (read, write) = io::pipe()?;
+        let _in_runtime = self.runtime.enter();
+        // Non-blocking applies to our end's open file description only, not the worker's.
+        let read = pipe::Receiver::from_owned_fd(OwnedFd::from(read))?;
+        self.runtime
+            .spawn(pump(read, tx, prefix, self.time.clone()));
+        Ok(write)
+    }
+}
+
+/// Reads one pipe to its end, sending whole lines.
+async fn pump(
+    mut pipe: pipe::Receiver,
+    tx: mpsc::Sender<Vec<u8>>,
+    prefix: Vec<u8>,
+    time: Option<Arc<TimeFormat>>,
+) {
+    let mut lines = Lines::new(MAX_LINE);
+    let mut buf = vec![0u8; READ_SIZE];
+    let mut head = prefix.clone();
+    loop {
+        let n = match pipe.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        if let Some(time) = &time {
+            // One time for everything one read brings: the lines arrived together.
+            head.truncate(prefix.len());
+            time.write_now(&mut head);
+            head.extend_from_slice(b": ");
+        }
+        let mut chunk = Vec::with_capacity(n + n / 8 * head.len().min(64));
+        lines.push(&buf[..n], &head, &mut chunk);
+        // A send fails only if the writer thread died; keep draining so the worker does not
+        // get EPIPE for it.
+        if !chunk.is_empty() {
+            let _ = tx.send(chunk).await;
+        }
+    }
+    let mut chunk = Vec::new();
+    lines.finish(&head, &mut chunk);
+    if !chunk.is_empty() {
+        let _ = tx.send(chunk).await;
+    }
+}
+
+fn open(path: &Path, config: &LogConfig) -> Result<RotatingFile, LogError> {
+    RotatingFile::open(path, config.max_size, config.keep).map_err(|source| LogError::Open {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Whether `path` names the file already open as `file` (out and err set to one file).
+fn same_file(file: &std::fs::File, path: &Path) -> bool {
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logs::test_dir::TestDir;
+    use std::process::Command;
+    use std::time::Duration;
+
+    async fn run_workers(sink: LogSink, scripts: &[&str]) {
+        let factory = sink.stdio_factory();
+        let mut children = Vec::new();
+        for (i, script) in scripts.iter().enumerate() {
+            let (out, err) = factory(WorkerId(i as u64 + 1)).unwrap();
+            children.push(
+                Command::new("sh")
+                    .args(["-c", script])
+                    .stdout(out)
+                    .stderr(err)
+                    .spawn()
+                    .unwrap(),
+            );
+        }
+        drop(factory);
+        let wait = tokio::task::spawn_blocking(move || {
+            for mut c in children {
+                c.wait().unwrap();
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(20), async {
+            wait.await.unwrap();
+            sink.close().await;
+        })
+        .await
+        .expect("workers and writers finish in time");
+    }
+
+    #[tokio::test]
+    async fn app_worker_prefix_marks_every_line() {
+        let dir = TestDir::new("prefix");
+        let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
+        let file = |p: &Path| {
+            Target::File(Arc::new(Mutex::new(
+                RotatingFile::open(p, None, 0).unwrap(),
+            )))
+        };
+        let sink = LogSink::start(
+            Handle::current(),
+            file(&out_path),
+            Some(file(&err_path)),
+            Some("api"),
+            None,
+        )
+        .unwrap();
+        run_workers(
+            sink,
+            &["echo one; echo oops >&2", "printf 'two\\n\\nthree'"],
+        )
+        .await;
+        let mut out: Vec<String> = std::fs::read_to_string(&out_path)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        out.sort();
+        assert_eq!(out, ["api:1| one", "api:2| ", "api:2| three", "api:2| two"]);
+        assert_eq!(std::fs::read_to_string(&err_path).unwrap(), "api:1| oops\n");
+    }
+
+    #[tokio::test]
+    async fn out_and_err_in_one_file_share_one_writer() {
+        let dir = TestDir::new("merged");
+        let path = dir.path().join("all.log");
+        let config = LogConfig {
+            out_path: path.clone(),
+            err_path: path.clone(),
+            timestamps: None,
+            max_size: None,
+            keep: 0,
+            prefix: Prefix::None,
+        };
+        let sink = LogSink::new(config).unwrap();
+        assert_eq!(sink.files.len(), 1);
+        run_workers(
+            sink,
+            &["for i in $(seq 1 500); do echo out$i; echo err$i >&2; done"],
+        )
+        .await;
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (out, err): (Vec<&str>, Vec<&str>) = text.lines().partition(|l| l.starts_with("out"));
+        let want = |p: &str| (1..=500).map(|i| format!("{p}{i}")).collect::<Vec<_>>();
+        assert_eq!(out, want("out"));
+        assert_eq!(err, want("err"));
+    }
+
+    #[tokio::test]
+    async fn the_factory_fails_once_the_sink_is_closed() {
+        let dir = TestDir::new("closed");
+        let config = LogConfig {
+            out_path: dir.path().join("o"),
+            err_path: dir.path().join("e"),
+            timestamps: None,
+            max_size: None,
+            keep: 0,
+            prefix: Prefix::None,
+        };
+        let sink = LogSink::new(config).unwrap();
+        let factory = sink.stdio_factory();
+        tokio::time::timeout(Duration::from_secs(5), sink.close())
+            .await
+            .expect("a factory does not keep the writers alive");
+        assert!(factory(WorkerId(1)).is_err());
+    }
+
+    #[test]
+    fn needs_a_runtime() {
+        let config = LogConfig {
+            out_path: "/dev/null".into(),
+            err_path: "/dev/null".into(),
+            timestamps: None,
+            max_size: None,
+            keep: 0,
+            prefix: Prefix::None,
+        };
+        assert!(matches!(LogSink::new(config), Err(LogError::NoRuntime)));
+    }
+}

@@ -1,0 +1,81 @@
+//! CPU and memory of a process, from `/proc` (Linux only, like the rest of muster).
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+/// Clock ticks per second for `/proc/<pid>/stat` times; 100 on every Linux muster runs on.
+const TICKS_PER_SEC: f64 = 100.0;
+
+/// Resident set size in bytes, from `/proc/<pid>/statm`.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let resident: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(resident * page_size())
+}
+
+fn page_size() -> u64 {
+    rustix::param::page_size() as u64
+}
+
+/// utime + stime of the process, in clock ticks.
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain spaces: parse after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After ')' the fields start at `state` (field 3); utime is field 14, stime field 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// CPU percentages computed from the change since the previous sample of each pid.
+#[derive(Debug, Default)]
+pub struct CpuSampler {
+    last: HashMap<u32, (Instant, u64)>,
+}
+
+impl CpuSampler {
+    /// Percent of one core since the last call for `pid` (0 on the first call).
+    pub fn percent(&mut self, pid: u32) -> f64 {
+        let now = Instant::now();
+        let Some(ticks) = cpu_ticks(pid) else {
+            self.last.remove(&pid);
+            return 0.0;
+        };
+        let pct = match self.last.get(&pid) {
+            Some(&(then, before)) => {
+                let secs = now.duration_since(then).as_secs_f64();
+                if secs > 0.0 {
+                    (ticks.saturating_sub(before) as f64 / TICKS_PER_SEC) / secs * 100.0
+                } else {
+                    0.0
+                }
+            }
+            None => 0.0,
+        };
+        self.last.insert(pid, (now, ticks));
+        pct
+    }
+
+    /// Forgets pids that are gone.
+    pub fn retain(&mut self, alive: &[u32]) {
+        self.last.retain(|pid, _| alive.contains(pid));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_our_own_process() {
+        let me = std::process::id();
+        assert!(rss_bytes(me).unwrap() > 0);
+        assert!(cpu_ticks(me).is_some());
+        let mut s = CpuSampler::default();
+        assert_eq!(s.percent(me), 0.0);
+        assert!(s.percent(me) >= 0.0);
+        assert!(rss_bytes(u32::MAX).is_none());
+    }
+}
