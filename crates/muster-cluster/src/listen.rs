@@ -1,82 +1,14 @@
 //! Listening addresses and the sockets the primary binds for its workers.
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-use std::fmt;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
-use std::str::FromStr;
 
-/// Where to listen: a TCP address or a unix socket path.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum ListenAddr {
-    Tcp(SocketAddr),
-    Unix(PathBuf),
-}
+pub use muster_proto::{ListenAddr, NamedListen};
 
-impl fmt::Display for ListenAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ListenAddr::Tcp(a) => a.fmt(f),
-            ListenAddr::Unix(p) => write!(f, "unix:{}", p.display()),
-        }
-    }
-}
-
-/// A `--listen` value that could not be understood.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid listen address {input:?}: {reason}")]
-pub struct BadListenAddr {
-    pub input: String,
-    pub reason: &'static str,
-}
-
-impl FromStr for ListenAddr {
-    type Err = BadListenAddr;
-
-    /// `HOST:PORT`, `[V6]:PORT`, `:PORT` / `PORT` (all interfaces), or `unix:/path`.
-    fn from_str(s: &str) -> Result<ListenAddr, BadListenAddr> {
-        let bad = |reason| BadListenAddr {
-            input: s.to_owned(),
-            reason,
-        };
-        if let Some(path) = s.strip_prefix("unix:") {
-            if path.is_empty() {
-                return Err(bad("the unix socket path is empty"));
-            }
-            return Ok(ListenAddr::Unix(path.into()));
-        }
-        if let Ok(port) = s.trim_start_matches(':').parse::<u16>()
-            && !s.contains('.')
-        {
-            return Ok(ListenAddr::Tcp(SocketAddr::new(
-                IpAddr::from([0, 0, 0, 0]),
-                port,
-            )));
-        }
-        if let Ok(addr) = s.parse::<SocketAddr>() {
-            return Ok(ListenAddr::Tcp(addr));
-        }
-        if let Some((host, port)) = s.rsplit_once(':') {
-            if port.parse::<u16>().is_err() {
-                return Err(bad("the port is not a number from 0 to 65535"));
-            }
-            if host == "localhost" {
-                let port = port.parse().expect("checked");
-                return Ok(ListenAddr::Tcp(SocketAddr::new(
-                    IpAddr::from([127, 0, 0, 1]),
-                    port,
-                )));
-            }
-            return Err(bad("the host must be an IP address (or localhost)"));
-        }
-        Err(bad("expected HOST:PORT, [IPv6]:PORT, PORT or unix:/path"))
-    }
-}
-
-/// A named listening address (`name=ADDR` on the command line; the name shows up in
-/// `LISTEN_FDNAMES` and as the hand-off key in round-robin mode).
+/// A listening address with the name workers know it by (`LISTEN_FDNAMES`, and the hand-off
+/// key in round-robin mode).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenSpec {
     pub name: String,
@@ -84,16 +16,12 @@ pub struct ListenSpec {
 }
 
 impl ListenSpec {
-    /// Parses `name=ADDR` or `ADDR` (named `listen<index>`).
-    pub fn parse(s: &str, index: usize) -> Result<ListenSpec, BadListenAddr> {
-        let (name, addr) = match s.split_once('=') {
-            Some((n, a)) if !n.is_empty() && !n.contains(':') => (n.to_owned(), a),
-            _ => (format!("listen{index}"), s),
-        };
-        Ok(ListenSpec {
-            name,
-            addr: addr.parse()?,
-        })
+    /// A parsed `[NAME=]ADDR`; an unnamed one is called `listen<index>`.
+    pub fn new(named: NamedListen, index: usize) -> ListenSpec {
+        ListenSpec {
+            name: named.name.unwrap_or_else(|| format!("listen{index}")),
+            addr: named.addr,
+        }
     }
 }
 
@@ -167,36 +95,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_addresses() {
-        let tcp = |s: &str| match s.parse::<ListenAddr>().unwrap() {
-            ListenAddr::Tcp(a) => a.to_string(),
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(tcp("127.0.0.1:3000"), "127.0.0.1:3000");
-        assert_eq!(tcp("[::1]:80"), "[::1]:80");
-        assert_eq!(tcp("8080"), "0.0.0.0:8080");
-        assert_eq!(tcp(":8080"), "0.0.0.0:8080");
-        assert_eq!(tcp("localhost:1"), "127.0.0.1:1");
-        assert_eq!(
-            "unix:/tmp/x.sock".parse::<ListenAddr>().unwrap(),
-            ListenAddr::Unix("/tmp/x.sock".into())
-        );
-        for (bad, why) in [
-            ("127.0.0.1:99999", "port"),
-            ("example.com:80", "IP address"),
-            ("unix:", "empty"),
-            ("nonsense", "expected"),
-        ] {
-            let e = bad.parse::<ListenAddr>().unwrap_err().to_string();
-            assert!(e.contains(why) && e.contains(bad), "{bad}: {e}");
-        }
-    }
-
-    #[test]
-    fn named_specs() {
-        let s = ListenSpec::parse("http=127.0.0.1:80", 0).unwrap();
+    fn unnamed_specs_get_an_index_name() {
+        let s = ListenSpec::new("http=127.0.0.1:80".parse().unwrap(), 0);
         assert_eq!(s.name, "http");
-        let s = ListenSpec::parse("[::1]:80", 2).unwrap();
+        let s = ListenSpec::new("[::1]:80".parse().unwrap(), 2);
         assert_eq!(s.name, "listen2");
     }
 

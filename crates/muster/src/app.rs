@@ -5,7 +5,7 @@ use anyhow::Context;
 use muster_cluster::listen::ListenSpec;
 use muster_cluster::policy::{PolicyConfig, Readiness};
 use muster_cluster::primary::{PrimaryConfig, Schedule};
-use muster_proto::{AppSpec, ExecMode, Interpreter};
+use muster_proto::{AppSpec, ExecMode, Interpreter, NamedListen};
 use std::ffi::OsString;
 use std::path::Path;
 use std::time::Duration;
@@ -73,9 +73,9 @@ pub fn primary_config(spec: &AppSpec) -> anyhow::Result<PrimaryConfig> {
         .listen
         .iter()
         .enumerate()
-        .map(|(i, s)| ListenSpec::parse(s, i))
+        .map(|(i, s)| s.parse::<NamedListen>().map(|n| ListenSpec::new(n, i)))
         .collect::<Result<_, _>>()
-        .with_context(|| format!("app {:?}", spec.name))?;
+        .with_context(|| format!("app {:?}: listen", spec.name))?;
     config.stop_signal = if node {
         None
     } else {

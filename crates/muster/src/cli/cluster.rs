@@ -2,12 +2,12 @@
 
 use super::foreground::{self, ForegroundApp};
 use anyhow::Context;
-use muster_cluster::listen::ListenSpec;
-use muster_cluster::policy::{PolicyConfig, Readiness};
+use muster_cluster::policy::Readiness;
 use muster_cluster::primary::{Primary, PrimaryConfig, Schedule};
+use muster_proto::{AppSpec, ExecMode, Instances};
 use std::ffi::OsString;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Arguments of `muster cluster`.
@@ -82,43 +82,60 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<i32> {
     rt.block_on(serve(config, args.json))
 }
 
+/// The app `muster cluster` runs, as a spec (so it starts exactly as `muster start -i` would),
+/// then the flags that only the foreground primary has.
 fn build_config(args: &ClusterArgs) -> anyhow::Result<PrimaryConfig> {
-    let mut command = args.command.clone();
-    let first = Path::new(&command[0]);
-    if first
-        .extension()
-        .is_some_and(|e| e == "js" || e == "mjs" || e == "cjs")
-    {
-        command.insert(0, "node".into());
-    }
-    let is_node = Path::new(&command[0])
-        .file_name()
-        .is_some_and(|n| n == "node" || n == "nodejs");
-    let instances = match args.instances.as_str() {
-        "max" => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n
-            .parse::<usize>()
-            .ok()
-            .filter(|&n| n > 0)
-            .with_context(|| format!("-i {n:?}: expected a positive number or \"max\""))?,
-    };
-    let listen = args
-        .listen
+    let mut spec = AppSpec::new(
+        Path::new(&args.command[0])
+            .file_stem()
+            .map_or("app".into(), |s| s.to_string_lossy().into_owned()),
+        PathBuf::from(&args.command[0]),
+    );
+    spec.args = args.command[1..]
         .iter()
-        .enumerate()
-        .map(|(i, s)| ListenSpec::parse(s, i))
-        .collect::<Result<Vec<_>, _>>()?;
-    let send_listener = match &args.send_listener {
-        Some(s) => Some(
-            serde_json::from_str(s)
-                .with_context(|| format!("--send-listener {s:?} is not JSON"))?,
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    spec.exec_mode = ExecMode::Cluster;
+    spec.instances = match args.instances.as_str() {
+        "max" => Instances::Max,
+        n => Instances::Count(
+            n.parse::<u32>()
+                .ok()
+                .filter(|&n| n > 0)
+                .with_context(|| format!("-i {n:?}: expected a positive number or \"max\""))?,
         ),
-        None => None,
     };
-    if send_listener.is_some() && (listen.is_empty() || args.schedule == Schedule::Rr) {
-        anyhow::bail!("--send-listener needs --listen and --schedule shared or reuseport");
+    spec.listen = args.listen.clone();
+    spec.schedule = match args.schedule {
+        Schedule::Rr => muster_proto::Schedule::Rr,
+        Schedule::Shared => muster_proto::Schedule::Shared,
+        Schedule::ReusePort => muster_proto::Schedule::Reuseport,
+    };
+    spec.max_restarts = args.max_restarts;
+    spec.restart_window_ms = args.restart_window;
+    spec.min_uptime_ms = args.min_uptime;
+    spec.kill_timeout_ms = args.kill_timeout;
+    spec.listen_timeout_ms = args.listen_timeout;
+    spec.wait_ready = args.wait_ready;
+    let node = crate::app::runs_node(&spec);
+    let mut config = crate::app::primary_config(&spec)?;
+    config.env.retain(|(k, _)| k != "MUSTER_APP_NAME");
+    config.default_host = args.host;
+    config.policy.backoff_base = Duration::from_millis(args.backoff_base);
+    config.policy.backoff_cap = Duration::from_millis(args.backoff_cap);
+    if let Some(s) = &args.send_listener {
+        config.send_listener = Some(
+            serde_json::from_str(s).with_context(|| format!("--send-listener {s:?} is not JSON"))?,
+        );
+        if config.listen.is_empty() || args.schedule == Schedule::Rr {
+            anyhow::bail!("--send-listener needs --listen and --schedule shared or reuseport");
+        }
+        // Workers handed a listener as a message (the seeds' child_process style) are not
+        // cluster workers: nothing in them answers `disconnect`, so they are stopped the way
+        // the seeds' own master stops them, with a signal.
+        config.stop_signal = Some(rustix::process::Signal::TERM.as_raw());
     }
-    let readiness = match args.ready_on.as_deref() {
+    config.policy.readiness = match args.ready_on.as_deref() {
         Some("spawn") => Readiness::Spawn,
         Some("online") => Readiness::Online,
         Some("listening") => Readiness::Listening,
@@ -127,43 +144,10 @@ fn build_config(args: &ClusterArgs) -> anyhow::Result<PrimaryConfig> {
             anyhow::bail!("--ready-on {other:?}: expected spawn, online, listening or message")
         }
         None if args.wait_ready => Readiness::Message,
-        None if is_node && send_listener.is_some() => Readiness::Online,
-        None if is_node => Readiness::Listening,
-        None => Readiness::Spawn,
-    };
-    let ms = Duration::from_millis;
-    let mut config = PrimaryConfig::new(command[0].clone());
-    config.args = command[1..].to_vec();
-    config.schedule = args.schedule;
-    config.listen = listen;
-    config.default_host = args.host;
-    config.send_listener = send_listener;
-    // A signal would cut a Node worker's in-flight requests; Node drains on `disconnect`.
-    // Workers handed a listener as a message (the seeds' child_process style) are not
-    // cluster workers: nothing in them answers `disconnect`, so they are stopped the way the
-    // seeds' own master stops them, with a signal.
-    config.stop_signal = if is_node && config.send_listener.is_none() {
-        None
-    } else {
-        Some(libc_sigterm())
-    };
-    config.policy = PolicyConfig {
-        instances,
-        autorestart: true,
-        max_restarts: args.max_restarts,
-        restart_window: ms(args.restart_window),
-        backoff_base: ms(args.backoff_base),
-        backoff_cap: ms(args.backoff_cap),
-        min_uptime: ms(args.min_uptime),
-        readiness,
-        listen_timeout: ms(args.listen_timeout),
-        kill_timeout: ms(args.kill_timeout),
+        None if node && config.send_listener.is_some() => Readiness::Online,
+        None => config.policy.readiness,
     };
     Ok(config)
-}
-
-fn libc_sigterm() -> i32 {
-    rustix::process::Signal::TERM.as_raw()
 }
 
 async fn serve(config: PrimaryConfig, json: bool) -> anyhow::Result<i32> {
