@@ -12,6 +12,8 @@ pub enum Readiness {
     /// Ready on Node's `online` message (the worker's runtime is up).
     Online,
     /// Ready on the worker's first `listening`: it has a listener, so it can take connections.
+    /// A worker that is online and never asks for a socket within the listen timeout is not a
+    /// server (a queue consumer under `-i 4`): it counts as ready then.
     #[default]
     Listening,
     /// Ready on an explicit `ready` message (pm2's `wait_ready`), for apps that warm up first.

@@ -41,6 +41,10 @@ pub enum Input {
     Online { id: WorkerId },
     /// Worker: it listens (Node's `listening`); only the first one matters.
     Listening { id: WorkerId },
+    /// Worker: it asked the primary for a listening socket (Node's `queryServer`). Under
+    /// `Listening` readiness such a worker must reach `listening`; one that is online and never
+    /// asks for a socket is not a server, and counts as ready when its listen timeout comes.
+    ServerRequested { id: WorkerId },
     /// Worker: explicit `ready` message (pm2's `wait_ready`).
     ReadyMessage { id: WorkerId },
     /// Worker: it announced it is failing (`{"act":"suicide"}`, or Node's

@@ -70,6 +70,11 @@ impl Policy {
             Input::Online { id } => self.signal(now, id, Readiness::Online, &mut out),
             Input::Listening { id } => self.signal(now, id, Readiness::Listening, &mut out),
             Input::ReadyMessage { id } => self.signal(now, id, Readiness::Message, &mut out),
+            Input::ServerRequested { id } => {
+                if let Some(w) = self.workers.get_mut(&id) {
+                    w.asked_server = true;
+                }
+            }
             Input::Suicide { id } => self.suicide(now, id, &mut out),
             Input::Exited { id, .. } => self.exited(now, id, &mut out),
             Input::Timer(timer) => self.timer(now, timer, &mut out),

@@ -38,6 +38,8 @@ pub(crate) struct Worker {
     pub(crate) suicided: bool,
     /// No longer part of its slot: its exit is expected and restarts nothing.
     pub(crate) retiring: bool,
+    /// It asked for a listening socket, so under `Listening` readiness it is a server.
+    pub(crate) asked_server: bool,
 }
 
 impl Worker {
@@ -51,6 +53,7 @@ impl Worker {
             was_ready: false,
             suicided: false,
             retiring: false,
+            asked_server: false,
         }
     }
 

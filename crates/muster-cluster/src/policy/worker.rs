@@ -142,6 +142,15 @@ impl Policy {
                 if !w.is_starting() {
                     return;
                 }
+                // Online and never asked for a socket: not a server, so nothing more to wait
+                // for. (A server that did not reach `listening` in time has failed.)
+                if self.config.readiness == Readiness::Listening
+                    && w.state == WorkerState::Online
+                    && !w.asked_server
+                {
+                    self.become_ready(now, id, out);
+                    return;
+                }
                 // Never counts as a success: its exit goes through the restart policy.
                 w.state = WorkerState::Failed;
                 out.push(Action::Emit(PolicyEvent::ReadyTimeout { slot: w.slot, id }));

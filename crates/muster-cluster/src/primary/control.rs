@@ -442,7 +442,10 @@ impl Control {
                 self.emit(Event::Online { worker: id, pid });
                 self.feed(Input::Online { id });
             }
-            node::FromWorker::QueryServer(q) => self.query_server(id, q),
+            node::FromWorker::QueryServer(q) => {
+                self.feed(Input::ServerRequested { id });
+                self.query_server(id, q);
+            }
             node::FromWorker::Listening(addr) => {
                 let first = !w.listening;
                 w.listening = true;
@@ -520,10 +523,12 @@ impl Control {
                         self.seq.next_seq(),
                     );
                     let _ = self.workers[&id].sender.try_send_internal(&reply);
-                    self.worker_error(
-                        id,
-                        format!("cannot listen on {} for the worker: {e}", describe(&q)),
-                    );
+                    let tried = match handles::requested_address(&q, self.config.default_host) {
+                        Ok(QueryAddr::Stream(a)) => a.to_string(),
+                        Ok(QueryAddr::Udp(a)) => format!("udp {a}"),
+                        Err(_) => describe(&q),
+                    };
+                    self.worker_error(id, format!("cannot listen on {tried} for the worker: {e}"));
                     return;
                 }
             }

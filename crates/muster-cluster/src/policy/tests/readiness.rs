@@ -79,10 +79,22 @@ fn message_readiness_waits_for_the_ready_message() {
 }
 
 #[test]
+fn an_online_worker_that_never_asks_for_a_socket_is_ready_at_the_listen_timeout() {
+    let mut sim = started(Readiness::Listening);
+    spawned(&mut sim, 1);
+    online(&mut sim, 1);
+    assert_eq!(sim.advance_to(7_999), vec![]);
+    assert_eq!(sim.advance_to(8_000), vec![route(1), ready_event(0, 1)]);
+    assert_eq!(sim.state_of(1), Some(WorkerState::Ready));
+}
+
+#[test]
 fn a_worker_not_ready_within_the_listen_timeout_is_killed_and_counts_as_a_crash() {
     let mut sim = started(Readiness::Listening);
     spawned(&mut sim, 1);
     online(&mut sim, 1);
+    // It asked for a socket: it is a server, and a server must reach `listening`.
+    assert_eq!(sim.send(Input::ServerRequested { id: WorkerId(1) }), vec![]);
     assert_eq!(sim.advance_to(7_999), vec![]);
     assert_eq!(
         sim.advance_to(8_000),
