@@ -26,6 +26,9 @@ use std::time::Duration;
 pub const POLL_INTERVAL: Duration = Duration::from_millis(150);
 /// The most read from one file at a time: memory stays bounded however far behind we are.
 const BUDGET: usize = 64 * 1024;
+/// Longer than any line the sink writes (a 1 MiB piece plus its prefix), so those are never
+/// cut; still a bound on what one line can make us hold.
+const FOLLOW_MAX_LINE: usize = 2 * MAX_LINE;
 /// Polls to look for the file we finished among the rotated ones before deciding it was
 /// deleted (a scan can miss it once while a rotation shifts names under it).
 const LOST_POLLS: u32 = 2;
@@ -76,7 +79,7 @@ pub fn follow(paths: &[PathBuf], backlog: usize) -> io::Result<Follower> {
             reading,
             after: None,
             lost: 0,
-            lines: Lines::new(MAX_LINE),
+            lines: Lines::new(FOLLOW_MAX_LINE),
         });
     }
     Ok(Follower {

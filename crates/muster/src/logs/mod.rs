@@ -13,6 +13,12 @@
 //!   cut into 1 MiB pieces, each written as a line.
 //! - With `max_size`, `app-out.log` is renamed `app-out.log.1` (older ones shift up to
 //!   `.keep`, the oldest is deleted) before it would outgrow the limit; never mid-line.
+//! - [`LogSink::flush`] (`muster flush`) empties the current files and deletes the rotated
+//!   ones, so flushed lines cannot come back through `tail_lines`; [`truncate_log`] does the
+//!   same without a running supervisor.
+//! - A log file deleted or moved away by someone else (`rm`, logrotate) is noticed within a
+//!   second and started afresh. A write that fails (disk full) loses that batch and is
+//!   reported by [`LogSink::last_error`]: stalling the app would be worse.
 //! - [`tail_lines`] reads the last lines from the end of the file (and of rotated files when
 //!   the current one is short); [`follow`] streams new lines, carrying on across rotation.
 
@@ -43,7 +49,8 @@ pub struct LogConfig {
     /// The workers' stderr (daemon mode); may be the same file as `out_path`.
     pub err_path: PathBuf,
     /// Prefix each line with the local time in this format (strftime if it has a `%`, pm2's
-    /// day.js tokens otherwise), followed by `": "` as pm2 does.
+    /// day.js tokens otherwise), followed by `": "` as pm2 does. Lines that arrive in one
+    /// read of the pipe share one time: formatting is per read, not per line.
     pub timestamps: Option<String>,
     /// Rotate a file before it would grow past this many bytes; `None` or 0: never.
     pub max_size: Option<u64>,

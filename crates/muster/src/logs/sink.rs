@@ -16,6 +16,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
@@ -46,6 +47,9 @@ pub struct LogSink {
 struct Capture {
     out: mpsc::WeakSender<Vec<u8>>,
     err: mpsc::WeakSender<Vec<u8>>,
+    /// Set by [`LogSink::close`]: workers still running keep the channels open, but no new
+    /// worker may join.
+    closed: Arc<AtomicBool>,
     app: Option<Arc<str>>,
     time: Option<Arc<TimeFormat>>,
     runtime: Handle,
@@ -114,6 +118,7 @@ impl LogSink {
             capture: Capture {
                 out: out.downgrade(),
                 err: err.downgrade(),
+                closed: Arc::default(),
                 app: app.map(Arc::from),
                 time,
                 runtime,
@@ -163,7 +168,14 @@ impl LogSink {
     /// closed (the workers and anything they started with the pipes have exited) and the
     /// writers have drained their queues. No worker can be given pipes afterwards.
     pub async fn close(self) {
-        let LogSink { out, err, done, .. } = self;
+        let LogSink {
+            out,
+            err,
+            capture,
+            done,
+            ..
+        } = self;
+        capture.closed.store(true, Ordering::Release);
         drop((out, err));
         for d in done {
             let _ = d.await;
@@ -173,8 +185,12 @@ impl LogSink {
 
 impl Capture {
     fn open(&self, id: WorkerId) -> io::Result<(Stdio, Stdio)> {
+        let closed = || io::Error::other("the log sink is closed");
+        if self.closed.load(Ordering::Acquire) {
+            return Err(closed());
+        }
         let (Some(out), Some(err)) = (self.out.upgrade(), self.err.upgrade()) else {
-            return Err(io::Error::other("the log sink is closed"));
+            return Err(closed());
         };
         let prefix = match &self.app {
             Some(app) => format!("{app}:{id}| ").into_bytes(),
@@ -316,6 +332,33 @@ mod tests {
         out.sort();
         assert_eq!(out, ["api:1| one", "api:2| ", "api:2| three", "api:2| two"]);
         assert_eq!(std::fs::read_to_string(&err_path).unwrap(), "api:1| oops\n");
+    }
+
+    #[tokio::test]
+    async fn prefix_then_time_then_the_line() {
+        let dir = TestDir::new("prefix-time");
+        let path = dir.path().join("out");
+        let target = Target::File(Arc::new(Mutex::new(
+            RotatingFile::open(&path, None, 0).unwrap(),
+        )));
+        let time = TimeFormat::parse("%H:%M:%S").unwrap();
+        let sink = LogSink::start(
+            Handle::current(),
+            target,
+            None,
+            Some("web"),
+            Some(Arc::new(time)),
+        )
+        .unwrap();
+        run_workers(sink, &["echo hi"]).await;
+        let line = std::fs::read_to_string(&path).unwrap();
+        let (head, rest) = line.split_at("web:1| 12:34:56".len());
+        assert!(head.starts_with("web:1| "), "{line:?}");
+        assert!(
+            head[7..].bytes().all(|b| b.is_ascii_digit() || b == b':'),
+            "{line:?}"
+        );
+        assert_eq!(rest, ": hi\n");
     }
 
     #[tokio::test]

@@ -91,12 +91,12 @@ fn dayjs_to_strftime(format: &str) -> String {
     let mut out = String::with_capacity(format.len() * 2);
     let mut rest = format;
     'scan: while let Some(c) = rest.chars().next() {
-        if c == '[' {
-            if let Some(end) = rest.find(']') {
-                push_literal(&mut out, &rest[1..end]);
-                rest = &rest[end + 1..];
-                continue;
-            }
+        if c == '['
+            && let Some(end) = rest.find(']')
+        {
+            push_literal(&mut out, &rest[1..end]);
+            rest = &rest[end + 1..];
+            continue;
         }
         for &(token, spec) in DAYJS {
             if let Some(after) = rest.strip_prefix(token) {

@@ -12,8 +12,10 @@
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// The most bytes written by one system call.
@@ -54,12 +56,10 @@ pub(crate) fn existing_rotated(path: &Path) -> io::Result<Vec<PathBuf>> {
 /// supervisor is not running. Safe beside a running writer, which appends (`O_APPEND`) and
 /// so carries on at the new end.
 pub fn truncate_log(path: &Path) -> io::Result<()> {
-    match OpenOptions::new().write(true).open(path) {
-        Ok(f) => {
-            if f.metadata()?.is_file() {
-                f.set_len(0)?;
-            }
-        }
+    match fs::metadata(path) {
+        // Only regular files: opening a FIFO to write would wait for a reader.
+        Ok(m) if m.is_file() => OpenOptions::new().write(true).open(path)?.set_len(0)?,
+        Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
@@ -82,16 +82,22 @@ pub(crate) struct RotatingFile {
     size: u64,
     max_size: Option<u64>,
     keep: u32,
+    /// A regular file, which can be rotated and replaced (not `/dev/null` or a FIFO).
+    regular: bool,
+    /// When we last checked that `path` still names our file.
+    checked: Instant,
+    recheck: Duration,
 }
+
+/// How often the writer checks that the log file was not deleted or moved away by someone
+/// else (`rm`, logrotate without copytruncate); it then starts a new one.
+const RECHECK: Duration = Duration::from_secs(1);
 
 impl RotatingFile {
     /// Opens (creating it and its directory) `path` for appending. Rotation applies only to
     /// regular files: `/dev/null` or a FIFO as a log file is written to and never renamed.
     pub(crate) fn open(path: &Path, max_size: Option<u64>, keep: u32) -> io::Result<RotatingFile> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::create_dir_all(dir)?;
-        }
-        let file = open_append(path)?;
+        let file = create(path)?;
         let meta = file.metadata()?;
         Ok(RotatingFile {
             path: path.to_owned(),
@@ -99,7 +105,28 @@ impl RotatingFile {
             max_size: max_size.filter(|&m| m > 0 && meta.is_file()),
             file,
             keep,
+            regular: meta.is_file(),
+            checked: Instant::now(),
+            recheck: RECHECK,
         })
+    }
+
+    /// Reopens `path` if it no longer names the file we write (checked every `recheck`).
+    /// On any error we keep writing where we are.
+    fn follow_path(&mut self) {
+        if !self.regular || self.checked.elapsed() < self.recheck {
+            return;
+        }
+        self.checked = Instant::now();
+        let same = match (self.file.metadata(), fs::metadata(&self.path)) {
+            (Ok(ours), Ok(named)) => ours.dev() == named.dev() && ours.ino() == named.ino(),
+            (_, Err(e)) if e.kind() == io::ErrorKind::NotFound => false,
+            _ => true,
+        };
+        if !same && let Ok(file) = create(&self.path) {
+            self.size = file.metadata().map_or(0, |m| m.len());
+            self.file = file;
+        }
     }
 
     pub(crate) fn file(&self) -> &File {
@@ -108,6 +135,7 @@ impl RotatingFile {
 
     /// Writes whole lines, rotating between them as the size limit requires.
     pub(crate) fn write_lines(&mut self, mut data: &[u8]) -> io::Result<()> {
+        self.follow_path();
         let Some(max) = self.max_size else {
             return self.append(data);
         };
@@ -132,15 +160,15 @@ impl RotatingFile {
             if data.is_empty() {
                 break;
             }
-            let real = self.file.metadata()?.len();
-            if real < self.size {
+            if let Ok(m) = self.file.metadata()
+                && m.len() < self.size
+            {
                 // Truncated by someone else (`truncate_log`): there is room after all.
-                self.size = real;
+                self.size = m.len();
                 continue;
             }
             if let Err(e) = self.rotate() {
-                // Keep the lines rather than retry the rotation in a loop; the next batch
-                // tries again.
+                // Keep the lines rather than retry the rotation in a loop.
                 self.append(data)?;
                 return Err(e);
             }
@@ -156,30 +184,59 @@ impl RotatingFile {
 
     /// `path` → `path.1` → … → `path.keep`, dropping the oldest; then a fresh `path`.
     fn rotate(&mut self) -> io::Result<()> {
-        if self.keep == 0 {
-            ignore_missing(fs::remove_file(&self.path))?;
-        } else {
-            ignore_missing(fs::remove_file(rotated_path(&self.path, self.keep)))?;
-            for n in (1..self.keep).rev() {
-                ignore_missing(fs::rename(
-                    rotated_path(&self.path, n),
-                    rotated_path(&self.path, n + 1),
-                ))?;
-            }
-            fs::rename(&self.path, rotated_path(&self.path, 1))?;
+        let shifted = self.shift();
+        // Whatever happened, carry on in the file `path` names now: a fresh one, or the same
+        // one if the rename failed, or a new one if someone deleted ours.
+        self.file = create(&self.path)?;
+        self.size = self.file.metadata()?.len();
+        if shifted.is_err() {
+            // Try again only after another `max_size`, rather than shift the rotated files
+            // (dropping the oldest each time) on every batch.
+            self.size = 0;
         }
-        self.file = open_append(&self.path)?;
-        self.size = 0;
-        Ok(())
+        shifted
+    }
+
+    fn shift(&self) -> io::Result<()> {
+        match fs::symlink_metadata(&self.path) {
+            // Deleted behind our back: nothing to shift, `rotate` starts a fresh file.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
+        if self.keep == 0 {
+            return ignore_missing(fs::remove_file(&self.path));
+        }
+        ignore_missing(fs::remove_file(rotated_path(&self.path, self.keep)))?;
+        for n in (1..self.keep).rev() {
+            ignore_missing(fs::rename(
+                rotated_path(&self.path, n),
+                rotated_path(&self.path, n + 1),
+            ))?;
+        }
+        ignore_missing(fs::rename(&self.path, rotated_path(&self.path, 1)))
     }
 
     /// Empties the file and deletes the rotated ones (see [`LogSink::flush`](super::LogSink::flush)).
     pub(crate) fn truncate(&mut self) -> io::Result<()> {
         truncate_log(&self.path)?;
         // `path` may have been replaced by hand; make sure we write to what it names now.
-        self.file = open_append(&self.path)?;
+        self.file = create(&self.path)?;
         self.size = self.file.metadata()?.len();
         Ok(())
+    }
+}
+
+/// Opens `path` for appending, creating it, and its directory if that is gone too.
+fn create(path: &Path) -> io::Result<File> {
+    match open_append(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                fs::create_dir_all(dir)?;
+            }
+            open_append(path)
+        }
+        r => r,
     }
 }
 
@@ -206,6 +263,19 @@ pub(crate) enum Target {
 }
 
 impl Target {
+    fn name(&self) -> String {
+        match self {
+            Target::File(f) => f
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .path
+                .display()
+                .to_string(),
+            Target::Stdout => "stdout".to_owned(),
+            Target::Stderr => "stderr".to_owned(),
+        }
+    }
+
     fn write(&self, data: &[u8]) -> io::Result<()> {
         match self {
             Target::File(f) => f
@@ -236,10 +306,7 @@ pub(crate) fn spawn_writer(
 ) -> io::Result<oneshot::Receiver<()>> {
     let (done_tx, done_rx) = oneshot::channel();
     std::thread::Builder::new().name(name).spawn(move || {
-        let mut batch: Vec<u8> = Vec::new();
-        while let Some(chunk) = rx.blocking_recv() {
-            batch.clear();
-            batch.extend_from_slice(&chunk);
+        while let Some(mut batch) = rx.blocking_recv() {
             while batch.len() < BATCH {
                 match rx.try_recv() {
                     Ok(more) => batch.extend_from_slice(&more),
@@ -249,7 +316,8 @@ pub(crate) fn spawn_writer(
             if let Err(e) = target.write(&batch) {
                 // Lines that cannot be written (disk full, stdout closed) are let go: stalling
                 // the app behind a broken disk would be worse than losing its output.
-                *failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(e.to_string());
+                *failure.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Some(format!("writing {}: {e}", target.name()));
             }
         }
         let _ = done_tx.send(());
@@ -345,6 +413,24 @@ mod tests {
         assert!(existing_rotated(&path).unwrap().is_empty());
         f.write_lines(&numbered(8, 8)).unwrap();
         assert_eq!(lines_of(&path), [8]);
+    }
+
+    #[test]
+    fn a_deleted_file_is_started_again() {
+        let dir = TestDir::new("deleted");
+        let path = dir.path().join("x.log");
+        let mut f = RotatingFile::open(&path, Some(14), 3).unwrap();
+        f.recheck = Duration::ZERO;
+        f.write_lines(&numbered(1, 1)).unwrap();
+        fs::remove_file(&path).unwrap();
+        f.write_lines(&numbered(2, 2)).unwrap();
+        assert_eq!(lines_of(&path), [2]);
+        // Moved away (logrotate's create mode): the same.
+        fs::rename(&path, dir.path().join("moved")).unwrap();
+        f.write_lines(&numbered(3, 5)).unwrap();
+        assert_eq!(lines_of(&dir.path().join("moved")), [2]);
+        assert_eq!(lines_of(&rotated_path(&path, 1)), [3, 4]);
+        assert_eq!(lines_of(&path), [5]);
     }
 
     #[test]
