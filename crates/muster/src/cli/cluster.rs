@@ -125,7 +125,8 @@ fn build_config(args: &ClusterArgs) -> anyhow::Result<PrimaryConfig> {
     config.policy.backoff_cap = Duration::from_millis(args.backoff_cap);
     if let Some(s) = &args.send_listener {
         config.send_listener = Some(
-            serde_json::from_str(s).with_context(|| format!("--send-listener {s:?} is not JSON"))?,
+            serde_json::from_str(s)
+                .with_context(|| format!("--send-listener {s:?} is not JSON"))?,
         );
         if config.listen.is_empty() || args.schedule == Schedule::Rr {
             anyhow::bail!("--send-listener needs --listen and --schedule shared or reuseport");

@@ -240,8 +240,9 @@ impl Daemon {
             Request::Kill => {
                 let names = self.resolve(&Target::All).await?;
                 for name in &names {
-                    // Stop the app but remember it should run: `kill` is not `stop`.
-                    self.shutdown_supervisor(name).await?;
+                    // As with pm2: after `kill` apps stay down (listed as stopped) until
+                    // `resurrect` or `restart`, even when a new daemon starts.
+                    self.stop(name).await?;
                 }
                 done(
                     format!("stopped {} app(s) and the daemon", names.len()),
