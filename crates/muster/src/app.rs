@@ -51,6 +51,47 @@ pub fn command_line(spec: &AppSpec) -> (OsString, Vec<OsString>) {
     }
 }
 
+/// Checks that the app's program and script exist, so that a typo is an error naming the file
+/// now, not a crash loop that ends in `errored`.
+pub fn check_runnable(spec: &AppSpec) -> anyhow::Result<()> {
+    let cwd = spec
+        .cwd
+        .clone()
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_default();
+    let (program, _) = command_line(spec);
+    let program = Path::new(&program);
+    let found = if program.components().count() > 1 || program.is_absolute() {
+        cwd.join(program).is_file()
+    } else {
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+    };
+    if !found {
+        anyhow::bail!(
+            "app {:?}: cannot run {}: no such file{}",
+            spec.name,
+            program.display(),
+            if program.components().count() > 1 {
+                ""
+            } else {
+                " in PATH"
+            }
+        );
+    }
+    if let Interpreter::Program(_) = spec.resolved_interpreter() {
+        let script = cwd.join(&spec.script);
+        if !script.is_file() {
+            anyhow::bail!(
+                "app {:?}: the script {} does not exist",
+                spec.name,
+                script.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The primary's configuration for `spec` (stdio is left to the caller).
 pub fn primary_config(spec: &AppSpec) -> anyhow::Result<PrimaryConfig> {
     let (program, args) = command_line(spec);
@@ -76,7 +117,9 @@ pub fn primary_config(spec: &AppSpec) -> anyhow::Result<PrimaryConfig> {
         .map(|(i, s)| s.parse::<NamedListen>().map(|n| ListenSpec::new(n, i)))
         .collect::<Result<_, _>>()
         .with_context(|| format!("app {:?}: listen", spec.name))?;
-    config.stop_signal = if node {
+    // A Node cluster worker drains on `disconnect`, and a signal would cut its requests; any
+    // other program (a Node app in fork mode too: it is no cluster worker) gets its signal.
+    config.stop_signal = if node && cluster {
         None
     } else {
         Some(
@@ -98,11 +141,9 @@ pub fn primary_config(spec: &AppSpec) -> anyhow::Result<PrimaryConfig> {
         Readiness::Spawn
     };
     config.policy = PolicyConfig {
-        instances: if cluster {
-            spec.instances.resolve(cpus()) as usize
-        } else {
-            1
-        },
+        // As in pm2, `instances` runs that many processes in either mode; the mode decides
+        // whether Node programs among them are cluster workers.
+        instances: spec.instances.resolve(cpus()) as usize,
         autorestart: spec.autorestart,
         max_restarts: spec.max_restarts,
         restart_window: ms(spec.restart_window_ms),
@@ -168,10 +209,37 @@ mod tests {
         spec.stop_signal = "SIGINT".into();
         let c = primary_config(&spec).unwrap();
         assert_eq!(c.program, "/usr/local/bin/server");
-        assert_eq!(c.policy.instances, 1, "fork mode runs one instance");
+        assert_eq!(
+            c.policy.instances, 4,
+            "instances run in fork mode too, as in pm2"
+        );
         assert_eq!(c.policy.readiness, Readiness::Spawn);
         assert!(!c.node_cluster);
         assert_eq!(c.stop_signal, Some(2));
+    }
+
+    #[test]
+    fn node_in_fork_mode_is_stopped_by_its_signal() {
+        let spec = AppSpec::new("f", "/srv/app.js");
+        let c = primary_config(&spec).unwrap();
+        assert_eq!(
+            c.stop_signal,
+            Some(15),
+            "no cluster worker: disconnect would not stop it"
+        );
+        assert!(!c.node_cluster);
+    }
+
+    #[test]
+    fn missing_programs_and_scripts_are_named() {
+        let e = check_runnable(&AppSpec::new("a", "/no/such/app.js")).unwrap_err();
+        assert!(e.to_string().contains("/no/such/app.js"), "{e}");
+        let e = check_runnable(&AppSpec::new("b", "no-such-program-x")).unwrap_err();
+        assert!(
+            e.to_string().contains("no-such-program-x") && e.to_string().contains("PATH"),
+            "{e}"
+        );
+        check_runnable(&AppSpec::new("c", "sh")).unwrap();
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::procstat::{CpuSampler, rss_bytes};
 use crate::wire::{Conn, check_peer};
 use crate::{app, control_socket};
 use anyhow::Context;
-use muster_cluster::policy::{AppState, PolicyEvent, WorkerId, WorkerState};
+use muster_cluster::policy::{AppState, PolicyEvent, ReloadFailure, WorkerId, WorkerState};
 use muster_cluster::primary::{Event, Primary, PrimaryHandle};
 use muster_proto::{
     AppInfo, AppSpec, ExecMode, PROTOCOL_VERSION, SupervisorRequest, SupervisorResponse, WorkerInfo,
@@ -107,10 +107,13 @@ async fn supervise(home: Home, name: &str) -> anyhow::Result<i32> {
             _ = term.recv() => ctx.primary.stop(),
         }
     }
-    let _ = stopped_tx.send(true);
-    // Give a waiting `shutdown` request the moment it needs to answer.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The socket goes first: once `shutdown` is answered, a new supervisor for this app may
+    // bind it at once (a restart) and must not find ours still there.
+    drop(listener);
     let _ = std::fs::remove_file(&socket_path);
+    let _ = stopped_tx.send(true);
+    // Give the waiting `shutdown` request the moment it needs to write its answer.
+    tokio::time::sleep(Duration::from_millis(50)).await;
     Ok(0)
 }
 
@@ -222,8 +225,14 @@ async fn reload(ctx: &Ctx) -> SupervisorResponse {
                 };
             }
             Ok(Event::Policy(PolicyEvent::ReloadFailed { reason })) => {
+                let why = match reason {
+                    ReloadFailure::GaveUp => "a replacement kept failing and the app gave up",
+                    ReloadFailure::ReplacementFailed => "a replacement failed",
+                    ReloadFailure::Stopped => "the app was stopped",
+                    ReloadFailure::NotRunning => "the app is not running",
+                };
                 return SupervisorResponse::Error {
-                    message: format!("reload failed ({reason:?}); the old workers keep serving"),
+                    message: format!("reload failed: {why}; the old workers keep serving"),
                 };
             }
             Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
@@ -284,7 +293,8 @@ async fn app_info(ctx: &Ctx) -> Option<AppInfo> {
         supervisor_pid: Some(std::process::id()),
         uptime_ms: now.duration_since(t.started).as_millis() as u64,
         restarts: status.restarts,
-        cpu_percent: workers.iter().map(|w| w.cpu_percent).sum(),
+        // Folded from +0.0: an empty f64 sum is -0.0, which prints as "-0%".
+        cpu_percent: workers.iter().fold(0.0, |sum, w| sum + w.cpu_percent),
         memory_bytes: workers.iter().map(|w| w.memory_bytes).sum(),
         workers,
         listen: ctx.spec.listen.clone(),

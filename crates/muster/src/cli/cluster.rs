@@ -7,6 +7,7 @@ use muster_cluster::primary::{Primary, PrimaryConfig, Schedule};
 use muster_proto::{AppSpec, ExecMode, Instances};
 use std::ffi::OsString;
 use std::net::IpAddr;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -67,13 +68,20 @@ pub struct ClusterArgs {
     /// Print events as JSON lines.
     #[arg(long)]
     pub json: bool,
-    /// The worker command and its arguments (a `.js` file runs with node).
+    /// The worker command and its arguments (a `.js` file runs with node, `.py` with python3).
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
 }
 
 pub fn run(args: ClusterArgs) -> anyhow::Result<i32> {
-    let config = build_config(&args)?;
+    let mut config = build_config(&args)?;
+    if args.json {
+        // stdout carries only the JSON events: the workers' own output goes to stderr.
+        config.stdio = Some(std::sync::Arc::new(|_| {
+            let err = || std::io::stderr().as_fd().try_clone_to_owned();
+            Ok((err()?.into(), err()?.into()))
+        }));
+    }
     // One thread: the workers' parent-death signal is tied to the thread that spawned them.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -96,14 +104,13 @@ fn build_config(args: &ClusterArgs) -> anyhow::Result<PrimaryConfig> {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     spec.exec_mode = ExecMode::Cluster;
+    // The same forms as `muster start -i`: a count, `max` (or 0), `-N` for all CPUs but N.
     spec.instances = match args.instances.as_str() {
         "max" => Instances::Max,
-        n => Instances::Count(
-            n.parse::<u32>()
-                .ok()
-                .filter(|&n| n > 0)
-                .with_context(|| format!("-i {n:?}: expected a positive number or \"max\""))?,
-        ),
+        n => Instances::from_i64(
+            n.parse()
+                .with_context(|| format!("-i {n:?}: expected a number or \"max\""))?,
+        )?,
     };
     spec.listen = args.listen.clone();
     spec.schedule = match args.schedule {
@@ -117,6 +124,7 @@ fn build_config(args: &ClusterArgs) -> anyhow::Result<PrimaryConfig> {
     spec.kill_timeout_ms = args.kill_timeout;
     spec.listen_timeout_ms = args.listen_timeout;
     spec.wait_ready = args.wait_ready;
+    crate::app::check_runnable(&spec)?;
     let node = crate::app::runs_node(&spec);
     let mut config = crate::app::primary_config(&spec)?;
     config.env.retain(|(k, _)| k != "MUSTER_APP_NAME");

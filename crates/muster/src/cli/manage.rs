@@ -17,7 +17,8 @@ pub enum Manage {
     Restart(String),
     Reload(String),
     Delete(String),
-    Scale(String, u32),
+    /// A count, or `+N`/`-N` relative to the current one.
+    Scale(String, String),
     List,
     Show(String),
     Send(String, String),
@@ -80,7 +81,28 @@ async fn ask(home: Home, cmd: Manage, out: Output) -> anyhow::Result<i32> {
         Manage::Delete(t) => Request::Delete {
             target: Target::parse(&t),
         },
-        Manage::Scale(name, instances) => Request::Scale { name, instances },
+        Manage::Scale(name, n) => {
+            let instances = match n.chars().next() {
+                Some(sign @ ('+' | '-')) => {
+                    let delta: u32 = n[1..]
+                        .parse()
+                        .with_context(|| format!("scale {n:?}: expected N, +N or -N"))?;
+                    let apps = list_apps(&home, Some(&name)).await?;
+                    let now = apps
+                        .first()
+                        .map_or(0, |a| a.spec.instances.resolve(crate::app::cpus()));
+                    if sign == '+' {
+                        now + delta
+                    } else {
+                        now.saturating_sub(delta)
+                    }
+                }
+                _ => n
+                    .parse()
+                    .with_context(|| format!("scale {n:?}: expected N, +N or -N"))?,
+            };
+            Request::Scale { name, instances }
+        }
         Manage::List => Request::List,
         Manage::Show(t) => Request::Show {
             target: Target::parse(&t),
@@ -110,9 +132,10 @@ async fn ask(home: Home, cmd: Manage, out: Output) -> anyhow::Result<i32> {
         Ok(c) => c,
         Err(e) if !autostart => {
             if out.json {
-                println!("{}", serde_json::json!({"running": false}));
+                println!("{}", serde_json::json!({"schema": 1, "running": false}));
             } else {
-                println!("muster: no daemon is running ({e:#})");
+                let _ = e;
+                println!("muster: no daemon is running");
             }
             return Ok(if matches!(req, Request::Kill) { 0 } else { 1 });
         }

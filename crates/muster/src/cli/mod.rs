@@ -42,8 +42,12 @@ pub enum Command {
     /// Stop apps and forget them.
     #[command(alias = "del")]
     Delete { target: String },
-    /// Change the number of workers of a cluster-mode app.
-    Scale { name: String, instances: u32 },
+    /// Change the number of workers: `scale api 4`, or `+2` / `-1` relative to now.
+    Scale {
+        name: String,
+        #[arg(allow_hyphen_values = true, value_name = "N|+N|-N")]
+        instances: String,
+    },
     /// The apps: id, name, mode, pids, uptime, restarts, status, cpu, memory, listen address.
     #[command(alias = "ls", alias = "status")]
     List {
@@ -55,6 +59,7 @@ pub enum Command {
     #[command(alias = "describe")]
     Show {
         target: String,
+        /// Print JSON only (schema: docs/json.md).
         #[arg(long)]
         json: bool,
     },
@@ -74,6 +79,7 @@ pub enum Command {
     Kill,
     /// Is the daemon running?
     Ping {
+        /// Print JSON only.
         #[arg(long)]
         json: bool,
     },
@@ -112,6 +118,7 @@ fn hello_worker() -> anyhow::Result<i32> {
 /// Parses the command line, runs the command, and returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    let json = cli.command.wants_json();
     let human = Output { json: false };
     let result = match cli.command {
         Command::Start { app, json } => manage::run(Manage::Start(Box::new(app)), Output { json }),
@@ -141,9 +148,41 @@ pub fn main() -> i32 {
     };
     match result {
         Ok(code) => code,
+        // The reader went away (`muster list | head`): nothing left to say.
+        Err(e) if is_broken_pipe(&e) => 0,
+        Err(e) if json => {
+            println!(
+                "{}",
+                serde_json::json!({"schema": 1, "ok": false, "error": format!("{e:#}")})
+            );
+            1
+        }
         Err(e) => {
             eprintln!("muster: {e:#}");
             1
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+impl Command {
+    /// Whether the command was asked for JSON output (then errors are JSON too).
+    fn wants_json(&self) -> bool {
+        match self {
+            Command::Start { json, .. }
+            | Command::List { json }
+            | Command::Show { json, .. }
+            | Command::Ping { json } => *json,
+            Command::Logs(a) => a.json,
+            Command::Run(a) => a.json,
+            Command::Cluster(a) => a.json,
+            _ => false,
         }
     }
 }

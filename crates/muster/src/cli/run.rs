@@ -24,6 +24,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     // Check every app before starting any: nothing starts half-way from a broken file.
     let mut configs = Vec::with_capacity(apps.len());
     for spec in &apps {
+        crate::app::check_runnable(spec)?;
         configs.push(crate::app::primary_config(spec)?);
     }
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -44,7 +45,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
                 },
                 max_size: None,
                 keep: 0,
-                prefix: Prefix::AppWorker(spec.name.clone()),
+                prefix: if args.json {
+                    Prefix::AppWorkerStderr(spec.name.clone())
+                } else {
+                    Prefix::AppWorker(spec.name.clone())
+                },
             })?;
             config.stdio = Some(sink.stdio_factory());
             let stop_signal = config.stop_signal;

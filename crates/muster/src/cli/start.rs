@@ -36,13 +36,16 @@ pub struct AppArgs {
     /// Program that runs the script (`none` runs it directly).
     #[arg(long)]
     pub interpreter: Option<String>,
+    /// Restarts allowed within the restart window (60 s) before the app is errored.
     #[arg(long, value_name = "N")]
     pub max_restarts: Option<u32>,
+    /// Milliseconds a stopping worker gets to finish before it is killed.
     #[arg(long, value_name = "MS")]
     pub kill_timeout: Option<u64>,
     /// A worker is ready when it sends "ready" (`process.send('ready')`).
     #[arg(long)]
     pub wait_ready: bool,
+    /// Milliseconds a new worker has to become ready; a timeout is a failure.
     #[arg(long, value_name = "MS")]
     pub listen_timeout: Option<u64>,
     /// Replace a worker (without downtime) when its memory goes over this (`200M`, `1G`).
@@ -83,10 +86,24 @@ pub fn specs(args: &AppArgs) -> anyhow::Result<(Vec<AppSpec>, Vec<String>)> {
             .map(String::as_str);
         let loaded = crate::config::load(&args.target, profile)?;
         let mut apps = loaded.apps;
+        if args.name.is_some() && apps.len() != 1 {
+            anyhow::bail!(
+                "--name renames one app, and {} has {}; use each app's `name` in the file",
+                args.target.display(),
+                apps.len()
+            );
+        }
         for spec in &mut apps {
             apply_overrides(spec, args, true)?;
         }
+        inherit_caller_env(&mut apps);
         return Ok((apps, loaded.warnings));
+    }
+    if let Some(profile) = args.env.iter().find(|e| !e.contains('=')) {
+        anyhow::bail!(
+            "--env {profile:?} selects a profile of an ecosystem file; for a script, give \
+             variables as --env KEY=VALUE"
+        );
     }
     let script = absolute(&args.target)?;
     let name = match &args.name {
@@ -104,7 +121,22 @@ pub fn specs(args: &AppArgs) -> anyhow::Result<(Vec<AppSpec>, Vec<String>)> {
         .collect();
     spec.cwd = Some(std::env::current_dir()?);
     apply_overrides(&mut spec, args, false)?;
-    Ok((vec![spec], Vec::new()))
+    let mut apps = vec![spec];
+    inherit_caller_env(&mut apps);
+    Ok((apps, Vec::new()))
+}
+
+/// Workers see the environment of the shell that started them (as with pm2), under what the
+/// app sets itself; muster's own variables stay out.
+fn inherit_caller_env(apps: &mut [AppSpec]) {
+    for (k, v) in std::env::vars() {
+        if k == "MUSTER_HOME" || k.starts_with("NODE_CHANNEL") || k == "NODE_UNIQUE_ID" {
+            continue;
+        }
+        for spec in apps.iter_mut() {
+            spec.env.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
 }
 
 fn absolute(p: &Path) -> anyhow::Result<PathBuf> {

@@ -11,13 +11,12 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
-        /// What the OS said.
-        #[source]
-        source: io::Error,
+        /// What the OS said (in the message itself, so error chains do not repeat it).
+        error: io::Error,
     },
     /// The file name does not say which format it is in.
     #[error(

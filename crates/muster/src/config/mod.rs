@@ -95,9 +95,9 @@ pub struct Loaded {
 /// Loads `path`; `env_profile` selects `env_<profile>` tables (pm2's `--env <profile>`).
 pub fn load(path: &Path, env_profile: Option<&str>) -> Result<Loaded, ConfigError> {
     let format = Format::of(path)?;
-    let absolute = std::path::absolute(path).map_err(|source| ConfigError::Read {
+    let absolute = std::path::absolute(path).map_err(|error| ConfigError::Read {
         path: path.to_owned(),
-        source,
+        error,
     })?;
     let base = absolute
         .parent()
@@ -151,9 +151,9 @@ fn read(path: &Path, absolute: &Path, format: Format) -> Result<Document, Config
     let text = || {
         std::fs::read_to_string(path)
             .map(|t| t.strip_prefix('\u{feff}').map(str::to_owned).unwrap_or(t))
-            .map_err(|source| ConfigError::Read {
+            .map_err(|error| ConfigError::Read {
                 path: path.to_owned(),
-                source,
+                error,
             })
     };
     match format {

@@ -189,7 +189,7 @@ impl Daemon {
                     self.stop(name).await?;
                     apps.push(self.info(name).await?);
                 }
-                done(format!("stopped {}", names.join(", ")), apps)
+                done(did("stopped", &names), apps)
             }
             Request::Restart { target } => {
                 let names = self.resolve(&target).await?;
@@ -198,7 +198,7 @@ impl Daemon {
                     self.clone().launch(name).await?;
                 }
                 let apps = self.infos(&names).await?;
-                done(format!("restarted {}", names.join(", ")), apps)
+                done(did("restarted", &names), apps)
             }
             Request::Reload { target } => {
                 let names = self.resolve(&target).await?;
@@ -206,7 +206,7 @@ impl Daemon {
                     self.clone().reload(name).await?;
                 }
                 let apps = self.infos(&names).await?;
-                done(format!("reloaded {}", names.join(", ")), apps)
+                done(did("reloaded", &names), apps)
             }
             Request::Delete { target } => {
                 let names = self.resolve(&target).await?;
@@ -217,7 +217,7 @@ impl Daemon {
                     reg.save()?;
                     let _ = std::fs::remove_file(self.home.supervisor_spec(name));
                 }
-                done(format!("deleted {}", names.join(", ")), Vec::new())
+                done(did("deleted", &names), Vec::new())
             }
             Request::Scale { name, instances } => self.scale(&name, instances).await?,
             Request::List => Response::Apps {
@@ -273,6 +273,7 @@ impl Daemon {
                 muster_proto::validate_name(&spec.name)
                     .with_context(|| format!("app name {:?}", spec.name))?;
                 crate::app::primary_config(spec)?;
+                crate::app::check_runnable(spec)?;
                 if let Some(e) = reg.get(&spec.name)
                     && e.wanted
                     && self.supervisor_hello(&spec.name).await.is_ok()
@@ -503,6 +504,18 @@ impl Daemon {
         if self.supervisor_hello(name).await.is_err() {
             return self.launch(name).await; // pm2: reloading a stopped app starts it
         }
+        let fork = self
+            .registry
+            .lock()
+            .await
+            .get(name)
+            .is_some_and(|e| e.spec.exec_mode == ExecMode::Fork);
+        if fork {
+            // A fork-mode app binds its own port: its successor could not start beside it.
+            // As in pm2, reload is then a restart; cluster mode is the zero-downtime one.
+            self.stop(name).await?;
+            return self.launch(name).await;
+        }
         let lock = self.app_lock(name).await;
         let _guard = lock.lock().await;
         match self.ask(name, SupervisorRequest::Reload).await? {
@@ -520,9 +533,6 @@ impl Daemon {
             let e = reg
                 .get_mut(name)
                 .with_context(|| format!("no app named {name}"))?;
-            if e.spec.exec_mode == ExecMode::Fork && instances > 1 {
-                anyhow::bail!("{name} runs in fork mode (one instance); start it with -i to scale");
-            }
             e.spec.instances = muster_proto::Instances::Count(instances);
             reg.save()?;
         }
@@ -630,6 +640,12 @@ impl Daemon {
             .with_context(|| format!("reading {} (run `muster save` first)", path.display()))?;
         let specs: Vec<AppSpec> = serde_json::from_str(&text)
             .with_context(|| format!("{} is malformed", path.display()))?;
+        if specs.is_empty() {
+            return Ok(done(
+                format!("{} lists no apps; nothing to resurrect", path.display()),
+                Vec::new(),
+            ));
+        }
         let mut todo = Vec::new();
         for spec in specs {
             if self.supervisor_hello(&spec.name).await.is_err() {
@@ -648,4 +664,13 @@ impl Daemon {
 
 fn done(message: String, apps: Vec<AppInfo>) -> Response {
     Response::Done { message, apps }
+}
+
+/// `started web, api`, or `no apps` when the target matched none (`all` on an empty list).
+fn did(verb: &str, names: &[String]) -> String {
+    if names.is_empty() {
+        format!("no apps ({verb} nothing)")
+    } else {
+        format!("{verb} {}", names.join(", "))
+    }
 }

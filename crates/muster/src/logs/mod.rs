@@ -67,6 +67,9 @@ pub enum Prefix {
     None,
     /// To muster's own stdout/stderr, each line prefixed `app:worker| ` (`muster run`).
     AppWorker(String),
+    /// The same, both streams on muster's stderr (`muster run --json`, whose stdout carries
+    /// only JSON).
+    AppWorkerStderr(String),
 }
 
 impl LogConfig {

@@ -85,6 +85,7 @@ impl LogSink {
                 )
             }
             Prefix::AppWorker(app) => (Target::Stdout, Some(Target::Stderr), Some(app.as_str())),
+            Prefix::AppWorkerStderr(app) => (Target::Stderr, None, Some(app.as_str())),
         };
         LogSink::start(runtime, out, err, app, time).map_err(LogError::Writer)
     }
