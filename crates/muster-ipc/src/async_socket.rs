@@ -13,16 +13,14 @@ pub struct AsyncSocket {
 }
 
 impl AsyncSocket {
-    /// Registers `sock` (made non-blocking) for readability and writability.
+    /// Registers `sock` (made non-blocking) for readability.
     pub fn new(sock: OwnedFd) -> io::Result<AsyncSocket> {
         crate::sys::set_nonblocking(sock.as_fd(), true)?;
         // SAFETY: the `AsyncFd` owns the `OwnedFd`, so the descriptor stays open and names the
         // same socket for the `AsyncFd`'s whole life; it is never swapped out.
         #[allow(unsafe_code)]
-        let fd = unsafe {
-            AsyncFd::register_with_interest(sock, Interest::READABLE | Interest::WRITABLE)
-        }
-        .map_err(|e| e.into_parts().1)?;
+        let fd = unsafe { AsyncFd::register_with_interest(sock, Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)?;
         Ok(AsyncSocket { fd })
     }
 

@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 pub struct BlockingChannel {
     sock: OwnedFd,
     core: Core,
+    /// The last read may have left data behind (it filled the buffer, or stopped at a
+    /// descriptor): read again before waiting.
+    maybe_more: bool,
 }
 
 impl BlockingChannel {
@@ -34,6 +37,7 @@ impl BlockingChannel {
         Ok(BlockingChannel {
             sock,
             core: Core::new(max_frame),
+            maybe_more: true,
         })
     }
 
@@ -48,14 +52,14 @@ impl BlockingChannel {
     /// Sends a user message (what `process.on('message')` receives).
     pub fn send(&mut self, message: &Value) -> Result<(), SendError> {
         let frame = encode_plain(Class::User, message)?;
-        self.core.outbox.push_plain(&frame);
+        self.core.outbox.push_plain(frame);
         self.flush()
     }
 
     /// Sends an internal message (`cmd` starting with `NODE_`).
     pub fn send_internal(&mut self, message: &Value) -> Result<(), SendError> {
         let frame = encode_plain(Class::Internal, message)?;
-        self.core.outbox.push_plain(&frame);
+        self.core.outbox.push_plain(frame);
         self.flush()
     }
 
@@ -126,23 +130,33 @@ impl BlockingChannel {
             if self.core.eof {
                 return Ok(None);
             }
-            match self.core.read_once(self.sock.as_fd())? {
-                ReadOutcome::Data | ReadOutcome::Eof => {
-                    // ACKs we owe go out at once: the peer's later messages wait on them.
-                    if let Err(e) = self.core.write(self.sock.as_fd())
-                        && !is_closed(&e)
-                    {
-                        return Err(e);
+            // After a read that drained the socket, a second one would only fail: wait first.
+            if self.maybe_more {
+                match self.read()? {
+                    ReadOutcome::Data | ReadOutcome::Drained | ReadOutcome::Eof => {
+                        // ACKs we owe go out at once: the peer's later messages wait on them.
+                        if let Err(e) = self.core.write(self.sock.as_fd())
+                            && !is_closed(&e)
+                        {
+                            return Err(e);
+                        }
+                        continue;
                     }
-                    continue;
+                    ReadOutcome::WouldBlock => {}
                 }
-                ReadOutcome::WouldBlock => {}
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(io::ErrorKind::TimedOut.into());
             }
             self.wait(deadline)?;
         }
+    }
+
+    /// One read, remembering whether the socket may hold more.
+    fn read(&mut self) -> io::Result<ReadOutcome> {
+        let outcome = self.core.read_once(self.sock.as_fd())?;
+        self.maybe_more = outcome == ReadOutcome::Data;
+        Ok(outcome)
     }
 
     /// Polls for readability, and writability when something is ready to write; reads and
@@ -169,7 +183,7 @@ impl BlockingChannel {
         }
         let revents = fds[0].revents();
         if revents.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) && !self.core.eof {
-            self.core.read_once(self.sock.as_fd())?;
+            self.read()?;
         }
         // Write whatever is ready: the ACK/NACK a read just queued (the peer holds its next
         // message until it arrives), or what the socket had no room for before.

@@ -80,10 +80,11 @@ impl Channel {
         // SAFETY: the `AsyncFd` owns the `OwnedFd`, so the descriptor stays open and names the
         // same socket for the `AsyncFd`'s whole life; nothing swaps it out (`get_mut` is unused).
         #[allow(unsafe_code)]
-        let fd = unsafe {
-            AsyncFd::register_with_interest(sock, Interest::READABLE | Interest::WRITABLE)
-        }
-        .map_err(|e| e.into_parts().1)?;
+        // Readable only: a unix socket turns writable each time the peer reads, and waking
+        // for that on every message costs a round of the event loop. Writability is watched
+        // only while a write is blocked (`WriteWatch`).
+        let fd = unsafe { AsyncFd::register_with_interest(sock, Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)?;
         let (out_tx, out_rx) = mpsc::channel(SEND_QUEUE);
         let (in_tx, in_rx) = mpsc::channel(RECV_QUEUE);
         let driver = Driver {
@@ -239,6 +240,7 @@ impl Driver {
         } = self;
         let sock = fd.get_ref().as_fd();
         let mut senders_open = true;
+        let mut write_watch: Option<WriteWatch> = None;
         let mut write_shut = false;
         let mut write_failed = false;
         // Events decoded but not yet taken by the receiver (at most one read's worth).
@@ -286,7 +288,20 @@ impl Driver {
             }
 
             let want_read = backlog.is_empty() && !core.eof;
+            // Something is still ready after the write above: the socket was full.
             let want_write = !write_failed && core.outbox.has_ready();
+            if want_write && write_watch.is_none() {
+                match WriteWatch::new(sock) {
+                    Ok(w) => write_watch = Some(w),
+                    Err(e) => {
+                        on_write_failure(&mut core, &mut out_rx, e);
+                        write_failed = true;
+                        continue;
+                    }
+                }
+            } else if !want_write {
+                write_watch = None;
+            }
             let want_frames = senders_open && core.outbox.queued_bytes() < OUTBOX_HIGH_WATER;
             tokio::select! {
                 permit = in_tx.reserve(), if !backlog.is_empty() => match permit {
@@ -299,7 +314,7 @@ impl Driver {
                         return;
                     };
                     match core.read_once(sock) {
-                        Ok(ReadOutcome::WouldBlock) => guard.clear_ready(),
+                        Ok(ReadOutcome::WouldBlock | ReadOutcome::Drained) => guard.clear_ready(),
                         Ok(_) => {}
                         Err(_) => {
                             // A read error other than EOF: the peer is as good as gone.
@@ -308,7 +323,7 @@ impl Driver {
                         }
                     }
                 }
-                guard = fd.writable(), if want_write => {
+                guard = WriteWatch::writable(write_watch.as_ref()), if want_write => {
                     let Ok(mut guard) = guard else {
                         out_rx.close();
                         return;
@@ -332,9 +347,36 @@ impl Driver {
     }
 }
 
+/// Writability of the channel, watched through a duplicate descriptor registered for writing
+/// only, and only while a write is blocked (the main registration is for reading).
+struct WriteWatch {
+    dup: AsyncFd<OwnedFd>,
+}
+
+impl WriteWatch {
+    fn new(sock: std::os::fd::BorrowedFd<'_>) -> io::Result<WriteWatch> {
+        let dup = rustix::io::fcntl_dupfd_cloexec(sock, 0)?;
+        // SAFETY: the `AsyncFd` owns the duplicate, which stays open and names the same socket
+        // for the `AsyncFd`'s whole life; it is never swapped out.
+        #[allow(unsafe_code)]
+        let dup = unsafe { AsyncFd::register_with_interest(dup, Interest::WRITABLE) }
+            .map_err(|e| e.into_parts().1)?;
+        Ok(WriteWatch { dup })
+    }
+
+    async fn writable(
+        watch: Option<&WriteWatch>,
+    ) -> io::Result<tokio::io::unix::AsyncFdReadyGuard<'_, OwnedFd>> {
+        match watch {
+            Some(w) => w.dup.writable().await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
 fn enqueue(core: &mut Core, o: Outgoing) {
     match o {
-        Outgoing::Plain(f) => core.outbox.push_plain(&f),
+        Outgoing::Plain(f) => core.outbox.push_plain(f),
         Outgoing::Handle(f, fd) => core.outbox.push_handle(f, fd),
     }
 }

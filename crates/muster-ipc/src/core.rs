@@ -62,7 +62,12 @@ pub(crate) struct Core {
 /// Result of one read attempt.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum ReadOutcome {
+    /// Data, and maybe more behind it.
     Data,
+    /// Data, and the socket is empty now: a short read without descriptors (the kernel ends a
+    /// read early only at a descriptor-carrying segment). Saves the failing read that would
+    /// otherwise tell us so, once per message.
+    Drained,
     WouldBlock,
     Eof,
 }
@@ -88,6 +93,7 @@ impl Core {
                 Ok(ReadOutcome::Eof)
             }
             Ok((n, truncated)) => {
+                let drained = n < self.buf.len() && self.fds.is_empty() && !truncated;
                 self.inbox.on_read(
                     &self.buf[..n],
                     self.fds.drain(..),
@@ -95,7 +101,11 @@ impl Core {
                     &mut self.outbox,
                     &mut self.events,
                 );
-                Ok(ReadOutcome::Data)
+                Ok(if drained {
+                    ReadOutcome::Drained
+                } else {
+                    ReadOutcome::Data
+                })
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ReadOutcome::WouldBlock),
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {

@@ -300,7 +300,7 @@ mod tests {
         let (mut inbox, mut out, mut ev) =
             (Inbox::new(1 << 20), Outbox::default(), VecDeque::new());
         out.push_handle(b"H\n".to_vec(), fd());
-        out.push_plain(b"held\n");
+        out.push_plain(b"held\n".to_vec());
         assert_eq!(written(&mut out), "H\n");
         inbox.on_read(
             b"{\"cmd\":\"NODE_HANDLE_ACK\"}\n",

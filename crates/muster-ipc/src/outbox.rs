@@ -76,20 +76,20 @@ impl Outbox {
 
     /// Appends complete plain frames, coalescing with the queue's tail so that a burst of small
     /// messages leaves in one `send`.
-    pub fn push_plain(&mut self, frames: &[u8]) {
+    pub fn push_plain(&mut self, frames: Vec<u8>) {
         self.queued += frames.len();
         let queue = if self.blocked() {
             &mut self.held
         } else {
             &mut self.ready
         };
-        if let Some(Segment::Plain { bytes, .. }) = queue.back_mut() {
-            bytes.extend_from_slice(frames);
-        } else {
-            queue.push_back(Segment::Plain {
-                bytes: frames.to_vec(),
+        match queue.back_mut() {
+            Some(Segment::Plain { bytes, .. }) => bytes.extend_from_slice(&frames),
+            // Nothing to join: the frames become the segment, without a copy.
+            _ => queue.push_back(Segment::Plain {
+                bytes: frames,
                 done: 0,
-            });
+            }),
         }
     }
 
@@ -221,8 +221,8 @@ mod tests {
     #[test]
     fn plain_frames_coalesce_into_one_write() {
         let mut o = Outbox::default();
-        o.push_plain(b"1\n");
-        o.push_plain(b"2\n");
+        o.push_plain(b"1\n".to_vec());
+        o.push_plain(b"2\n".to_vec());
         let mut w = Recorder::default();
         assert!(o.write_to(&mut w).unwrap());
         assert_eq!(w.calls, vec![(b"1\n2\n".to_vec(), false)]);
@@ -233,11 +233,11 @@ mod tests {
     #[test]
     fn handle_frame_is_alone_and_later_frames_wait_for_ack() {
         let mut o = Outbox::default();
-        o.push_plain(b"before\n");
+        o.push_plain(b"before\n".to_vec());
         o.push_handle(b"H1\n".to_vec(), fd());
-        o.push_plain(b"after\n");
+        o.push_plain(b"after\n".to_vec());
         o.push_handle(b"H2\n".to_vec(), fd());
-        o.push_plain(b"last\n");
+        o.push_plain(b"last\n".to_vec());
         let mut w = Recorder::default();
         assert!(o.write_to(&mut w).unwrap());
         assert_eq!(
@@ -286,7 +286,7 @@ mod tests {
     #[test]
     fn would_block_keeps_everything() {
         let mut o = Outbox::default();
-        o.push_plain(b"x\n");
+        o.push_plain(b"x\n".to_vec());
         let mut w = Recorder {
             would_block: true,
             ..Recorder::default()
