@@ -40,6 +40,10 @@ pub struct AppSpec {
     pub cwd: Option<PathBuf>,
     /// Environment added to the workers' inherited environment.
     pub env: BTreeMap<String, String>,
+    /// The environment of the shell that started the app (as pm2 passes it on), under `env`.
+    /// Kept in muster's private state files; never printed (`list`/`show` leave it out).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub inherited_env: BTreeMap<String, String>,
     /// How many workers to run.
     pub instances: Instances,
     /// Whether workers are independent processes or share listeners through the supervisor.
@@ -112,6 +116,7 @@ impl Default for AppSpec {
             interpreter_args: Vec::new(),
             cwd: None,
             env: BTreeMap::new(),
+            inherited_env: BTreeMap::new(),
             instances: Instances::default(),
             exec_mode: ExecMode::default(),
             listen: Vec::new(),

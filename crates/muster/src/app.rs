@@ -100,7 +100,14 @@ pub fn primary_config(spec: &AppSpec) -> anyhow::Result<PrimaryConfig> {
     let mut config = PrimaryConfig::new(program);
     config.args = args;
     config.cwd = spec.cwd.clone();
-    config.env = spec.env.iter().map(|(k, v)| (k.into(), v.into())).collect();
+    // The app's own `env` wins over what it inherited from the shell that started it.
+    config.env = spec
+        .inherited_env
+        .iter()
+        .filter(|(k, _)| !spec.env.contains_key(*k))
+        .chain(&spec.env)
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
     config
         .env
         .push(("MUSTER_APP_NAME".into(), spec.name.clone().into()));

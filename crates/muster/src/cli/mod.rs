@@ -34,19 +34,42 @@ pub enum Command {
         json: bool,
     },
     /// Stop apps (`all`, a name or an id); they stay in the list.
-    Stop { target: String },
+    Stop {
+        target: String,
+        /// Print JSON only (schema: docs/json.md).
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop and start apps again.
-    Restart { target: String },
+    Restart {
+        target: String,
+        /// Print JSON only (schema: docs/json.md).
+        #[arg(long)]
+        json: bool,
+    },
     /// Rolling reload: each worker's replacement is ready before it drains; no request fails.
-    Reload { target: String },
+    Reload {
+        target: String,
+        /// Print JSON only (schema: docs/json.md).
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop apps and forget them.
     #[command(alias = "del")]
-    Delete { target: String },
+    Delete {
+        target: String,
+        /// Print JSON only (schema: docs/json.md).
+        #[arg(long)]
+        json: bool,
+    },
     /// Change the number of workers: `scale api 4`, or `+2` / `-1` relative to now.
     Scale {
         name: String,
         #[arg(allow_hyphen_values = true, value_name = "N|+N|-N")]
         instances: String,
+        /// Print JSON only (schema: docs/json.md).
+        #[arg(long)]
+        json: bool,
     },
     /// The apps: id, name, mode, pids, uptime, restarts, status, cpu, memory, listen address.
     #[command(alias = "ls", alias = "status")]
@@ -66,17 +89,46 @@ pub enum Command {
     /// Print an app's logs (all apps without a name).
     Logs(logs::LogsArgs),
     /// Empty the log files.
-    Flush { target: Option<String> },
+    Flush {
+        target: Option<String>,
+        /// Print JSON only (schema: docs/json.md).
+        #[arg(long)]
+        json: bool,
+    },
     /// Send a JSON message to every worker of an app (`process.on('message')`).
-    Send { target: String, message: String },
+    Send {
+        target: String,
+        message: String,
+        /// Print JSON only (schema: docs/json.md).
+        #[arg(long)]
+        json: bool,
+    },
     /// Send a signal to every worker of an app: `muster signal SIGUSR2 api`.
-    Signal { signal: String, target: String },
+    Signal {
+        signal: String,
+        target: String,
+        /// Print JSON only (schema: docs/json.md).
+        #[arg(long)]
+        json: bool,
+    },
     /// Remember the running apps, for `muster resurrect` (after a reboot).
-    Save,
+    Save {
+        /// Print JSON only (schema: docs/json.md).
+        #[arg(long)]
+        json: bool,
+    },
     /// Start the apps `muster save` remembered.
-    Resurrect,
+    Resurrect {
+        /// Print JSON only (schema: docs/json.md).
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop every app gracefully, then the daemon.
-    Kill,
+    Kill {
+        /// Print JSON only (schema: docs/json.md).
+        #[arg(long)]
+        json: bool,
+    },
     /// Is the daemon running?
     Ping {
         /// Print JSON only.
@@ -119,23 +171,34 @@ fn hello_worker() -> anyhow::Result<i32> {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     let json = cli.command.wants_json();
-    let human = Output { json: false };
     let result = match cli.command {
         Command::Start { app, json } => manage::run(Manage::Start(Box::new(app)), Output { json }),
-        Command::Stop { target } => manage::run(Manage::Stop(target), human),
-        Command::Restart { target } => manage::run(Manage::Restart(target), human),
-        Command::Reload { target } => manage::run(Manage::Reload(target), human),
-        Command::Delete { target } => manage::run(Manage::Delete(target), human),
-        Command::Scale { name, instances } => manage::run(Manage::Scale(name, instances), human),
+        Command::Stop { target, json } => manage::run(Manage::Stop(target), Output { json }),
+        Command::Restart { target, json } => manage::run(Manage::Restart(target), Output { json }),
+        Command::Reload { target, json } => manage::run(Manage::Reload(target), Output { json }),
+        Command::Delete { target, json } => manage::run(Manage::Delete(target), Output { json }),
+        Command::Scale {
+            name,
+            instances,
+            json,
+        } => manage::run(Manage::Scale(name, instances), Output { json }),
         Command::List { json } => manage::run(Manage::List, Output { json }),
         Command::Show { target, json } => manage::run(Manage::Show(target), Output { json }),
         Command::Logs(args) => logs::run(args),
-        Command::Flush { target } => manage::run(Manage::Flush(target), human),
-        Command::Send { target, message } => manage::run(Manage::Send(target, message), human),
-        Command::Signal { signal, target } => manage::run(Manage::Signal(signal, target), human),
-        Command::Save => manage::run(Manage::Save, human),
-        Command::Resurrect => manage::run(Manage::Resurrect, human),
-        Command::Kill => manage::run(Manage::Kill, human),
+        Command::Flush { target, json } => manage::run(Manage::Flush(target), Output { json }),
+        Command::Send {
+            target,
+            message,
+            json,
+        } => manage::run(Manage::Send(target, message), Output { json }),
+        Command::Signal {
+            signal,
+            target,
+            json,
+        } => manage::run(Manage::Signal(signal, target), Output { json }),
+        Command::Save { json } => manage::run(Manage::Save, Output { json }),
+        Command::Resurrect { json } => manage::run(Manage::Resurrect, Output { json }),
+        Command::Kill { json } => manage::run(Manage::Kill, Output { json }),
         Command::Ping { json } => manage::run(Manage::Ping, Output { json }),
         Command::Run(args) => run::run(args),
         Command::Cluster(args) => cluster::run(args),
@@ -176,6 +239,17 @@ impl Command {
     fn wants_json(&self) -> bool {
         match self {
             Command::Start { json, .. }
+            | Command::Stop { json, .. }
+            | Command::Restart { json, .. }
+            | Command::Reload { json, .. }
+            | Command::Delete { json, .. }
+            | Command::Scale { json, .. }
+            | Command::Flush { json, .. }
+            | Command::Send { json, .. }
+            | Command::Signal { json, .. }
+            | Command::Save { json }
+            | Command::Resurrect { json }
+            | Command::Kill { json }
             | Command::List { json }
             | Command::Show { json, .. }
             | Command::Ping { json } => *json,

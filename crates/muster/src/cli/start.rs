@@ -134,7 +134,7 @@ fn inherit_caller_env(apps: &mut [AppSpec]) {
             continue;
         }
         for spec in apps.iter_mut() {
-            spec.env.entry(k.clone()).or_insert_with(|| v.clone());
+            spec.inherited_env.insert(k.clone(), v.clone());
         }
     }
 }

@@ -577,8 +577,12 @@ impl Daemon {
                 .with_context(|| format!("no app named {name}"))?;
             (e.id, e.spec.clone(), e.wanted)
         };
+        let mut shown = spec.clone();
+        shown.inherited_env.clear(); // never printed: it may hold secrets
         if let Ok(mut app) = self.status(name).await {
             app.id = id;
+            // The registry's spec is current (a `scale` changes it after the supervisor began).
+            app.spec = shown;
             return Ok(app);
         }
         Ok(AppInfo {
@@ -604,7 +608,7 @@ impl Daemon {
                 .err_path
                 .display()
                 .to_string(),
-            spec,
+            spec: shown,
         })
     }
 
