@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Builds ipc-bench in release and runs every IPC case side by side (see bench/README.md).
+# Arguments go to ipc-bench: --quick (smoke run, seconds), --json, --rounds N, --secs S, ...
+# The table (or JSON) goes to stdout; progress and the machine's load go to stderr.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+cargo build --release --locked -p ipc-bench >&2
+target="${CARGO_TARGET_DIR:-$root/target}"
+echo "uptime before: $(uptime)" >&2
+status=0
+"$target/release/ipc-bench" "$@" || status=$?
+echo "uptime after:  $(uptime)" >&2
+exit "$status"
