@@ -30,7 +30,7 @@ const OUTBOX_HIGH_WATER: usize = 4 << 20;
 #[derive(Debug)]
 enum Outgoing {
     Plain(Vec<u8>),
-    Handle(Vec<u8>, OwnedFd),
+    Handle(Vec<u8>, std::sync::Arc<OwnedFd>),
 }
 
 /// Options for a channel.

@@ -299,7 +299,7 @@ mod tests {
     fn ack_and_nack_release_the_outbox_and_are_not_delivered() {
         let (mut inbox, mut out, mut ev) =
             (Inbox::new(1 << 20), Outbox::default(), VecDeque::new());
-        out.push_handle(b"H\n".to_vec(), fd());
+        out.push_handle(b"H\n".to_vec(), std::sync::Arc::new(fd()));
         out.push_plain(b"held\n".to_vec());
         assert_eq!(written(&mut out), "H\n");
         inbox.on_read(
@@ -311,7 +311,7 @@ mod tests {
         );
         assert!(ev.is_empty());
         assert_eq!(written(&mut out), "held\n");
-        out.push_handle(b"H\n".to_vec(), fd());
+        out.push_handle(b"H\n".to_vec(), std::sync::Arc::new(fd()));
         written(&mut out);
         inbox.on_read(
             b"{\"cmd\":\"NODE_HANDLE_NACK\"}\n",

@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 use std::os::fd::OwnedFd;
+use std::sync::Arc;
 
 /// A message as the receiving side sees it.
 ///
@@ -127,9 +128,9 @@ impl DgramType {
 #[derive(Debug)]
 pub struct SendHandle {
     pub kind: HandleType,
-    /// Sent by `SCM_RIGHTS`; closed here once the kernel holds its own reference. Pass a
-    /// `try_clone()` to keep using the socket.
-    pub fd: OwnedFd,
+    /// Sent by `SCM_RIGHTS`; this reference is dropped once the kernel holds its own. Keep
+    /// another `Arc` (see [`SendHandle::shared`]) to go on using the socket without a `dup`.
+    pub fd: Arc<OwnedFd>,
     /// Required for [`HandleType::DgramSocket`].
     pub dgram_type: Option<DgramType>,
     /// Node's socket-list key (section 4.6 of the protocol notes); normally `None`.
@@ -142,7 +143,7 @@ impl SendHandle {
     pub fn new(kind: HandleType, fd: impl Into<OwnedFd>) -> SendHandle {
         SendHandle {
             kind,
-            fd: fd.into(),
+            fd: Arc::new(fd.into()),
             dgram_type: None,
             key: None,
             prepared: false,
@@ -156,6 +157,19 @@ impl SendHandle {
         SendHandle {
             prepared: true,
             ..SendHandle::new(kind, fd)
+        }
+    }
+
+    /// A socket the caller keeps using: the descriptor is closed when the last `Arc` goes.
+    /// With [`prepared`](Self::prepared)'s guarantee, for a per-connection hot path that must
+    /// keep the connection until the peer accepts it.
+    pub fn shared(kind: HandleType, fd: Arc<OwnedFd>, prepared: bool) -> SendHandle {
+        SendHandle {
+            kind,
+            fd,
+            dgram_type: None,
+            key: None,
+            prepared,
         }
     }
 

@@ -11,6 +11,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
 
 #[derive(Debug)]
 enum Segment {
@@ -19,7 +20,7 @@ enum Segment {
     /// One handle frame; `fd` is dropped once its first byte (and so the descriptor) went out.
     Handle {
         bytes: Vec<u8>,
-        fd: Option<OwnedFd>,
+        fd: Option<Arc<OwnedFd>>,
         done: usize,
     },
 }
@@ -94,7 +95,7 @@ impl Outbox {
     }
 
     /// Appends a handle frame with its descriptor.
-    pub fn push_handle(&mut self, frame: Vec<u8>, fd: OwnedFd) {
+    pub fn push_handle(&mut self, frame: Vec<u8>, fd: Arc<OwnedFd>) {
         self.queued += frame.len();
         let seg = Segment::Handle {
             bytes: frame,
@@ -214,8 +215,8 @@ mod tests {
         }
     }
 
-    fn fd() -> OwnedFd {
-        UnixStream::pair().unwrap().0.into()
+    fn fd() -> Arc<OwnedFd> {
+        Arc::new(UnixStream::pair().unwrap().0.into())
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! Round-robin hand-off: the primary accepts and gives each connection to the next worker.
 //!
-//! Unlike Node's SCHED_RR, hand-off is pipelined: a worker may have several connections handed
-//! over and not yet answered (up to [`MAX_OUTSTANDING`]), so a burst does not wait for one
-//! round trip per connection. The primary keeps its copy of every connection until the worker
-//! answers `accepted`; when a worker dies first, its unanswered connections go to another
-//! worker instead of hanging.
+//! Unlike Node's SCHED_RR, hand-off is pipelined: a worker may have a second connection queued
+//! behind the one on the wire ([`MAX_OUTSTANDING`]), so it never waits a round trip through
+//! the primary between two. It is no deeper than that on purpose: the channel carries one
+//! handle per ACK, so a longer queue would only sit behind a worker that is busy or descheduled
+//! while another one idles; the rest wait here and go to whichever worker frees up first.
+//!
+//! The primary keeps every connection until the worker answers `accepted` (the same descriptor
+//! it sends, shared, not a `dup`); when a worker dies first, its unanswered connections go to
+//! another worker instead of hanging.
 
 use super::worker::WorkerProc;
 use crate::node::{self, HandleKey, SeqCounter};
@@ -14,12 +18,13 @@ use rustix::net::SocketFlags;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
 use std::os::fd::OwnedFd;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// Connections handed to one worker and not yet answered, beyond which it is skipped.
-pub(crate) const MAX_OUTSTANDING: usize = 64;
+pub(crate) const MAX_OUTSTANDING: usize = 2;
 
 pub(crate) type RrId = usize;
 
@@ -33,7 +38,7 @@ struct RrListener {
     members: Vec<WorkerId>,
     next: usize,
     /// Connections waiting for a worker.
-    backlog: VecDeque<OwnedFd>,
+    backlog: VecDeque<Arc<OwnedFd>>,
     accept_task: JoinHandle<()>,
 }
 
@@ -47,8 +52,8 @@ impl Drop for RrListener {
 pub(crate) struct Rr {
     listeners: Vec<RrListener>,
     conn_tx: mpsc::Sender<Accepted>,
-    /// Handed over and not yet answered: (worker, newconn seq) → (listener, our copy).
-    pending: HashMap<(WorkerId, u64), (RrId, OwnedFd)>,
+    /// Handed over and not yet answered: (worker, newconn seq) → (listener, the connection).
+    pending: HashMap<(WorkerId, u64), (RrId, Arc<OwnedFd>)>,
 }
 
 impl Rr {
@@ -100,7 +105,7 @@ impl Rr {
         workers: &mut BTreeMap<WorkerId, WorkerProc>,
         seq: &mut SeqCounter,
     ) {
-        if let Err(conn) = self.hand_over(id, conn, workers, seq) {
+        if let Err(conn) = self.hand_over(id, Arc::new(conn), workers, seq) {
             self.listeners[id].backlog.push_back(conn);
         }
     }
@@ -121,7 +126,7 @@ impl Rr {
             w.outstanding = w.outstanding.saturating_sub(1);
         }
         if accepted {
-            drop(conn); // the worker has its own copy now
+            drop(conn); // the worker has its own reference now
         } else {
             // Its server is closing or full: someone else takes it, ahead of newer ones.
             self.listeners[id].backlog.push_front(conn);
@@ -148,7 +153,7 @@ impl Rr {
             .copied()
             .collect();
         // Oldest first, so they keep their order at the front of the queue.
-        let mut mine: Vec<(u64, RrId, OwnedFd)> = mine
+        let mut mine: Vec<(u64, RrId, Arc<OwnedFd>)> = mine
             .into_iter()
             .filter_map(|k| self.pending.remove(&k).map(|(id, fd)| (k.1, id, fd)))
             .collect();
@@ -182,10 +187,10 @@ impl Rr {
     fn hand_over(
         &mut self,
         id: RrId,
-        conn: OwnedFd,
+        conn: Arc<OwnedFd>,
         workers: &mut BTreeMap<WorkerId, WorkerProc>,
         seq: &mut SeqCounter,
-    ) -> Result<(), OwnedFd> {
+    ) -> Result<(), Arc<OwnedFd>> {
         let l = &mut self.listeners[id];
         let n = l.members.len();
         for i in 0..n {
@@ -197,12 +202,10 @@ impl Rr {
             if !w.takes_connections() || w.outstanding >= MAX_OUTSTANDING {
                 continue;
             }
-            let Ok(copy) = conn.try_clone() else {
-                return Err(conn); // out of descriptors: keep it queued
-            };
             let s = seq.next_seq();
             let msg = node::newconn(&l.key, s);
-            let handle = SendHandle::prepared(HandleType::NetNative, copy);
+            // accept4(SOCK_NONBLOCK) gave a non-blocking TCP or unix stream socket.
+            let handle = SendHandle::shared(HandleType::NetNative, Arc::clone(&conn), true);
             if w.sender.try_send_internal_handle(&msg, handle).is_ok() {
                 w.outstanding += 1;
                 l.next = idx + 1;
