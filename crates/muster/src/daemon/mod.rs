@@ -524,7 +524,7 @@ impl Daemon {
         }
     }
 
-    async fn scale(&self, name: &str, instances: u32) -> anyhow::Result<Response> {
+    async fn scale(self: &Arc<Self>, name: &str, instances: u32) -> anyhow::Result<Response> {
         if instances == 0 {
             anyhow::bail!("scale to 0 is `muster stop {name}`");
         }
@@ -612,10 +612,19 @@ impl Daemon {
         })
     }
 
-    async fn infos(&self, names: &[String]) -> anyhow::Result<Vec<AppInfo>> {
-        let mut out = Vec::with_capacity(names.len());
-        for n in names {
-            out.push(self.info(n).await?);
+    /// Every app's info, asking their supervisors all at once (one at a time, `list` would
+    /// wait for each to wake up in turn).
+    async fn infos(self: &Arc<Self>, names: &[String]) -> anyhow::Result<Vec<AppInfo>> {
+        let asks: Vec<_> = names
+            .iter()
+            .map(|n| {
+                let (d, n) = (Arc::clone(self), n.clone());
+                tokio::spawn(async move { d.info(&n).await })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(asks.len());
+        for ask in asks {
+            out.push(ask.await??);
         }
         Ok(out)
     }
