@@ -112,6 +112,19 @@ pub fn primary_config(spec: &AppSpec) -> anyhow::Result<PrimaryConfig> {
         .env
         .push(("MUSTER_APP_NAME".into(), spec.name.clone().into()));
     config.node_cluster = cluster;
+    if node && cluster {
+        // Drain keep-alive connections at a response boundary (see node/drain.js).
+        let preload = node_drain_preload()?;
+        let options = match spec
+            .env
+            .get("NODE_OPTIONS")
+            .or(spec.inherited_env.get("NODE_OPTIONS"))
+        {
+            Some(o) => format!("{o} --require {}", preload.display()),
+            None => format!("--require {}", preload.display()),
+        };
+        config.env.push(("NODE_OPTIONS".into(), options.into()));
+    }
     config.schedule = match spec.schedule {
         muster_proto::Schedule::Rr => Schedule::Rr,
         muster_proto::Schedule::Shared => Schedule::Shared,
@@ -164,6 +177,27 @@ pub fn primary_config(spec: &AppSpec) -> anyhow::Result<PrimaryConfig> {
     Ok(config)
 }
 
+/// The drain preload for Node cluster workers, written once per muster version under the
+/// temporary directory (Node needs a file to `--require`).
+fn node_drain_preload() -> anyhow::Result<std::path::PathBuf> {
+    const SOURCE: &str = include_str!("node/drain.js");
+    let dir = std::env::temp_dir().join(format!(
+        "muster-{}-{}",
+        rustix::process::getuid().as_raw(),
+        env!("CARGO_PKG_VERSION")
+    ));
+    let path = dir.join("drain.js");
+    if std::fs::read_to_string(&path).is_ok_and(|s| s == SOURCE) {
+        return Ok(path);
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // Written beside, then renamed: a worker starting meanwhile never reads half a file.
+    let tmp = dir.join(format!("drain.js.{}", std::process::id()));
+    std::fs::write(&tmp, SOURCE).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
 /// `SIGTERM`, `TERM` or `15` → 15.
 pub fn signal_number(name: &str) -> anyhow::Result<i32> {
     if let Ok(n) = name.parse::<i32>() {
@@ -206,6 +240,40 @@ mod tests {
         assert_eq!(
             c.stop_signal, None,
             "Node drains on disconnect, not a signal"
+        );
+        let options = c
+            .env
+            .iter()
+            .find(|(k, _)| k == "NODE_OPTIONS")
+            .map(|(_, v)| v.to_string_lossy().into_owned())
+            .expect("the drain preload");
+        let path = options
+            .strip_prefix("--require ")
+            .expect("only the preload");
+        assert!(
+            std::fs::read_to_string(path)
+                .unwrap()
+                .contains("closeIdleConnections")
+        );
+    }
+
+    #[test]
+    fn the_drain_preload_keeps_the_apps_own_node_options() {
+        let mut spec = AppSpec::new("api", "/srv/app.js");
+        spec.exec_mode = ExecMode::Cluster;
+        spec.env
+            .insert("NODE_OPTIONS".into(), "--max-old-space-size=256".into());
+        let c = primary_config(&spec).unwrap();
+        let options: Vec<_> = c.env.iter().filter(|(k, _)| k == "NODE_OPTIONS").collect();
+        assert_eq!(
+            options.len(),
+            2,
+            "the app's own, then muster's (the later one wins)"
+        );
+        let last = options[1].1.to_string_lossy();
+        assert!(
+            last.starts_with("--max-old-space-size=256 --require "),
+            "{last}"
         );
     }
 

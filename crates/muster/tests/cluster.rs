@@ -86,6 +86,80 @@ fn client_loop(
     })
 }
 
+/// Like `client_loop`, but on one keep-alive connection: request after request on the same
+/// socket, a new connection only after a response that says `Connection: close`. A reset or an
+/// EOF while waiting for an answer is a failed request.
+fn keepalive_loop(
+    port: u16,
+    stop: &Arc<AtomicBool>,
+    done: &Arc<AtomicUsize>,
+    max_time: Duration,
+) -> JoinHandle<Vec<Outcome>> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let (stop, done) = (Arc::clone(stop), Arc::clone(done));
+    std::thread::spawn(move || {
+        let end = Instant::now() + max_time;
+        let mut out = Vec::new();
+        let mut conn: Option<BufReader<std::net::TcpStream>> = None;
+        while !stop.load(Ordering::SeqCst) && Instant::now() < end {
+            let started = Instant::now();
+            let result = (|| -> Result<(Who, bool), String> {
+                if conn.is_none() {
+                    let s = std::net::TcpStream::connect(("127.0.0.1", port))
+                        .map_err(|e| format!("connect: {e}"))?;
+                    s.set_read_timeout(Some(REQUEST))
+                        .map_err(|e| e.to_string())?;
+                    conn = Some(BufReader::new(s));
+                }
+                let r = conn.as_mut().expect("just connected");
+                r.get_mut()
+                    .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+                    .map_err(|e| format!("send: {e}"))?;
+                let (mut len, mut close, mut status) = (0usize, false, String::new());
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).map_err(|e| format!("read: {e}"))? == 0 {
+                        return Err("the connection closed before the answer".into());
+                    }
+                    let line = line.trim_end();
+                    if status.is_empty() {
+                        status = line.to_owned();
+                    } else if line.is_empty() {
+                        break;
+                    } else if let Some((k, v)) = line.split_once(':') {
+                        match k.to_ascii_lowercase().as_str() {
+                            "content-length" => len = v.trim().parse().unwrap_or(0),
+                            "connection" => close = v.trim().eq_ignore_ascii_case("close"),
+                            _ => {}
+                        }
+                    }
+                }
+                let mut body = vec![0; len];
+                r.read_exact(&mut body).map_err(|e| format!("body: {e}"))?;
+                if !status.contains(" 200 ") {
+                    return Err(format!("status line {status:?}"));
+                }
+                Ok((who(&String::from_utf8_lossy(&body))?, close))
+            })();
+            let result = match result {
+                Ok((w, close)) => {
+                    if close {
+                        conn = None; // the server ends it at this response boundary
+                    }
+                    Ok(w)
+                }
+                Err(e) => {
+                    conn = None;
+                    Err(e)
+                }
+            };
+            out.push(Outcome { started, result });
+            done.fetch_add(1, Ordering::SeqCst);
+        }
+        out
+    })
+}
+
 /// Stops client loops however the test ends, so a failed test leaves no loop running.
 struct StopOnDrop(Arc<AtomicBool>);
 
@@ -556,7 +630,27 @@ fn shared_rolling_reload_twice_under_load_fails_no_request_and_ends_on_new_worke
     reload_twice_under_load("shared");
 }
 
+/// Keep-alive clients are the hard case: a worker told to go must not drop a connection on
+/// which the next request is already on its way (Node's own `server.close()` does).
+#[test]
+fn rr_rolling_reload_twice_under_keepalive_load_fails_no_request() {
+    reload_twice_under_load_with(
+        "rr",
+        &[Client::KeepAlive, Client::KeepAlive, Client::KeepAlive],
+    );
+}
+
+#[derive(Clone, Copy)]
+enum Client {
+    Fresh(&'static str),
+    KeepAlive,
+}
+
 fn reload_twice_under_load(schedule: &str) {
+    reload_twice_under_load_with(schedule, &[Client::Fresh("/"), Client::Fresh("/slow")]);
+}
+
+fn reload_twice_under_load_with(schedule: &str, kinds: &[Client]) {
     let port = free_port();
     // One client asks for quick answers, the other for 150 ms ones, so that the workers being
     // replaced have requests in flight when they are told to go.
@@ -569,9 +663,14 @@ fn reload_twice_under_load(schedule: &str) {
     let stop = Arc::new(AtomicBool::new(false));
     let _stop_on_drop = StopOnDrop(Arc::clone(&stop));
     let done = Arc::new(AtomicUsize::new(0));
-    let clients: Vec<_> = ["/", "/slow"]
-        .into_iter()
-        .map(|path| client_loop(port, path, &stop, &done, 20_000, Duration::from_secs(25)))
+    let clients: Vec<_> = kinds
+        .iter()
+        .map(|k| match *k {
+            Client::Fresh(path) => {
+                client_loop(port, path, &stop, &done, 20_000, Duration::from_secs(25))
+            }
+            Client::KeepAlive => keepalive_loop(port, &stop, &done, Duration::from_secs(25)),
+        })
         .collect();
     wait_count(&mut c, &done, 20, WAIT);
     let m1 = c.mark();
@@ -582,6 +681,10 @@ fn reload_twice_under_load(schedule: &str) {
     let m2 = c.mark();
     c.signal(Signal::HUP);
     c.wait_for_since(m2, "the second reload-done", WAIT, |e| e.is("reload-done"));
+    // `reload-done` comes when the last replacement is ready; the worker it replaced still
+    // finishes its requests (on a keep-alive connection, one last one, answered with
+    // `Connection: close`). From the exit of all four replaced workers on, only new ones answer.
+    c.wait_n("the four replaced workers' exits", 4, WAIT, |e| e.is("exit"));
     let after_second = Instant::now();
     let n = done.load(Ordering::SeqCst);
     wait_count(&mut c, &done, n + 40, WAIT);
