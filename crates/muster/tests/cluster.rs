@@ -684,7 +684,9 @@ fn reload_twice_under_load_with(schedule: &str, kinds: &[Client]) {
     // `reload-done` comes when the last replacement is ready; the worker it replaced still
     // finishes its requests (on a keep-alive connection, one last one, answered with
     // `Connection: close`). From the exit of all four replaced workers on, only new ones answer.
-    c.wait_n("the four replaced workers' exits", 4, WAIT, |e| e.is("exit"));
+    c.wait_n("the four replaced workers' exits", 4, WAIT, |e| {
+        e.is("exit")
+    });
     let after_second = Instant::now();
     let n = done.load(Ordering::SeqCst);
     wait_count(&mut c, &done, n + 40, WAIT);
