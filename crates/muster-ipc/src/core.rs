@@ -65,8 +65,9 @@ pub(crate) enum ReadOutcome {
     /// Data, and maybe more behind it.
     Data,
     /// Data, and the socket is empty now: a short read without descriptors (the kernel ends a
-    /// read early only at a descriptor-carrying segment). Saves the failing read that would
-    /// otherwise tell us so, once per message.
+    /// read early only at a descriptor-carrying segment, or at `MSG_OOB` data, which no Node
+    /// or muster peer sends: such a peer only delays its own next frame until it writes again).
+    /// Saves the failing read that would otherwise tell us so, once per message.
     Drained,
     WouldBlock,
     Eof,

@@ -159,7 +159,12 @@ impl Decoder {
                 line.extend_from_slice(&data[..i]);
                 let v = self.parse(start, &line);
                 line.clear();
-                self.partial = line; // keep the allocation for the next partial frame
+                // Keep the allocation for the next partial frame, unless one huge frame made it
+                // huge: that memory would stay with the channel for good.
+                if line.capacity() > 1 << 20 {
+                    line.shrink_to(64 * 1024);
+                }
+                self.partial = line;
                 v
             };
             out.push(Frame { start, end, value });

@@ -67,6 +67,22 @@ impl Inbox {
         // Every frame that could still claim these has been seen.
         let horizon = self.decoder.frame_start();
         self.drop_strays(horizon, events);
+        // Only the frame in progress (it starts at `horizon`) can still claim one, and only
+        // one that arrived with its first byte: a peer that sends descriptors without ever
+        // finishing a frame cannot make us hold more than that.
+        let mut kept = false;
+        let before = self.fds.len();
+        self.fds.retain(|p| {
+            let claimable = !kept && p.from <= horizon && horizon < p.to;
+            kept |= claimable;
+            claimable
+        });
+        for _ in self.fds.len()..before {
+            events.push_back(Received::Problem(Problem::StrayFd {
+                from: horizon,
+                to: self.decoder.position(),
+            }));
+        }
     }
 
     /// The peer closed the channel: descriptors nobody claimed are closed.
@@ -293,6 +309,32 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn descriptors_without_a_finished_frame_do_not_pile_up() {
+        let (mut inbox, mut out, mut ev) =
+            (Inbox::new(1 << 20), Outbox::default(), VecDeque::new());
+        inbox.on_read(
+            b"{\"cmd\":\"NODE_HANDLE\"",
+            [fd(), fd()],
+            false,
+            &mut out,
+            &mut ev,
+        );
+        for _ in 0..100 {
+            inbox.on_read(b",\"x\":1", [fd(), fd()], false, &mut out, &mut ev);
+        }
+        assert_eq!(
+            inbox.fds.len(),
+            1,
+            "only the frame in progress may claim one"
+        );
+        let strays = ev
+            .iter()
+            .filter(|e| matches!(e, Received::Problem(Problem::StrayFd { .. })))
+            .count();
+        assert_eq!(strays, 201);
     }
 
     #[test]

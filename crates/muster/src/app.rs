@@ -120,8 +120,8 @@ pub fn primary_config(spec: &AppSpec) -> anyhow::Result<PrimaryConfig> {
             .get("NODE_OPTIONS")
             .or(spec.inherited_env.get("NODE_OPTIONS"))
         {
-            Some(o) => format!("{o} --require {}", preload.display()),
-            None => format!("--require {}", preload.display()),
+            Some(o) => format!("{o} --require \"{}\"", preload.display()),
+            None => format!("--require \"{}\"", preload.display()),
         };
         config.env.push(("NODE_OPTIONS".into(), options.into()));
     }
@@ -187,10 +187,40 @@ fn node_drain_preload() -> anyhow::Result<std::path::PathBuf> {
         env!("CARGO_PKG_VERSION")
     ));
     let path = dir.join("drain.js");
-    if std::fs::read_to_string(&path).is_ok_and(|s| s == SOURCE) {
+    // Every worker runs this file: the directory must be ours and private, or another user
+    // who created it first could put code in it.
+    {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::symlink_metadata(&dir)
+            .with_context(|| format!("checking {}", dir.display()))?;
+        let mine = meta.uid() == rustix::process::getuid().as_raw();
+        if !meta.is_dir() || !mine {
+            anyhow::bail!(
+                "{} is not a directory of this user (owner {}); remove it",
+                dir.display(),
+                meta.uid()
+            );
+        }
+        if meta.mode() & 0o077 != 0 {
+            // Ours but open to others: close it, and do not trust what is in it.
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("closing {}", dir.display()))?;
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    let ours = std::fs::symlink_metadata(&path).is_ok_and(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.is_file() && m.uid() == rustix::process::getuid().as_raw()
+    });
+    if ours && std::fs::read_to_string(&path).is_ok_and(|s| s == SOURCE) {
         return Ok(path);
     }
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     // Written beside, then renamed: a worker starting meanwhile never reads half a file.
     let tmp = dir.join(format!("drain.js.{}", std::process::id()));
     std::fs::write(&tmp, SOURCE).with_context(|| format!("writing {}", tmp.display()))?;
@@ -248,8 +278,9 @@ mod tests {
             .map(|(_, v)| v.to_string_lossy().into_owned())
             .expect("the drain preload");
         let path = options
-            .strip_prefix("--require ")
-            .expect("only the preload");
+            .strip_prefix("--require \"")
+            .and_then(|p| p.strip_suffix('"'))
+            .expect("only the preload, quoted");
         assert!(
             std::fs::read_to_string(path)
                 .unwrap()

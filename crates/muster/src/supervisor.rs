@@ -198,12 +198,19 @@ async fn answer(ctx: &Ctx, req: SupervisorRequest) -> SupervisorResponse {
                 message: e.to_string(),
             },
         },
-        SupervisorRequest::Flush => match ctx.sink.flush() {
-            Ok(()) => done("logs flushed"),
-            Err(e) => SupervisorResponse::Error {
-                message: format!("flushing the logs: {e}"),
-            },
-        },
+        SupervisorRequest::Flush => {
+            // File work off the runtime's only thread: the app's events must keep flowing.
+            let sink = Arc::clone(&ctx.sink);
+            match tokio::task::spawn_blocking(move || sink.flush()).await {
+                Ok(Ok(())) => done("logs flushed"),
+                Ok(Err(e)) => SupervisorResponse::Error {
+                    message: format!("flushing the logs: {e}"),
+                },
+                Err(e) => SupervisorResponse::Error {
+                    message: format!("flushing the logs: {e}"),
+                },
+            }
+        }
         SupervisorRequest::Shutdown => {
             ctx.primary.stop();
             let mut stopped = ctx.stopped.clone();

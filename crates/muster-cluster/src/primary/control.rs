@@ -27,6 +27,9 @@ use tokio::time::Instant;
 /// kernel's listen queue then holds the rest).
 const BACKLOG_CAP: usize = 256;
 
+/// Messages from all workers waiting for the control task.
+const FROM_WORKERS_QUEUE: usize = 1024;
+
 /// A timer the policy armed, ordered by deadline then by arming order.
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Armed {
@@ -56,8 +59,8 @@ pub(crate) struct Control {
     policy: Policy,
     events: mpsc::UnboundedSender<Event>,
     workers: BTreeMap<WorkerId, WorkerProc>,
-    from_workers_tx: mpsc::UnboundedSender<FromWorker>,
-    from_workers: mpsc::UnboundedReceiver<FromWorker>,
+    from_workers_tx: mpsc::Sender<FromWorker>,
+    from_workers: mpsc::Receiver<FromWorker>,
     accepted: mpsc::Receiver<Accepted>,
     rr: Rr,
     handles: Handles,
@@ -80,7 +83,9 @@ impl Control {
         config: PrimaryConfig,
         events: mpsc::UnboundedSender<Event>,
     ) -> Result<Control, StartError> {
-        let (from_workers_tx, from_workers) = mpsc::unbounded_channel();
+        // Bounded: a worker that floods the primary with messages is slowed down through its
+        // channel (its reader task waits), instead of growing the primary's memory.
+        let (from_workers_tx, from_workers) = mpsc::channel(FROM_WORKERS_QUEUE);
         let (conn_tx, accepted) = mpsc::channel(BACKLOG_CAP);
         let sigchld = signal(SignalKind::child()).map_err(StartError::Signals)?;
         let mut c = Control {
@@ -389,6 +394,9 @@ impl Control {
                 self.forget_if_gone(id);
             }
             FromWorker::Received(id, Received::Problem(p)) => {
+                if matches!(p, muster_ipc::Problem::HandleRefused) {
+                    self.rr.on_refused(id, &mut self.workers, &mut self.seq);
+                }
                 self.worker_error(id, format!("bad message from worker: {p}"));
             }
             FromWorker::Received(id, Received::Message { message, handle }) => {

@@ -135,6 +135,26 @@ impl Rr {
         true
     }
 
+    /// The worker refused a handle (`NODE_HANDLE_NACK`: it got the frame without its
+    /// descriptor). Handles go out one at a time and in order, so the refused one is its
+    /// oldest unanswered connection: that one goes to another worker, as if refused.
+    pub fn on_refused(
+        &mut self,
+        worker: WorkerId,
+        workers: &mut BTreeMap<WorkerId, WorkerProc>,
+        seq: &mut SeqCounter,
+    ) {
+        let oldest = self
+            .pending
+            .keys()
+            .filter(|(w, _)| *w == worker)
+            .map(|&(_, s)| s)
+            .min();
+        if let Some(s) = oldest {
+            self.on_reply(worker, s, false, workers, seq);
+        }
+    }
+
     /// The worker is gone or leaving: it gets nothing more, and what it had not yet accepted
     /// goes to the others.
     pub fn worker_gone(

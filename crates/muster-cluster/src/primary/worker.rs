@@ -61,7 +61,7 @@ pub(crate) fn spawn(
     id: WorkerId,
     slot: usize,
     inherited: InheritedFds,
-    to_control: &mpsc::UnboundedSender<FromWorker>,
+    to_control: &mpsc::Sender<FromWorker>,
 ) -> io::Result<WorkerProc> {
     let mut spawn = Spawn::new(&config.program)
         .args(&config.args)
@@ -124,11 +124,11 @@ pub(crate) fn spawn(
     let tx = to_control.clone();
     tokio::spawn(async move {
         while let Some(r) = receiver.recv().await {
-            if tx.send(FromWorker::Received(id, r)).is_err() {
+            if tx.send(FromWorker::Received(id, r)).await.is_err() {
                 return;
             }
         }
-        let _ = tx.send(FromWorker::Closed(id));
+        let _ = tx.send(FromWorker::Closed(id)).await;
     });
     Ok(WorkerProc {
         id,
