@@ -53,16 +53,21 @@ pub fn run(home: Home) -> anyhow::Result<i32> {
         .write(true)
         .open(home.daemon_lock())
         .context("opening the daemon lock")?;
-    if rustix::fs::flock(
+    // A daemon that was just told to `kill` may still be exiting: give it a moment.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while rustix::fs::flock(
         lock.as_fd(),
         rustix::fs::FlockOperation::NonBlockingLockExclusive,
     )
     .is_err()
     {
-        anyhow::bail!(
-            "another muster daemon is running for {}",
-            home.root().display()
-        );
+        if Instant::now() > deadline {
+            anyhow::bail!(
+                "another muster daemon is running for {}",
+                home.root().display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -103,7 +108,8 @@ async fn serve(home: Home) -> anyhow::Result<i32> {
             _ = daemon.shutdown.notified() => break,
         }
     }
-    let _ = std::fs::remove_file(daemon.home.daemon_socket());
+    // The socket file is already gone (`kill` removed it before answering); removing it again
+    // here could remove the socket of a daemon started since.
     Ok(0)
 }
 
@@ -244,6 +250,9 @@ impl Daemon {
                     // `resurrect` or `restart`, even when a new daemon starts.
                     self.stop(name).await?;
                 }
+                // Before answering: a command run right after `kill` must start a new daemon,
+                // not reach this one as it exits.
+                let _ = std::fs::remove_file(self.home.daemon_socket());
                 done(
                     format!("stopped {} app(s) and the daemon", names.len()),
                     Vec::new(),
