@@ -38,10 +38,6 @@ impl AsyncSocket {
             }
         }
     }
-
-    pub fn get_ref(&self) -> &OwnedFd {
-        self.fd.get_ref()
-    }
 }
 
 impl AsFd for AsyncSocket {

@@ -163,12 +163,6 @@ impl Sender {
         self.push(Outgoing::Handle(frame, handle.fd)).await
     }
 
-    /// Queues already-encoded frames (one or more, each ending in LF) as they are.
-    /// For callers that encode themselves; nothing is checked.
-    pub async fn send_raw(&self, frames: Vec<u8>) -> Result<(), SendError> {
-        self.push(Outgoing::Plain(frames)).await
-    }
-
     /// Like [`send`](Self::send), but fails with [`SendError::Full`] instead of waiting: for
     /// event loops that serve many channels and must not stall on one slow peer.
     pub fn try_send(&self, message: &Value) -> Result<(), SendError> {

@@ -135,7 +135,7 @@ pub struct SendHandle {
     pub dgram_type: Option<DgramType>,
     /// Node's socket-list key (section 4.6 of the protocol notes); normally `None`.
     pub key: Option<String>,
-    /// Skip the socket-type check and `O_NONBLOCK` set-up (see [`SendHandle::prepared`]).
+    /// Skip the socket-type check and `O_NONBLOCK` set-up (see [`SendHandle::shared`]).
     pub(crate) prepared: bool,
 }
 
@@ -150,19 +150,10 @@ impl SendHandle {
         }
     }
 
-    /// A handle whose descriptor the caller guarantees is already a non-blocking socket of the
-    /// right type (for example a connection from `accept4(SOCK_NONBLOCK)`): sending it skips
-    /// the four system calls of the check, which matters on a per-connection hot path.
-    pub fn prepared(kind: HandleType, fd: impl Into<OwnedFd>) -> SendHandle {
-        SendHandle {
-            prepared: true,
-            ..SendHandle::new(kind, fd)
-        }
-    }
-
     /// A socket the caller keeps using: the descriptor is closed when the last `Arc` goes.
-    /// With [`prepared`](Self::prepared)'s guarantee, for a per-connection hot path that must
-    /// keep the connection until the peer accepts it.
+    /// `prepared` means the caller guarantees a non-blocking socket of the right type (say, from
+    /// `accept4(SOCK_NONBLOCK)`), which skips the four system calls of the check: for a
+    /// per-connection hot path that keeps the connection until the peer accepts it.
     pub fn shared(kind: HandleType, fd: Arc<OwnedFd>, prepared: bool) -> SendHandle {
         SendHandle {
             kind,

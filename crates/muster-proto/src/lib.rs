@@ -16,5 +16,5 @@ pub use protocol::{
     AppInfo, PROTOCOL_VERSION, Request, Response, SupervisorRequest, SupervisorResponse, Target,
     WorkerInfo,
 };
-pub use signal::parse_signal;
+pub use signal::{parse_signal, signal_name, signal_number};
 pub use units::{parse_duration_ms, parse_memory_size};

@@ -230,25 +230,7 @@ fn node_drain_preload() -> anyhow::Result<std::path::PathBuf> {
 
 /// `SIGTERM`, `TERM` or `15` → 15.
 pub fn signal_number(name: &str) -> anyhow::Result<i32> {
-    if let Ok(n) = name.parse::<i32>() {
-        return Ok(n);
-    }
-    let upper = name.to_ascii_uppercase();
-    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
-    let n = match bare {
-        "HUP" => 1,
-        "INT" => 2,
-        "QUIT" => 3,
-        "KILL" => 9,
-        "USR1" => 10,
-        "USR2" => 12,
-        "TERM" => 15,
-        "CONT" => 18,
-        "STOP" => 19,
-        "WINCH" => 28,
-        _ => anyhow::bail!("unknown signal {name:?}"),
-    };
-    Ok(n)
+    muster_proto::signal_number(name).with_context(|| format!("unknown signal {name:?}"))
 }
 
 #[cfg(test)]
@@ -350,6 +332,11 @@ mod tests {
 
     #[test]
     fn signals() {
+        assert_eq!(
+            signal_number("SIGPWR").unwrap(),
+            30,
+            "every valid stop_signal starts"
+        );
         assert_eq!(signal_number("SIGTERM").unwrap(), 15);
         assert_eq!(signal_number("usr2").unwrap(), 12);
         assert_eq!(signal_number("9").unwrap(), 9);

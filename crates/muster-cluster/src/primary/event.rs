@@ -169,22 +169,5 @@ fn policy_json(p: &PolicyEvent) -> Value {
 
 /// `SIGKILL` for 9, etc.; the number as a string for unknown ones.
 pub fn signal_name(sig: i32) -> String {
-    let name = match sig {
-        1 => "SIGHUP",
-        2 => "SIGINT",
-        3 => "SIGQUIT",
-        4 => "SIGILL",
-        6 => "SIGABRT",
-        7 => "SIGBUS",
-        8 => "SIGFPE",
-        9 => "SIGKILL",
-        10 => "SIGUSR1",
-        11 => "SIGSEGV",
-        12 => "SIGUSR2",
-        13 => "SIGPIPE",
-        14 => "SIGALRM",
-        15 => "SIGTERM",
-        _ => return sig.to_string(),
-    };
-    name.to_owned()
+    muster_proto::signal_name(sig).map_or_else(|| sig.to_string(), str::to_owned)
 }

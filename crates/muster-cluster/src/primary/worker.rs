@@ -152,14 +152,10 @@ pub(crate) fn signal_group(pid: u32, signal: i32) {
     let Some(pid) = rustix::process::Pid::from_raw(pid as i32) else {
         return;
     };
-    let Some(sig) = signal_from_raw(signal) else {
+    let Some(sig) = Signal::from_named_raw(signal) else {
         return;
     };
     if rustix::process::kill_process_group(pid, sig).is_err() {
         let _ = rustix::process::kill_process(pid, sig);
     }
-}
-
-pub(crate) fn signal_from_raw(signal: i32) -> Option<Signal> {
-    Signal::from_named_raw(signal)
 }

@@ -127,7 +127,6 @@ fn build_config(args: &ClusterArgs) -> anyhow::Result<PrimaryConfig> {
     crate::app::check_runnable(&spec)?;
     let node = crate::app::runs_node(&spec);
     let mut config = crate::app::primary_config(&spec)?;
-    config.env.retain(|(k, _)| k != "MUSTER_APP_NAME");
     config.default_host = args.host;
     config.policy.backoff_base = Duration::from_millis(args.backoff_base);
     config.policy.backoff_cap = Duration::from_millis(args.backoff_cap);
