@@ -29,6 +29,7 @@ mod inbox;
 mod listen_fds;
 mod message;
 mod outbox;
+mod outgoing;
 mod spawn;
 mod sys;
 
@@ -49,6 +50,7 @@ pub use listen_fds::{
 pub use message::{
     DgramType, HandleType, Message, ReceivedHandle, SendHandle, internal_cmd, is_internal,
 };
+pub use outgoing::{DEFAULT_MAX_QUEUED, Outgoing};
 pub use spawn::{DEFAULT_CHANNEL_FD, Spawn, Spawned};
 
 /// Signals, re-exported for [`Spawn::parent_death_signal`].
