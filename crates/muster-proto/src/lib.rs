@@ -6,6 +6,7 @@ pub mod instances;
 pub mod listen;
 pub mod protocol;
 pub mod signal;
+pub mod status;
 pub mod units;
 
 pub use app::{AppSpec, ExecMode, Interpreter, SCHEMA_VERSION, Schedule, validate_name};
@@ -17,4 +18,5 @@ pub use protocol::{
     WorkerInfo,
 };
 pub use signal::{parse_signal, signal_name, signal_number};
+pub use status::{AppStatus, LOG_ERROR_MARKER, WorkerStatus};
 pub use units::{parse_duration_ms, parse_memory_size};

@@ -7,7 +7,8 @@
 //!
 //! Every message is one compact JSON object on one line, tagged by `"type"`.
 
-use crate::app::AppSpec;
+use crate::app::{AppSpec, ExecMode};
+use crate::status::{AppStatus, WorkerStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
@@ -157,9 +158,12 @@ pub struct AppInfo {
     pub id: u32,
     pub name: String,
     /// `fork` or `cluster`.
-    pub mode: String,
-    /// `online`, `launching`, `reloading`, `stopping`, `stopped`, `errored`.
-    pub status: String,
+    pub mode: ExecMode,
+    pub status: AppStatus,
+    /// While `status` is `unresponsive`: since when its supervisor has said nothing, in
+    /// milliseconds. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unresponsive_ms: Option<u64>,
     /// Pid of the app's supervisor process, while it runs.
     pub supervisor_pid: Option<u32>,
     pub workers: Vec<WorkerInfo>,
@@ -183,8 +187,7 @@ pub struct WorkerInfo {
     pub id: u64,
     pub slot: usize,
     pub pid: Option<u32>,
-    /// `starting`, `online`, `ready`, `draining`, `failed`.
-    pub state: String,
+    pub state: WorkerStatus,
     pub uptime_ms: u64,
     /// Restarts of this worker's slot.
     pub restarts: u32,

@@ -15,7 +15,8 @@ use anyhow::Context;
 use muster_cluster::policy::{AppState, PolicyEvent, ReloadFailure, WorkerId, WorkerState};
 use muster_cluster::primary::{Event, Primary, PrimaryHandle};
 use muster_proto::{
-    AppInfo, AppSpec, ExecMode, PROTOCOL_VERSION, SupervisorRequest, SupervisorResponse, WorkerInfo,
+    AppInfo, AppSpec, AppStatus, PROTOCOL_VERSION, SupervisorRequest, SupervisorResponse,
+    WorkerInfo, WorkerStatus,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -266,7 +267,7 @@ async fn app_info(ctx: &Ctx) -> Option<AppInfo> {
             id: w.id.0,
             slot: w.slot,
             pid: w.pid,
-            state: worker_state(w.state).to_owned(),
+            state: worker_state(w.state),
             uptime_ms: t
                 .worker_started
                 .get(&w.id)
@@ -279,24 +280,25 @@ async fn app_info(ctx: &Ctx) -> Option<AppInfo> {
     let alive: Vec<u32> = workers.iter().filter_map(|w| w.pid).collect();
     t.cpu.retain(&alive);
     // Draining workers are on their way out (a reload, a handover): they do not count.
-    let serving: Vec<&WorkerInfo> = workers.iter().filter(|w| w.state != "draining").collect();
-    let all_ready = !serving.is_empty() && serving.iter().all(|w| w.state == "ready");
+    let serving: Vec<&WorkerInfo> = workers
+        .iter()
+        .filter(|w| w.state != WorkerStatus::Draining)
+        .collect();
+    let all_ready = !serving.is_empty() && serving.iter().all(|w| w.state == WorkerStatus::Ready);
     let status_name = match status.state {
-        AppState::Running if all_ready => "online",
-        AppState::Running => "launching",
-        AppState::Reloading => "reloading",
-        AppState::Stopping => "stopping",
-        AppState::Stopped => "stopped",
-        AppState::Errored => "errored",
+        AppState::Running if all_ready => AppStatus::Online,
+        AppState::Running => AppStatus::Launching,
+        AppState::Reloading => AppStatus::Reloading,
+        AppState::Stopping => AppStatus::Stopping,
+        AppState::Stopped => AppStatus::Stopped,
+        AppState::Errored => AppStatus::Errored,
     };
     Some(AppInfo {
         id: 0,
         name: ctx.spec.name.clone(),
-        mode: match ctx.spec.exec_mode {
-            ExecMode::Fork => "fork".into(),
-            ExecMode::Cluster => "cluster".into(),
-        },
-        status: status_name.into(),
+        mode: ctx.spec.exec_mode,
+        status: status_name,
+        unresponsive_ms: None,
         supervisor_pid: Some(std::process::id()),
         uptime_ms: now.duration_since(t.started).as_millis() as u64,
         restarts: status.restarts,
@@ -311,12 +313,12 @@ async fn app_info(ctx: &Ctx) -> Option<AppInfo> {
     })
 }
 
-fn worker_state(s: WorkerState) -> &'static str {
+fn worker_state(s: WorkerState) -> WorkerStatus {
     match s {
-        WorkerState::Starting => "starting",
-        WorkerState::Online => "online",
-        WorkerState::Ready => "ready",
-        WorkerState::Draining => "draining",
-        WorkerState::Failed => "failed",
+        WorkerState::Starting => WorkerStatus::Starting,
+        WorkerState::Online => WorkerStatus::Online,
+        WorkerState::Ready => WorkerStatus::Ready,
+        WorkerState::Draining => WorkerStatus::Draining,
+        WorkerState::Failed => WorkerStatus::Failed,
     }
 }

@@ -5,7 +5,9 @@ use super::{Daemon, MAX_SUPERVISOR_RESTARTS, SUPERVISOR_START};
 use crate::control_socket;
 use crate::wire::Conn;
 use anyhow::Context;
-use muster_proto::{AppInfo, AppSpec, PROTOCOL_VERSION, SupervisorRequest, SupervisorResponse};
+use muster_proto::{
+    AppInfo, AppSpec, AppStatus, PROTOCOL_VERSION, SupervisorRequest, SupervisorResponse,
+};
 use std::future::Future;
 use std::pin::Pin;
 use std::process::Stdio;
@@ -110,7 +112,7 @@ impl Daemon {
             Instant::now() + Duration::from_millis(spec.listen_timeout_ms) + Duration::from_secs(2);
         while Instant::now() < deadline {
             match self.status(&spec.name).await {
-                Ok(info) if info.status == "online" || info.status == "errored" => return,
+                Ok(info) if matches!(info.status, AppStatus::Online | AppStatus::Errored) => return,
                 _ => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }

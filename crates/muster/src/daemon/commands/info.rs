@@ -2,7 +2,7 @@
 
 use crate::daemon::Daemon;
 use anyhow::Context;
-use muster_proto::{AppInfo, ExecMode};
+use muster_proto::{AppInfo, AppStatus};
 use std::sync::Arc;
 
 impl Daemon {
@@ -26,11 +26,13 @@ impl Daemon {
         Ok(AppInfo {
             id,
             name: name.to_owned(),
-            mode: match spec.exec_mode {
-                ExecMode::Fork => "fork".into(),
-                ExecMode::Cluster => "cluster".into(),
+            mode: spec.exec_mode,
+            status: if wanted {
+                AppStatus::Errored
+            } else {
+                AppStatus::Stopped
             },
-            status: if wanted { "errored" } else { "stopped" }.into(),
+            unresponsive_ms: None,
             supervisor_pid: None,
             workers: Vec::new(),
             uptime_ms: 0,
