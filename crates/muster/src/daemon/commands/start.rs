@@ -20,7 +20,7 @@ impl Daemon {
                 crate::app::check_runnable(spec)?;
                 if let Some(e) = reg.get(&spec.name)
                     && e.wanted
-                    && self.supervisor_hello(&spec.name).await.is_ok()
+                    && self.linked(&spec.name)
                 {
                     anyhow::bail!(
                         "{} is already running; use `muster restart {}` or `muster reload {}`",
