@@ -9,7 +9,14 @@
 mod harness;
 
 use harness::Home;
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+/// Longest wait for an app to come up or a line to appear.
+const WAIT: Duration = Duration::from_secs(20);
 
 fn stdout_of(home: &Home, args: &[&str]) -> String {
     let out = home.ok(args);
@@ -87,4 +94,156 @@ fn man_page_renders_and_lists_the_commands() {
     let logs = render_man(&dir.join("muster-logs.1"));
     assert!(logs.contains("--lines"), "{logs}");
     assert!(!dir.join("muster-supervise.1").exists());
+}
+
+/// Writes an executable shell script into the home and returns its path.
+fn script(home: &Home, name: &str, body: &str) -> String {
+    let path = home.path(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// An app that writes `tick N` on stdout and `tock N` on stderr five times a second.
+fn ticker(home: &Home) -> String {
+    script(
+        home,
+        "ticker.sh",
+        "i=0\nwhile true; do echo \"tick $i\"; echo \"tock $i\" >&2; i=$((i+1)); sleep 0.2; done\n",
+    )
+}
+
+/// A long-running `muster` command whose stdout lines are read as they come; SIGKILLed and
+/// reaped on drop if it still runs.
+struct Streaming {
+    child: Child,
+    lines: Receiver<String>,
+}
+
+impl Streaming {
+    fn start(home: &Home, args: &[&str]) -> Streaming {
+        let mut child = home
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting muster");
+        let out = child.stdout.take().expect("piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Streaming { child, lines }
+    }
+
+    /// The next line, or a panic naming `what` after `timeout`.
+    fn line(&self, what: &str, timeout: Duration) -> String {
+        self.lines
+            .recv_timeout(timeout)
+            .unwrap_or_else(|e| panic!("no line ({what}) within {timeout:?}: {e}"))
+    }
+
+    /// SIGINT (Ctrl-C), then the exit code within `timeout`.
+    fn interrupt(&mut self, timeout: Duration) -> Option<i32> {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("still running {timeout:?} after SIGINT");
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn tick_number(line: &str) -> u64 {
+    line.rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not a tick line: {line:?}"))
+}
+
+#[test]
+fn logs_stream_like_pm2_and_nostream_prints_and_exits() {
+    let home = Home::new("logs");
+    let app = ticker(&home);
+    home.ok(&["start", &app, "--name", "tk"]);
+    home.wait_log_line("tk", &["tk out| tick 20"], WAIT);
+
+    // --nostream: N lines per file, then exit.
+    let out = home
+        .ok(&["logs", "tk", "--nostream", "--lines", "3"])
+        .stdout;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 6, "{out}");
+    assert!(
+        lines[..3].iter().all(|l| l.starts_with("tk out| tick ")),
+        "{out}"
+    );
+    assert!(
+        lines[3..].iter().all(|l| l.starts_with("tk err| tock ")),
+        "{out}"
+    );
+
+    // --raw: the lines alone; --err: stderr only.
+    let out = home.ok(&["logs", "tk", "--nostream", "--lines", "2", "--raw", "--err"]);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines.iter().all(|l| l.starts_with("tock ")), "{out}");
+
+    // --timestamp: pm2's default format before the usual prefix.
+    let out = home.ok(&[
+        "logs",
+        "tk",
+        "--nostream",
+        "--lines",
+        "1",
+        "--out",
+        "--timestamp",
+    ]);
+    let line = out.stdout.lines().next().expect("one line");
+    let (stamp, rest) = line.split_once(' ').unwrap();
+    assert_eq!(stamp.len(), "2026-01-01-00:00:00".len(), "{line}");
+    assert!(
+        stamp.chars().nth(10) == Some('-') && rest.starts_with("tk out| tick "),
+        "{line}"
+    );
+
+    // --json without --follow prints and exits, so scripts do not hang.
+    let out = home.ok(&["logs", "tk", "--json", "--lines", "2", "--out"]);
+    assert_eq!(out.stdout.lines().count(), 2, "{out}");
+
+    // Without --nostream: the last 15 lines of the file, then new ones as they are written,
+    // until Ctrl-C (exit 0).
+    let mut s = Streaming::start(&home, &["logs", "tk", "--out"]);
+    let backlog: Vec<u64> = (0..15)
+        .map(|_| tick_number(&s.line("backlog", WAIT)))
+        .collect();
+    assert!(backlog.windows(2).all(|w| w[1] == w[0] + 1), "{backlog:?}");
+    let last = *backlog.last().unwrap();
+    // Lines written after the backlog was read: only streaming can show them.
+    let end = Instant::now() + WAIT;
+    loop {
+        let n = tick_number(&s.line("a streamed line", WAIT));
+        if n > last + 5 {
+            break;
+        }
+        assert!(Instant::now() < end, "no tick beyond {last} streamed");
+    }
+    assert_eq!(s.interrupt(WAIT), Some(0));
 }
