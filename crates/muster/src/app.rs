@@ -111,6 +111,10 @@ pub fn primary_config(spec: &AppSpec) -> anyhow::Result<PrimaryConfig> {
     config
         .env
         .push(("MUSTER_APP_NAME".into(), spec.name.clone().into()));
+    config.env_remove = crate::systemd::PRIVATE_VARS
+        .iter()
+        .map(Into::into)
+        .collect();
     config.node_cluster = cluster;
     if node && cluster {
         // Drain keep-alive connections at a response boundary (see node/drain.js).

@@ -10,4 +10,5 @@ pub mod home;
 pub mod logs;
 pub mod procstat;
 pub mod supervisor;
+pub mod systemd;
 pub mod wire;

@@ -145,7 +145,11 @@ pub fn specs(args: &AppArgs) -> anyhow::Result<(Vec<AppSpec>, Vec<String>)> {
 /// app sets itself; muster's own variables stay out.
 fn inherit_caller_env(apps: &mut [AppSpec]) {
     for (k, v) in std::env::vars() {
-        if k == "MUSTER_HOME" || k.starts_with("NODE_CHANNEL") || k == "NODE_UNIQUE_ID" {
+        if k == "MUSTER_HOME"
+            || k.starts_with("NODE_CHANNEL")
+            || k == "NODE_UNIQUE_ID"
+            || crate::systemd::PRIVATE_VARS.contains(&k.as_str())
+        {
             continue;
         }
         for spec in apps.iter_mut() {
