@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod home;
 pub mod logs;
 pub mod procstat;
+pub mod program;
 pub mod supervisor;
 pub mod systemd;
 pub mod wire;
