@@ -12,4 +12,5 @@ pub mod logs;
 pub mod procstat;
 pub mod program;
 pub mod supervisor;
+pub mod systemd;
 pub mod wire;
