@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod bench;
 pub mod cluster;
 pub mod foreground;
 pub mod ipc;
@@ -144,6 +145,9 @@ pub enum Command {
     /// Run a command with an IPC channel and talk to it: the child's messages are printed as
     /// JSON lines on stdout, each stdin line is sent to the child as a message.
     Ipc(ipc::IpcArgs),
+    /// Load an HTTP(S) URL and report transactions, availability, response times, rate;
+    /// `--during "reload APP"` runs a muster action mid-load and counts the failures around it.
+    Bench(bench::BenchArgs),
     /// The daemon itself (started on first use by the other commands).
     #[command(hide = true)]
     Daemon,
@@ -203,6 +207,7 @@ pub fn main() -> i32 {
         Command::Run(args) => run::run(args),
         Command::Cluster(args) => cluster::run(args),
         Command::Ipc(args) => ipc::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Daemon => crate::home::Home::from_env().and_then(crate::daemon::run),
         Command::HelloWorker => hello_worker(),
         Command::Supervise { name } => {
@@ -256,6 +261,7 @@ impl Command {
             Command::Logs(a) => a.json,
             Command::Run(a) => a.json,
             Command::Cluster(a) => a.json,
+            Command::Bench(a) => a.json,
             _ => false,
         }
     }
