@@ -9,5 +9,6 @@ pub mod daemon;
 pub mod home;
 pub mod logs;
 pub mod procstat;
+pub mod program;
 pub mod supervisor;
 pub mod wire;

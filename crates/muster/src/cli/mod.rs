@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 pub mod bench;
 pub mod cluster;
+pub mod completions;
 pub mod foreground;
 pub mod ipc;
 pub mod logs;
@@ -148,6 +149,10 @@ pub enum Command {
     /// Load an HTTP(S) URL and report transactions, availability, response times, rate;
     /// `--during "reload APP"` runs a muster action mid-load and counts the failures around it.
     Bench(bench::BenchArgs),
+    /// Print shell completions: `muster completions bash > /etc/bash_completion.d/muster`.
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page (roff), or write one page per command with `--dir`.
+    Man(completions::ManArgs),
     /// The daemon itself (started on first use by the other commands).
     #[command(hide = true)]
     Daemon,
@@ -208,6 +213,8 @@ pub fn main() -> i32 {
         Command::Cluster(args) => cluster::run(args),
         Command::Ipc(args) => ipc::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Completions(args) => completions::completions(args),
+        Command::Man(args) => completions::man(args),
         Command::Daemon => crate::home::Home::from_env().and_then(crate::daemon::run),
         Command::HelloWorker => hello_worker(),
         Command::Supervise { name } => {

@@ -2,7 +2,7 @@
 //! ecosystem file, turned into app specs.
 
 use anyhow::Context;
-use muster_proto::{AppSpec, ExecMode, Instances, parse_memory_size};
+use muster_proto::{AppSpec, ExecMode, Instances, Schedule, parse_memory_size};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -23,7 +23,8 @@ pub struct AppArgs {
     /// are not Node; repeatable.
     #[arg(long = "listen", value_name = "[NAME=]ADDR")]
     pub listen: Vec<String>,
-    /// rr, shared or reuseport.
+    /// rr, shared or reuseport (default: rr for Node, shared — LISTEN_FDS — for any other
+    /// program).
     #[arg(long)]
     pub schedule: Option<String>,
     /// Working directory of the workers.
@@ -121,9 +122,18 @@ pub fn specs(args: &AppArgs) -> anyhow::Result<(Vec<AppSpec>, Vec<String>)> {
         .collect();
     spec.cwd = Some(std::env::current_dir()?);
     apply_overrides(&mut spec, args, false)?;
+    default_schedule(&mut spec, args);
     let mut apps = vec![spec];
     inherit_caller_env(&mut apps);
     Ok((apps, Vec::new()))
+}
+
+/// Only Node speaks the cluster protocol that `rr` needs: any other program gets its listeners
+/// as LISTEN_FDS (`shared`) unless `--schedule rr` asks otherwise.
+fn default_schedule(spec: &mut AppSpec, args: &AppArgs) {
+    if args.schedule.is_none() && !crate::program::runs_node(spec) {
+        spec.schedule = Schedule::Shared;
+    }
 }
 
 /// Workers see the environment of the shell that started them (as with pm2), under what the
