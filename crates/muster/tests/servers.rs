@@ -177,3 +177,46 @@ fn which(program: &str) -> Option<PathBuf> {
         .map(|d| d.join(program))
         .find(|p| p.is_file())
 }
+
+#[test]
+fn start_flags_and_the_stop_signal_defaults_reach_the_spec() {
+    require("node");
+    let h = Home::new("flags");
+    h.ok(&[
+        "start",
+        "sleep",
+        "--name",
+        "s",
+        "--stop-signal",
+        "term",
+        "--min-uptime",
+        "2500",
+        "--",
+        "1000",
+    ]);
+    let spec = &h.must_app("s")["spec"];
+    assert_eq!(spec["stop_signal"], "SIGTERM");
+    assert_eq!(spec["min_uptime_ms"], 2500);
+    assert_eq!(spec["shutdown_with_message"], false);
+    assert_eq!(spec["instance_var"], "NODE_APP_INSTANCE");
+    h.ok(&["start", "sleep", "--name", "plain", "--", "1000"]);
+    assert_eq!(h.must_app("plain")["spec"]["stop_signal"], "SIGTERM");
+    // A Node script from the CLI stops with SIGINT, as under pm2.
+    h.ok(&["start", path_str(&fixture("daemon_app.js")), "--name", "n"]);
+    assert_eq!(h.must_app("n")["spec"]["stop_signal"], "SIGINT");
+    let err = h.fails(&[
+        "start",
+        "sleep",
+        "--name",
+        "bad",
+        "--stop-signal",
+        "SIGFOO",
+        "--",
+        "1",
+    ]);
+    assert!(
+        err.contains("--stop-signal") && err.contains("SIGFOO"),
+        "{err}"
+    );
+    assert!(h.app("bad").is_none());
+}
