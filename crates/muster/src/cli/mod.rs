@@ -102,6 +102,9 @@ pub enum Command {
     Send {
         target: String,
         message: String,
+        /// Only to this worker (its id, as `list` and `show` print it).
+        #[arg(long, value_name = "ID")]
+        worker: Option<u64>,
         /// Print JSON only (schema: docs/json.md).
         #[arg(long)]
         json: bool,
@@ -203,8 +206,9 @@ pub fn main() -> i32 {
         Command::Send {
             target,
             message,
+            worker,
             json,
-        } => manage::run(Manage::Send(target, message), Output { json }),
+        } => manage::run(Manage::Send(target, message, worker), Output { json }),
         Command::Signal {
             signal,
             target,
