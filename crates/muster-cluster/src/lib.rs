@@ -7,4 +7,3 @@ pub mod node;
 pub mod policy;
 pub mod primary;
 pub mod procstat;
-pub mod worker;
