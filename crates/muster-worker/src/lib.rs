@@ -458,6 +458,16 @@ impl Worker {
     /// Takes the listener named `name`. Each listener is taken once (clone the [`Listener`] to
     /// accept from several tasks); with several listeners of one name, each call takes the
     /// next.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), muster_worker::WorkerError> {
+    /// let worker = muster_worker::Worker::from_env()?;
+    /// // Started by hand there is no listener; under muster, `--listen` names them "http"…
+    /// let err = worker.listener("http").unwrap_err();
+    /// assert_eq!(err.to_string(), r#"no listener named "http" (this worker has none)"#);
+    /// # Ok(()) }
+    /// ```
     pub fn listener(&self, name: &str) -> Result<Listener, WorkerError> {
         let mut entries = self.lock_entries();
         let Some(i) = entries
@@ -519,8 +529,19 @@ impl Worker {
         }
     }
 
-    /// The next user message from the primary; `None` once the channel is closed (at once
-    /// without a channel). Messages are kept until read.
+    /// The next user message from the primary (what `muster send` sends); `None` once the
+    /// channel is closed (at once without a channel). At most [`Builder::max_messages`] wait.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), muster_worker::WorkerError> {
+    /// let worker = muster_worker::Worker::from_env()?;
+    /// worker.send(&serde_json::json!({"progress": 50})).await?; // a no-op without a primary
+    /// while let Some(message) = worker.recv().await {
+    ///     println!("from the primary: {message}");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn recv(&self) -> Option<Value> {
         self.messages.lock().await.recv().await
     }
@@ -539,6 +560,18 @@ impl Worker {
     /// Completes when shutdown begins (at once if it has): `disconnect` from the primary,
     /// SIGTERM, SIGINT, the channel closing, or [`shutdown`](Self::shutdown). `'static`: hand
     /// it to a server's graceful shutdown (`axum::serve(..).with_graceful_shutdown(..)`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), muster_worker::WorkerError> {
+    /// use muster_worker::{ShutdownReason, Worker};
+    /// let worker = Worker::from_env()?;
+    /// let stop = worker.shutdown_signal(); // hand it to a task, a server, a select
+    /// worker.shutdown(); // muster would send `disconnect` and SIGTERM
+    /// assert_eq!(stop.await, ShutdownReason::Requested);
+    /// assert_eq!(worker.shutdown_reason(), Some(ShutdownReason::Requested));
+    /// # Ok(()) }
+    /// ```
     pub fn shutdown_signal(&self) -> impl Future<Output = ShutdownReason> + Send + 'static {
         let mut rx = self.shared.shutdown.subscribe();
         async move {
