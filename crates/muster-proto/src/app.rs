@@ -86,8 +86,14 @@ pub struct AppSpec {
     pub log_max_size: Option<u64>,
     /// How many rotated log files to keep.
     pub log_keep: u32,
-    /// Signal that asks a worker to stop (`SIGxxx`).
+    /// Signal that asks a worker to stop (`SIGxxx`). pm2's `kill_signal` is the same field.
     pub stop_signal: String,
+    /// pm2's `shutdown_with_message`: ask a worker to stop with the user message `"shutdown"`
+    /// over its channel instead of `stop_signal`.
+    pub shutdown_with_message: bool,
+    /// The variable that carries the worker's slot index (pm2's `instance_var`); muster sets
+    /// `MUSTER_INSTANCE` too.
+    pub instance_var: String,
 }
 
 impl AppSpec {
@@ -139,6 +145,8 @@ impl Default for AppSpec {
             log_max_size: None,
             log_keep: 5,
             stop_signal: "SIGTERM".to_owned(),
+            shutdown_with_message: false,
+            instance_var: "NODE_APP_INSTANCE".to_owned(),
         }
     }
 }
