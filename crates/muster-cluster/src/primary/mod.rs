@@ -73,6 +73,9 @@ pub struct PrimaryConfig {
     pub args: Vec<OsString>,
     /// Added to (or overriding) the primary's own environment.
     pub env: Vec<(OsString, OsString)>,
+    /// Variables of the primary's own environment the workers must not see (systemd's
+    /// `NOTIFY_SOCKET`, `WATCHDOG_USEC`, … are addressed to muster, not to its apps).
+    pub env_remove: Vec<OsString>,
     pub cwd: Option<PathBuf>,
     pub policy: PolicyConfig,
     pub schedule: Schedule,
@@ -130,6 +133,7 @@ impl PrimaryConfig {
             program: program.into(),
             args: Vec::new(),
             env: Vec::new(),
+            env_remove: Vec::new(),
             cwd: None,
             policy: PolicyConfig::default(),
             schedule: Schedule::default(),

@@ -87,6 +87,9 @@ pub(crate) fn spawn(
     for (k, v) in &config.env {
         spawn = spawn.env(k, v);
     }
+    for k in &config.env_remove {
+        spawn = spawn.env_remove(k);
+    }
     if let Some(dir) = &config.cwd {
         spawn = spawn.current_dir(dir);
     }

@@ -1,0 +1,18 @@
+//! `delete`: stop, then forget the app.
+
+use crate::daemon::{Daemon, did, done};
+use muster_proto::{Response, Target};
+
+impl Daemon {
+    pub(in crate::daemon) async fn delete_apps(&self, target: &Target) -> anyhow::Result<Response> {
+        let names = self.resolve(target).await?;
+        for name in &names {
+            self.stop(name).await?;
+            let mut reg = self.registry.lock().await;
+            reg.remove(name);
+            reg.save()?;
+            let _ = std::fs::remove_file(self.home.supervisor_spec(name));
+        }
+        Ok(done(did("deleted", &names), Vec::new()))
+    }
+}
