@@ -138,6 +138,20 @@ pub enum Request {
     Resurrect,
     /// Stop every app gracefully, then the daemon.
     Kill,
+    /// What happened: the kept events (of `app`, or of every app), those since `since_ms`
+    /// (Unix time, milliseconds), then only the `last` N; then, with `follow`, every new one
+    /// as it happens, until the client closes the connection. Answered by one
+    /// [`Response::Event`] per event, then [`Response::Done`] when not following.
+    Events {
+        #[serde(default)]
+        app: Option<String>,
+        #[serde(default)]
+        since_ms: Option<u64>,
+        #[serde(default)]
+        last: Option<usize>,
+        #[serde(default)]
+        follow: bool,
+    },
 }
 
 /// Daemon → CLI.
@@ -163,6 +177,10 @@ pub enum Response {
     },
     Error {
         message: String,
+    },
+    /// One event, for [`Request::Events`]: `{"time_ms":…,"app":"web","event":"exit",…}`.
+    Event {
+        event: Value,
     },
 }
 

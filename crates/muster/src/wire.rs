@@ -37,6 +37,12 @@ impl Conn {
         Ok(())
     }
 
+    /// Resolves when the peer sends anything or closes: for streams, where the peer has
+    /// nothing more to say and only its going matters.
+    pub async fn closed(&mut self) {
+        let _ = self.reader.fill_buf().await;
+    }
+
     /// The next message; `Ok(None)` at EOF.
     pub async fn recv<T: DeserializeOwned>(&mut self) -> anyhow::Result<Option<T>> {
         self.line.clear();

@@ -12,8 +12,8 @@
 mod harness;
 
 use harness::{
-    Home, Load, Spawned, fixture, free_port, get, port_closed, require, running, sigkill,
-    worker_pids,
+    Home, Lines, Load, Spawned, Stopped, fixture, free_port, get, port_closed, require, running,
+    sigkill, worker_pids,
 };
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -1493,4 +1493,167 @@ fn broken_configs_exit_1_with_file_line_column_and_start_nothing() {
     );
     // Only the daemon `list` started runs.
     assert_eq!(h.processes().len(), 1, "{}", h.report("processes"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The control plane: a supervisor that hangs, and `muster events`
+// ---------------------------------------------------------------------------------------------
+
+/// The `muster start` arguments of the built-in demo worker as app `name` on `port`.
+fn hello_app<'a>(name: &'a str, listen: &'a str) -> [&'a str; 7] {
+    ["start", "muster", "--name", name, "--listen", listen, "--"]
+}
+
+#[test]
+fn a_sigstopped_supervisor_is_unresponsive_and_holds_up_no_other_app() {
+    let h = Home::new("frozen");
+    let (pf, po) = (free_port(), free_port());
+    let (lf, lo) = (format!("127.0.0.1:{pf}"), format!("127.0.0.1:{po}"));
+    for (name, listen) in [("frozen", &lf), ("other", &lo)] {
+        let mut args = hello_app(name, listen).to_vec();
+        args.push("hello-worker");
+        h.ok(&args);
+    }
+    h.wait_online("frozen", 1, WAIT);
+    let other_before = h.wait_online("other", 1, WAIT);
+    let sup = h.must_app("frozen")["supervisor_pid"]
+        .as_u64()
+        .expect("a supervisor") as u32;
+
+    let stopped = Stopped::new(sup);
+    // `list` keeps answering (each run has the harness's deadline), and soon shows the app
+    // unresponsive: its heartbeat is late and its process is in state T.
+    let frozen = h.wait("frozen shown unresponsive", WAIT, || {
+        let a = h.app("frozen")?;
+        (a["status"] == "unresponsive").then_some(a)
+    });
+    let silent = frozen["unresponsive_ms"].as_u64().expect("unresponsive_ms");
+    assert!(
+        silent >= muster_proto::HEARTBEAT_MS,
+        "unresponsive after {silent} ms of silence, before a heartbeat was even due"
+    );
+    let row = h.ok(&["list"]).stdout;
+    let row = row
+        .lines()
+        .find(|l| l.contains("│ frozen "))
+        .expect("a row");
+    assert!(row.contains("unresponsive "), "{row}");
+    // Its last known workers are still shown.
+    assert_eq!(frozen["workers"].as_array().map(Vec::len), Some(1));
+
+    // Commands about another app are not held up: a restart replaces its worker.
+    h.ok(&["restart", "other"]);
+    let other_after = h.wait_online("other", 1, WAIT);
+    assert_ne!(other_after, other_before);
+    assert_eq!(h.must_app("other")["status"], "online");
+    // A command about the stopped app fails at its deadline, saying why.
+    let err = h.fails(&["signal", "SIGUSR2", "frozen"]);
+    assert!(err.contains("did not answer signal within"), "{err}");
+
+    // SIGCONT: back to normal, the same supervisor and worker.
+    drop(stopped);
+    let back = h.wait("frozen online again", WAIT, || {
+        let a = h.app("frozen")?;
+        (a["status"] == "online").then_some(a)
+    });
+    assert!(back.get("unresponsive_ms").is_none(), "{back}");
+    assert_eq!(back["supervisor_pid"].as_u64(), Some(u64::from(sup)));
+}
+
+#[test]
+fn events_show_a_kill_9_as_exit_restart_online_in_order_and_worker_messages() {
+    require("node");
+    let h = Home::new("events");
+    let port = free_port();
+    h.ok(&[
+        "start",
+        path_str(&fixture("daemon_events.js")),
+        "--name",
+        "ev",
+        "-i",
+        "2",
+        "--env",
+        &format!("PORT={port}"),
+    ]);
+    let pids = h.wait_online("ev", 2, WAIT);
+
+    // Following: a live stream of JSON lines.
+    let mut follow = Lines::new(h.command(&["events", "ev", "--json"]));
+    // The backlog comes first: the workers' start, from before anyone asked.
+    let first_pid = pids[0];
+    let forked = follow.until(WAIT, |l| {
+        l.contains(r#""event":"fork""#) && l.contains(&format!(r#""pid":{first_pid}"#))
+    });
+    assert!(
+        forked.is_some(),
+        "no fork of {first_pid} in {:#?}",
+        follow.seen
+    );
+
+    // A worker's process.send, in pm2's process:msg shape, arrives whole.
+    h.ok(&["send", "ev", r#"{"ping":7}"#]);
+    let msg = follow
+        .until(WAIT, |l| l.contains(r#""event":"message""#))
+        .unwrap_or_else(|| panic!("no message in {:#?}", follow.seen));
+    let msg: Value = serde_json::from_str(&msg).expect("a JSON line");
+    assert_eq!(msg["app"], "ev");
+    assert_eq!(msg["message"]["type"], "process:msg");
+    assert_eq!(
+        msg["message"]["data"]["echo"],
+        serde_json::json!({"ping": 7})
+    );
+    assert!(msg["time_ms"].is_u64(), "{msg}");
+
+    // kill -9 of a worker: exit (SIGKILL), restart, fork, online, in that order.
+    let victim = pids[1];
+    sigkill(victim);
+    wait_replaced(&h, "ev", 2, &[victim]);
+    let order = ["exit", "restart", "fork", "online"];
+    let mut next = 0;
+    let mut new_pid = None;
+    let found = follow.until(WAIT, |l| {
+        let v: Value = serde_json::from_str(l).unwrap_or_default();
+        let matches = match order[next] {
+            "exit" => v["event"] == "exit" && v["pid"] == victim && v["signal"] == "SIGKILL",
+            "fork" => {
+                new_pid = v["pid"].as_u64();
+                v["event"] == "fork"
+            }
+            "online" => v["event"] == "online" && v["pid"].as_u64() == new_pid,
+            name => v["event"] == name,
+        };
+        if matches {
+            next += 1;
+        }
+        next == order.len()
+    });
+    assert!(
+        found.is_some(),
+        "expected {order:?} in order; saw {:#?}",
+        follow.seen
+    );
+    drop(follow);
+
+    // The same, from the kept backlog, for someone who asks afterwards.
+    let kept = h
+        .ok(&["events", "ev", "--json", "--no-follow", "--last", "100"])
+        .stdout;
+    let names: Vec<String> = kept
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["pid"] == victim || v["event"] == "restart")
+        .map(|v| v["event"].as_str().unwrap_or("?").to_owned())
+        .collect();
+    let exit_at = names.iter().position(|n| n == "exit").expect("an exit");
+    assert_eq!(
+        names.get(exit_at + 1).map(String::as_str),
+        Some("restart"),
+        "{names:?}"
+    );
+    // Human lines name the app and the event.
+    let human = h.ok(&["events", "ev", "--no-follow", "--last", "5"]).stdout;
+    assert!(human.lines().all(|l| l.contains("  ev  ")), "{human}");
+    // A bad --since is refused with the accepted forms.
+    let err = h.fails(&["events", "--no-follow", "--since", "yesterday"]);
+    assert!(err.contains("RFC 3339"), "{err}");
 }

@@ -82,6 +82,15 @@ impl Daemon {
             None => return Ok(()),
         }
         while let Some(req) = conn.recv::<Request>().await? {
+            if let Request::Events {
+                app,
+                since_ms,
+                last,
+                follow,
+            } = req
+            {
+                return self.events(&mut conn, app, since_ms, last, follow).await;
+            }
             let kill = matches!(req, Request::Kill);
             let resp = match self.clone().handle(req).await {
                 Ok(r) => r,

@@ -33,6 +33,9 @@ use tokio::sync::{Notify, broadcast, watch};
 /// How long an answered `shutdown` may take to be written before the supervisor exits anyway.
 const REPLY_DEADLINE: Duration = Duration::from_secs(2);
 
+/// At most this many events are kept for the first link.
+const EARLY_EVENTS: usize = 256;
+
 /// What the supervisor knows beyond the policy's own status.
 #[derive(Debug)]
 struct Tracker {
@@ -51,6 +54,12 @@ struct Ctx {
     primary: PrimaryHandle,
     tracker: Arc<Mutex<Tracker>>,
     events: broadcast::Sender<Event>,
+    /// The supervisor's own events for `muster events` (log health, say): objects with at
+    /// least `event`, pushed to the daemon as they are.
+    notes: broadcast::Sender<serde_json::Value>,
+    /// Events from before the first link (the workers start while the daemon is still
+    /// connecting): handed to that link, so `muster events` has every `fork`.
+    early: Arc<Mutex<Option<Vec<serde_json::Value>>>>,
     /// Bumped on every change of the app's state: each link pushes the new state.
     changed: Arc<watch::Sender<u64>>,
     /// Bumped on every heartbeat, after the samples are taken.
@@ -103,6 +112,8 @@ async fn supervise(home: Home, name: &str) -> anyhow::Result<i32> {
             stopped: HashSet::new(),
         })),
         events: events.clone(),
+        notes: broadcast::channel(64).0,
+        early: Arc::new(Mutex::new(Some(Vec::new()))),
         changed: Arc::new(watch::channel(0).0),
         beat: Arc::new(watch::channel(0).0),
         stopped,
@@ -122,6 +133,15 @@ async fn supervise(home: Home, name: &str) -> anyhow::Result<i32> {
             ev = primary.next_event() => {
                 let Some(ev) = ev else { break };
                 track(&ctx, &ev);
+                if let Some(early) = ctx.early.lock().expect("early lock").as_mut()
+                    && early.len() < EARLY_EVENTS
+                {
+                    early.push(ev.to_json());
+                }
+                if matches!(ev, Event::Ready { .. }) {
+                    // Its memory is worth showing before the next heartbeat.
+                    state::sample(&ctx).await;
+                }
                 // A worker's message changes nothing `list` shows.
                 if !matches!(ev, Event::Message { .. }) {
                     ctx.changed.send_modify(|n| *n += 1);
