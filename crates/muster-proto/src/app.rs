@@ -19,6 +19,9 @@ use crate::instances::Instances;
 /// Bumped only when a field changes meaning; new optional fields do not bump it.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// pm2's name for the variable holding a worker's slot index.
+pub const DEFAULT_INSTANCE_VAR: &str = "NODE_APP_INSTANCE";
+
 /// The longest app name: it becomes part of a Unix socket path, which is capped at 108 bytes.
 pub const MAX_NAME_LEN: usize = 64;
 
@@ -88,6 +91,16 @@ pub struct AppSpec {
     pub log_keep: u32,
     /// Signal that asks a worker to stop (`SIGxxx`).
     pub stop_signal: String,
+    /// Ask a worker to stop with the user message `"shutdown"` instead of `stop_signal` (pm2's
+    /// `shutdown_with_message`, for programs that cannot take signals).
+    pub shutdown_with_message: bool,
+    /// The variable that holds a worker's slot index from 0 (pm2's `instance_var`); muster
+    /// sets `MUSTER_INSTANCE` too.
+    pub instance_var: String,
+    /// A variable of `env` holding a number that each worker gets plus its slot index (pm2's
+    /// `increment_var`: `PORT` 3000 → 3000, 3001, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub increment_var: Option<String>,
 }
 
 impl AppSpec {
@@ -139,6 +152,9 @@ impl Default for AppSpec {
             log_max_size: None,
             log_keep: 5,
             stop_signal: "SIGTERM".to_owned(),
+            shutdown_with_message: false,
+            instance_var: DEFAULT_INSTANCE_VAR.to_owned(),
+            increment_var: None,
         }
     }
 }
@@ -242,19 +258,6 @@ impl Interpreter {
             },
         }
     }
-
-    /// Whether the workers are Node programs, which speak Node's cluster protocol.
-    pub fn is_node(&self) -> bool {
-        match self {
-            Interpreter::Direct => false,
-            Interpreter::Program(p) => {
-                matches!(
-                    Path::new(p).file_name().and_then(|n| n.to_str()),
-                    Some("node" | "nodejs")
-                )
-            }
-        }
-    }
 }
 
 /// Checks that `name` can name an app: it becomes a file name and a CLI argument.
@@ -291,7 +294,6 @@ mod tests {
         assert_eq!(Interpreter::resolve(None, Path::new("app.js")), node);
         assert_eq!(Interpreter::resolve(None, Path::new("/a/app.mjs")), node);
         assert_eq!(Interpreter::resolve(None, Path::new("app.cjs")), node);
-        assert!(node.is_node());
         assert_eq!(
             Interpreter::resolve(None, Path::new("main.py")),
             Interpreter::Program("python3".into())
@@ -316,8 +318,6 @@ mod tests {
             Interpreter::resolve(Some("none"), Path::new("app.js")),
             Interpreter::Direct
         );
-        assert!(Interpreter::Program("/usr/bin/node".into()).is_node());
-        assert!(!Interpreter::Direct.is_node());
     }
 
     #[test]

@@ -10,5 +10,7 @@ pub mod diag;
 pub mod home;
 pub mod logs;
 pub mod procstat;
+pub mod program;
 pub mod supervisor;
+pub mod systemd;
 pub mod wire;

@@ -69,6 +69,8 @@ fn expected_good_apps() -> Vec<AppSpec> {
         env: env(&[("QUEUE", "jobs")]),
         instances: Instances::Max,
         exec_mode: ExecMode::Fork,
+        // Not Node: its listeners come as LISTEN_FDS unless the file asks for rr.
+        schedule: Schedule::Shared,
         restart_delay_ms: 500,
         exp_backoff_restart_delay_ms: Some(100),
         min_uptime_ms: 10_000,
@@ -96,6 +98,39 @@ fn every_format_loads_the_same_apps() {
         let loaded = load_ok(&good(name), None);
         assert_eq!(loaded.apps, expected, "{name}");
     }
+}
+
+#[test]
+fn the_default_schedule_fits_the_program() {
+    let dir = std::env::temp_dir().join(format!("muster-config-sched-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("muster.toml");
+    fs::write(
+        &file,
+        "[[app]]\nname = \"py\"\nscript = \"w.py\"\nlisten = [\"127.0.0.1:1\"]\n\
+         [[app]]\nname = \"py-rr\"\nscript = \"w.py\"\nschedule = \"rr\"\n\
+         [[app]]\nname = \"bin\"\nscript = \"./server\"\n\
+         [[app]]\nname = \"js\"\nscript = \"a.js\"\n\
+         [[app]]\nname = \"node22\"\nscript = \"a.mjs\"\ninterpreter = \"/opt/node22/bin/node22\"\n",
+    )
+    .unwrap();
+    let loaded = load_ok(&file, None);
+    let schedules: Vec<_> = loaded
+        .apps
+        .iter()
+        .map(|a| (a.name.as_str(), a.schedule))
+        .collect();
+    assert_eq!(
+        schedules,
+        [
+            ("py", Schedule::Shared),
+            ("py-rr", Schedule::Rr),
+            ("bin", Schedule::Shared),
+            ("js", Schedule::Rr),
+            ("node22", Schedule::Rr),
+        ]
+    );
+    fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -151,17 +186,18 @@ fn assert_warned(loaded: &Loaded, parts: &[&str]) {
 #[test]
 fn pm2_fields_muster_ignores_are_warnings_in_good_files() {
     let json = load_ok(&good("ecosystem.config.json"), None);
-    assert_warned(
-        &json,
-        &["ecosystem.config.json", "apps[0].watch", "not supported"],
-    );
-    assert_eq!(json.warnings.len(), 1, "{:?}", json.warnings);
+    // `watch: false` asks for nothing: no warning.
+    assert_eq!(json.warnings, Vec::<String>::new());
 
     let yaml = load_ok(&good("ecosystem.config.yaml"), None);
     assert_warned(&yaml, &["apps[0].ignore_watch", "not supported"]);
 
     let js = load_ok(&good("ecosystem.config.js"), None);
-    assert_warned(&js, &["apps[0].watch", "not supported"]);
+    assert!(
+        !js.warnings.iter().any(|w| w.contains("watch")),
+        "{:?}",
+        js.warnings
+    );
     assert_warned(&js, &["apps[0].cron_restart", "not supported"]);
     assert_warned(
         &js,
@@ -177,10 +213,8 @@ fn unsupported_and_unknown_pm2_fields_are_each_named() {
         "watch",
         "ignore_watch",
         "cron_restart",
-        "vizion",
         "post_update",
         "source_map_support",
-        "instance_var",
     ] {
         assert_warned(
             &loaded,
@@ -197,8 +231,10 @@ fn unsupported_and_unknown_pm2_fields_are_each_named() {
     assert_warned(&loaded, &["apps[0].colour: unknown field; ignored"]);
     assert_warned(&loaded, &["apps[0].out_file", "already set"]);
     assert_warned(&loaded, &["deploy: not used by muster"]);
-    assert_eq!(loaded.warnings.len(), 11, "{:#?}", loaded.warnings);
+    // `vizion: false` asks for nothing; `instance_var` is supported.
+    assert_eq!(loaded.warnings.len(), 9, "{:#?}", loaded.warnings);
     let api = &loaded.apps[0];
+    assert_eq!(api.instance_var, "INSTANCE_ID");
     // The typo did not set anything; the later alias won.
     assert_eq!(api.instances, Instances::Count(1));
     assert_eq!(api.out_file, Some(path.parent().unwrap().join("b.log")));

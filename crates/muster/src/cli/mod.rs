@@ -2,7 +2,9 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod bench;
 pub mod cluster;
+pub mod completions;
 pub mod events;
 pub mod foreground;
 pub mod ipc;
@@ -10,6 +12,7 @@ pub mod logs;
 pub mod manage;
 pub mod run;
 pub mod start;
+pub mod startup;
 pub mod table;
 
 use manage::{Manage, Output};
@@ -103,6 +106,9 @@ pub enum Command {
     Send {
         target: String,
         message: String,
+        /// Only to this worker (its id, as `list` and `show` print it).
+        #[arg(long, value_name = "ID")]
+        worker: Option<u64>,
         /// Print JSON only (schema: docs/json.md).
         #[arg(long)]
         json: bool,
@@ -148,6 +154,17 @@ pub enum Command {
     /// Run a command with an IPC channel and talk to it: the child's messages are printed as
     /// JSON lines on stdout, each stdin line is sent to the child as a message.
     Ipc(ipc::IpcArgs),
+    /// Write a systemd unit that starts the daemon at boot and resurrects the saved apps.
+    Startup(startup::StartupArgs),
+    /// Remove the unit `muster startup` wrote.
+    Unstartup(startup::UnstartupArgs),
+    /// Load an HTTP(S) URL and report transactions, availability, response times, rate;
+    /// `--during "reload APP"` runs a muster action mid-load and counts the failures around it.
+    Bench(bench::BenchArgs),
+    /// Print shell completions: `muster completions bash > /etc/bash_completion.d/muster`.
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page (roff), or write one page per command with `--dir`.
+    Man(completions::ManArgs),
     /// The daemon itself (started on first use by the other commands).
     #[command(hide = true)]
     Daemon,
@@ -194,8 +211,9 @@ pub fn main() -> i32 {
         Command::Send {
             target,
             message,
+            worker,
             json,
-        } => manage::run(Manage::Send(target, message), Output { json }),
+        } => manage::run(Manage::Send(target, message, worker), Output { json }),
         Command::Signal {
             signal,
             target,
@@ -208,6 +226,11 @@ pub fn main() -> i32 {
         Command::Run(args) => run::run(args),
         Command::Cluster(args) => cluster::run(args),
         Command::Ipc(args) => ipc::run(args),
+        Command::Startup(args) => startup::startup(args),
+        Command::Unstartup(args) => startup::unstartup(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Completions(args) => completions::completions(args),
+        Command::Man(args) => completions::man(args),
         Command::Daemon => crate::home::Home::from_env().and_then(crate::daemon::run),
         Command::HelloWorker => hello_worker(),
         Command::Supervise { name } => {
@@ -262,6 +285,7 @@ impl Command {
             Command::Events(a) => a.json,
             Command::Run(a) => a.json,
             Command::Cluster(a) => a.json,
+            Command::Bench(a) => a.json,
             _ => false,
         }
     }

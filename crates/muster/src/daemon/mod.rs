@@ -76,7 +76,10 @@ pub fn run(home: Home) -> anyhow::Result<i32> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let code = rt.block_on(server::serve(home))?;
+    let code = rt.block_on(crate::systemd::daemon_service(
+        home.clone(),
+        server::serve(home),
+    ))?;
     drop(lock);
     Ok(code)
 }

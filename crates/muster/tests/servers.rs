@@ -1,0 +1,305 @@
+//! Real servers under muster: programs nobody here wrote for muster (a plain LISTEN_FDS
+//! program, Node under another file name, gunicorn), started with the real CLI, served under
+//! keep-alive load while they are reloaded. Each test has a `MUSTER_HOME` of its own, free
+//! ports on 127.0.0.1, and a guard that leaves no process behind.
+
+#[path = "support/daemon.rs"]
+#[allow(dead_code)]
+mod harness;
+#[path = "support/keepalive.rs"]
+mod keepalive;
+
+use harness::{Home, fixture, free_port, get, require, worker_pids};
+use keepalive::KeepAlive;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Longest wait for an app to come up or be replaced.
+const WAIT: Duration = Duration::from_secs(20);
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("a UTF-8 path")
+}
+
+/// The example Python worker (LISTEN_FDS, standard library only), copied into the test's home
+/// as an executable `./server` run by its shebang: a program muster knows nothing about.
+fn plain_server(h: &Home) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/python-worker/worker.py");
+    let dst = h.path("server");
+    std::fs::copy(&src, &dst).expect("copying the Python worker");
+    std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dst
+}
+
+/// Waits until `name` is online with `n` ready workers, none of them one of `old`.
+fn wait_replaced(h: &Home, name: &str, n: usize, old: &[u32]) -> Vec<u32> {
+    h.wait(
+        &format!("{name} online with {n} ready workers, none of {old:?}"),
+        WAIT,
+        || {
+            let app = h.app(name)?;
+            let workers = app["workers"].as_array()?;
+            let pids = worker_pids(&app);
+            (app["status"] == "online"
+                && workers.len() == n
+                && workers.iter().all(|w| w["state"] == "ready")
+                && pids.iter().all(|p| !old.contains(p)))
+            .then_some(pids)
+        },
+    )
+}
+
+/// Reloads `name` twice under keep-alive load from `clients` connections; every request must
+/// be answered, and the last workers must have answered some.
+fn two_reloads_under_keepalive_load(h: &Home, name: &str, port: u16, n: usize) {
+    let mut workers = h.wait_online(name, n, WAIT);
+    let load = KeepAlive::start(port, 3, Duration::from_secs(60));
+    h.wait("requests flowing before the reload", WAIT, || {
+        (load.done() >= 30).then_some(())
+    });
+    for _ in 0..2 {
+        h.ok(&["reload", name]);
+        workers = wait_replaced(h, name, n, &workers);
+        let after = load.done();
+        h.wait("requests flowing after the reload", WAIT, || {
+            (load.done() >= after + 30).then_some(())
+        });
+    }
+    let tally = load.finish();
+    assert!(
+        tally.failed.is_empty(),
+        "{}",
+        h.report(&format!(
+            "{} of {} requests failed over 2 reloads: {:?}",
+            tally.failed.len(),
+            tally.ok + tally.failed.len(),
+            &tally.failed[..tally.failed.len().min(5)]
+        ))
+    );
+    assert!(
+        workers.iter().any(|p| tally.pids.contains(p)),
+        "no request reached a last worker {workers:?}: {:?}",
+        tally.pids
+    );
+}
+
+/// The variable `key` in the environment of process `pid`.
+fn environ(pid: u32, key: &str) -> Option<String> {
+    let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    env.split(|&b| b == 0)
+        .filter_map(|kv| std::str::from_utf8(kv).ok())
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=').map(str::to_owned))
+}
+
+#[test]
+fn a_listen_fds_program_without_schedule_gets_shared_and_serves() {
+    require("python3");
+    let h = Home::new("plainfds");
+    plain_server(&h);
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    // As a user types it: no --schedule.
+    h.ok(&["start", "./server", "--listen", &listen, "-i", "2"]);
+    let pids = h.wait_online("server", 2, WAIT);
+    assert_eq!(h.must_app("server")["spec"]["schedule"], "shared");
+    for pid in &pids {
+        assert_eq!(
+            environ(*pid, "LISTEN_FDS").as_deref(),
+            Some("1"),
+            "worker {pid} got its socket"
+        );
+    }
+    let answered: BTreeSet<u32> = (0..10)
+        .map(|_| {
+            get(port)
+                .unwrap_or_else(|e| panic!("{}", h.report(&format!("GET :{port}: {e}"))))
+                .1
+        })
+        .collect();
+    assert!(
+        answered.is_subset(&pids.iter().copied().collect()),
+        "{answered:?} ⊄ {pids:?}"
+    );
+
+    // rr for a program that is not Node is taken only when asked for.
+    let other = free_port();
+    h.ok(&[
+        "start",
+        "./server",
+        "--name",
+        "asked-rr",
+        "--listen",
+        &format!("127.0.0.1:{other}"),
+        "--schedule",
+        "rr",
+    ]);
+    assert_eq!(h.must_app("asked-rr")["spec"]["schedule"], "rr");
+}
+
+#[test]
+fn node_under_another_file_name_gets_the_drain_preload_and_reloads_without_failures() {
+    require("node");
+    let h = Home::new("node22");
+    let node = which("node").expect("node on PATH");
+    // What /opt/node22/bin/node22 installs look like: the file name says node22.
+    let node22 = h.path("node22");
+    std::os::unix::fs::symlink(&node, &node22).unwrap();
+    let port = free_port();
+    h.ok(&[
+        "start",
+        path_str(&fixture("daemon_app.js")),
+        "--name",
+        "web",
+        "--interpreter",
+        path_str(&node22),
+        "-i",
+        "2",
+        "--env",
+        &format!("PORT={port}"),
+    ]);
+    let pids = h.wait_online("web", 2, WAIT);
+    assert_eq!(h.must_app("web")["spec"]["schedule"], "rr", "Node gets rr");
+    for pid in &pids {
+        let options = environ(*pid, "NODE_OPTIONS").unwrap_or_default();
+        assert!(
+            options.contains("drain.js"),
+            "worker {pid} runs without the drain preload: NODE_OPTIONS={options:?}"
+        );
+    }
+    two_reloads_under_keepalive_load(&h, "web", port, 2);
+}
+
+/// `program`'s path in PATH.
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+#[test]
+fn start_flags_and_the_stop_signal_defaults_reach_the_spec() {
+    require("node");
+    let h = Home::new("flags");
+    h.ok(&[
+        "start",
+        "sleep",
+        "--name",
+        "s",
+        "--stop-signal",
+        "term",
+        "--min-uptime",
+        "2500",
+        "--",
+        "1000",
+    ]);
+    let spec = &h.must_app("s")["spec"];
+    assert_eq!(spec["stop_signal"], "SIGTERM");
+    assert_eq!(spec["min_uptime_ms"], 2500);
+    assert_eq!(spec["shutdown_with_message"], false);
+    assert_eq!(spec["instance_var"], "NODE_APP_INSTANCE");
+    h.ok(&["start", "sleep", "--name", "plain", "--", "1000"]);
+    assert_eq!(h.must_app("plain")["spec"]["stop_signal"], "SIGTERM");
+    // A Node script from the CLI stops with SIGINT, as under pm2.
+    h.ok(&["start", path_str(&fixture("daemon_app.js")), "--name", "n"]);
+    assert_eq!(h.must_app("n")["spec"]["stop_signal"], "SIGINT");
+    let err = h.fails(&[
+        "start",
+        "sleep",
+        "--name",
+        "bad",
+        "--stop-signal",
+        "SIGFOO",
+        "--",
+        "1",
+    ]);
+    assert!(
+        err.contains("--stop-signal") && err.contains("SIGFOO"),
+        "{err}"
+    );
+    assert!(h.app("bad").is_none());
+}
+
+#[test]
+fn send_reaches_one_worker_by_id_and_fails_when_it_reaches_none() {
+    require("python3");
+    let h = Home::new("send");
+    let script = fixture("daemon_app.py");
+    let listen = format!("127.0.0.1:{}", free_port());
+    h.ok(&[
+        "start",
+        path_str(&script),
+        "--name",
+        "py",
+        "-i",
+        "2",
+        "--listen",
+        &listen,
+    ]);
+    h.wait_online("py", 2, WAIT);
+    let app = h.must_app("py");
+    let ids: Vec<u64> = app["workers"]
+        .as_array()
+        .expect("workers")
+        .iter()
+        .map(|w| w["id"].as_u64().expect("a worker id"))
+        .collect();
+    let (first, second) = (ids[0], ids[1]);
+    let out = h.ok(&[
+        "send",
+        "py",
+        r#"{"to":"one"}"#,
+        "--worker",
+        &first.to_string(),
+    ]);
+    assert!(out.stdout.contains("sent to 1 worker(s)"), "{out}");
+    h.wait_log_line(
+        "py",
+        &[&format!("worker {first} "), r#"got message {"to":"one"}"#],
+        WAIT,
+    );
+    // The other worker got nothing: a message to all arrives at it, after none to it.
+    h.ok(&["send", "py", r#"{"to":"all"}"#]);
+    h.wait_log_line(
+        "py",
+        &[&format!("worker {second} "), r#"got message {"to":"all"}"#],
+        WAIT,
+    );
+    let logs = h.ok(&["logs", "py", "--lines", "200"]).stdout;
+    assert!(
+        !logs
+            .lines()
+            .any(|l| l.contains(&format!("worker {second} ")) && l.contains(r#""to":"one""#)),
+        "{logs}"
+    );
+
+    // A worker id that is not there, and a message of the cluster protocol: errors.
+    let err = h.fails(&["send", "py", "{}", "--worker", "999"]);
+    assert!(err.contains("999"), "{err}");
+    let err = h.fails(&["send", "py", r#"{"cmd":"NODE_CLUSTER","act":"disconnect"}"#]);
+    assert!(err.contains("reserved"), "{err}");
+    assert_eq!(
+        h.wait_online("py", 2, WAIT).len(),
+        2,
+        "no worker was disconnected"
+    );
+
+    // A worker that closed its channel receives nothing: that is an error, not "sent to 0".
+    h.ok(&[
+        "start",
+        "python3",
+        "--name",
+        "deaf",
+        "--",
+        "-c",
+        "import os, time; os.close(int(os.environ['NODE_CHANNEL_FD'])); time.sleep(600)",
+    ]);
+    h.wait_online("deaf", 1, WAIT);
+    let out = h.wait("the channel's end to be seen", WAIT, || {
+        let out = h.run(&["send", "deaf", "{}"]);
+        (!out.ok()).then_some(out)
+    });
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("no worker received"), "{out}");
+}
