@@ -23,6 +23,10 @@ use std::fmt;
 /// Bumped when a message changes incompatibly; both sides refuse a different version.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// The longest request line the daemon reads from a client (a `start` of many apps, each
+/// with its environment, stays below); a longer one is refused with an error.
+pub const MAX_REQUEST_BYTES: usize = 4 << 20;
+
 /// How often a supervisor sends its heartbeat (and samples its workers' CPU and memory).
 pub const HEARTBEAT_MS: u64 = 5_000;
 

@@ -3,7 +3,7 @@
 use crate::home::Home;
 use crate::wire::Conn;
 use anyhow::Context;
-use muster_proto::{PROTOCOL_VERSION, Request, Response};
+use muster_proto::{MAX_REQUEST_BYTES, PROTOCOL_VERSION, Request, Response};
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -40,7 +40,19 @@ impl Client {
     }
 
     pub async fn request(&mut self, req: &Request) -> anyhow::Result<Response> {
-        self.conn.send(req).await?;
+        let len = serde_json::to_vec(req)?.len();
+        if len > MAX_REQUEST_BYTES {
+            anyhow::bail!(
+                "the request is {len} bytes, over the daemon's limit of {MAX_REQUEST_BYTES} \
+                 ({} MiB): an environment or a message that large cannot be sent",
+                MAX_REQUEST_BYTES >> 20
+            );
+        }
+        // Not an I/O error in the chain: a broken pipe here is a failure, not `| head`.
+        self.conn
+            .send(req)
+            .await
+            .map_err(|e| anyhow::anyhow!("sending the request to the daemon: {e:#}"))?;
         self.conn
             .recv()
             .await?

@@ -1657,3 +1657,142 @@ fn events_show_a_kill_9_as_exit_restart_online_in_order_and_worker_messages() {
     let err = h.fails(&["events", "--no-follow", "--since", "yesterday"]);
     assert!(err.contains("RFC 3339"), "{err}");
 }
+
+/// Resident memory of `pid`, bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("its status");
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS");
+    kb * 1024
+}
+
+#[test]
+fn the_control_socket_under_abuse_stays_small_and_its_log_short() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixStream;
+    let h = Home::new("abuse");
+    h.ok(&["list"]); // starts the daemon
+    let daemon = h.daemon_pid().expect("a daemon");
+    let sock = h.path("daemon.sock");
+    let idle = rss(daemon);
+
+    // 1. Twenty clients, each sending a 15 MiB line that never ends, and holding on.
+    let holders: Vec<_> = (0..20)
+        .map(|_| {
+            let sock = sock.clone();
+            std::thread::spawn(move || {
+                let mut s = UnixStream::connect(&sock).expect("connecting");
+                s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+                let chunk = vec![b'x'; 1 << 20];
+                for _ in 0..15 {
+                    if s.write_all(&chunk).is_err() {
+                        break; // refused: the daemon stopped reading and closed
+                    }
+                }
+                s
+            })
+        })
+        .collect();
+    let held: Vec<UnixStream> = holders.into_iter().map(|t| t.join().unwrap()).collect();
+
+    // 2. As many idle connections as this process may open (3,000 at most).
+    let (soft, hard) = {
+        let l = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        (l.current.unwrap_or(1024), l.maximum.unwrap_or(1024))
+    };
+    let _ = rustix::process::setrlimit(
+        rustix::process::Resource::Nofile,
+        rustix::process::Rlimit {
+            current: Some(hard),
+            maximum: Some(hard),
+        },
+    );
+    let n = 3000.min(soft.max(hard).saturating_sub(200) as usize);
+    let idle_conns: Vec<UnixStream> = (0..n)
+        .filter_map(|_| UnixStream::connect(&sock).ok())
+        .collect();
+    assert!(
+        idle_conns.len() > 256,
+        "only {} connections",
+        idle_conns.len()
+    );
+    // Over the cap, a client is told why.
+    let mut extra = BufReader::new(UnixStream::connect(&sock).expect("connecting"));
+    extra
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut refusal = String::new();
+    extra.read_line(&mut refusal).expect("an answer");
+    assert!(refusal.contains("connections already"), "{refusal}");
+
+    // The daemon closes the idle ones and the half-sent lines: every connection ends.
+    let mut probe = idle_conns;
+    probe.extend(held);
+    h.wait("the daemon to close every abusive connection", WAIT, || {
+        probe.retain(|s| {
+            s.set_nonblocking(true).unwrap();
+            let mut b = [0u8; 4096];
+            match std::io::Read::read(&mut &*s, &mut b) {
+                Ok(0) => false,
+                Ok(_) => true, // an error line; EOF follows
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
+                Err(_) => false,
+            }
+        });
+        probe.is_empty().then_some(())
+    });
+
+    // The daemon still serves, has given back what the attacks made it hold, and its log
+    // stayed short.
+    h.ok(&["list"]);
+    let after = rss(daemon);
+    assert!(
+        after < idle + (8 << 20),
+        "the daemon holds {} MiB after the attacks, {} MiB before",
+        after >> 20,
+        idle >> 20
+    );
+    let log = std::fs::metadata(h.path("daemon.log")).map_or(0, |m| m.len());
+    eprintln!(
+        "daemon RSS {} KiB idle, {} KiB after the attacks; daemon.log {log} bytes",
+        idle >> 10,
+        after >> 10
+    );
+    assert!(log < 1 << 20, "daemon.log is {log} bytes");
+
+    // A request line over the limit is refused with an error, not cut silently.
+    let mut s = UnixStream::connect(&sock).expect("connecting");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"{\"type\":\"hello\",\"version\":1}\n")
+        .unwrap();
+    let mut big = b"{\"type\":\"send\",\"target\":\"x\",\"message\":\"".to_vec();
+    big.extend(std::iter::repeat_n(
+        b'y',
+        muster_proto::MAX_REQUEST_BYTES + 10,
+    ));
+    big.extend(b"\"}\n");
+    let _ = s.write_all(&big); // the daemon stops reading past the limit
+    let mut answers = String::new();
+    let mut r = BufReader::new(s);
+    while r.read_line(&mut answers).is_ok_and(|n| n > 0) {}
+    assert!(answers.contains("longer than"), "{answers}");
+}
+
+#[test]
+fn a_start_request_over_the_size_limit_fails_with_a_message() {
+    let h = Home::new("huge");
+    let toml = h.path("huge.toml");
+    let value = "v".repeat(muster_proto::MAX_REQUEST_BYTES + 1);
+    std::fs::write(
+        &toml,
+        format!("[[app]]\nname = \"huge\"\nscript = \"sleep\"\nargs = [\"60\"]\n[app.env]\nBIG = \"{value}\"\n"),
+    )
+    .unwrap();
+    let err = h.fails(&["start", path_str(&toml)]);
+    assert!(err.contains("over the daemon's limit"), "{err}");
+    assert!(h.app("huge").is_none(), "nothing is registered");
+}
