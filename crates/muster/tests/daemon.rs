@@ -310,10 +310,23 @@ fn node_app_every_command_in_fork_and_cluster_mode() {
     assert!(out.stdout.contains("deleted nc"), "{out}");
     assert!(h.app("nc").is_none());
     // A fork-mode Node app is no cluster worker: it is stopped by its signal, not left to
-    // the 5 s kill timeout (it once was, and then SIGKILLed).
-    let out = h.ok(&["delete", "nf"]);
-    assert!(out.took < Duration::from_secs(4), "{out}");
+    // the 5 s kill timeout (it once was, and then SIGKILLed). The cause, from its events:
+    // its worker ended by the app's stop signal, and no kill timeout fired.
+    let stop_signal = h.must_app("nf")["spec"]["stop_signal"].clone();
+    assert!(stop_signal.is_string(), "{stop_signal}");
+    h.ok(&["delete", "nf"]);
     assert!(h.apps().is_empty());
+    let exit = h.wait("the exit event of nf's worker", WAIT, || {
+        events_of(&h, "nf")
+            .into_iter()
+            .find(|e| e["event"] == "exit" && e["pid"] == fork[0])
+    });
+    assert_eq!(exit["signal"], stop_signal, "{exit}");
+    let all = events_of(&h, "nf");
+    assert!(
+        !all.iter().any(|e| e["event"] == "kill-timeout"),
+        "{all:#?}"
+    );
     wait_gone(&h, &fork, "the deleted app's worker");
     assert!(port_closed(pf));
 }
@@ -1220,12 +1233,18 @@ fn supervisor_kill_9_leaves_no_worker_behind_and_the_app_comes_back() {
         let new_sup = app["supervisor_pid"].as_u64().expect("a new supervisor") as u32;
         assert_ne!(new_sup, sup);
         assert!(answers(&h, port, 2).is_subset(&set(&new)));
-        let took = t0.elapsed();
+        // It came back because the daemon saw its supervisor die and started it again.
         assert!(
-            took < Duration::from_secs(6),
-            "{name} came back after {took:?}"
+            events_of(&h, name)
+                .iter()
+                .any(|e| e["event"] == "supervisor-restart"),
+            "{}",
+            h.report("no supervisor-restart event")
         );
-        h.note(&format!("{name} came back in {} ms", took.as_millis()));
+        h.note(&format!(
+            "{name} came back in {} ms",
+            t0.elapsed().as_millis()
+        ));
         if name == "web" {
             // The other app was not touched.
             let now = h.must_app("hello");
@@ -1417,15 +1436,17 @@ fn run_gets_sigterm_exits_0_within_the_kill_timeout_and_leaves_no_worker() {
     )
     .expect("SIGTERM");
     let status = run.wait(Duration::from_secs(10));
-    let took = t0.elapsed();
+    h.note(&format!(
+        "muster run exited {} ms after SIGTERM",
+        t0.elapsed().as_millis()
+    ));
     let (stdout, stderr) = run.output();
     let status = status
         .unwrap_or_else(|| panic!("muster run still ran 10 s after SIGTERM\n{stdout}\n{stderr}"));
     assert_eq!(status.code(), Some(0), "{status}\n{stdout}\n{stderr}");
-    assert!(
-        took < Duration::from_millis(3000),
-        "exit took {took:?} (kill timeout 3 s)"
-    );
+    // Exit 0 means no kill timeout fired (`muster run` exits 1 when one does); and no worker
+    // was SIGKILLed.
+    assert!(!stdout.contains("SIGKILL"), "{stdout}");
     for pid in &workers {
         assert!(!running(*pid), "worker {pid} outlived muster run");
     }
@@ -1498,6 +1519,15 @@ fn broken_configs_exit_1_with_file_line_column_and_start_nothing() {
 // ---------------------------------------------------------------------------------------------
 // The control plane: a supervisor that hangs, and `muster events`
 // ---------------------------------------------------------------------------------------------
+
+/// Every kept event of `app`, oldest first.
+fn events_of(h: &Home, app: &str) -> Vec<Value> {
+    h.ok(&["events", app, "--json", "--no-follow", "--last", "1000"])
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
 
 /// The `muster start` arguments of the built-in demo worker as app `name` on `port`.
 fn hello_app<'a>(name: &'a str, listen: &'a str) -> [&'a str; 7] {

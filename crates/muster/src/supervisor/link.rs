@@ -8,6 +8,8 @@ use muster_proto::SupervisorResponse;
 use tokio::sync::broadcast::error::RecvError;
 
 pub(super) async fn run(ctx: Ctx, mut conn: Conn) -> anyhow::Result<()> {
+    ctx.links.send_modify(|n| *n += 1);
+    let _running = Running(&ctx);
     let mut changed = ctx.changed.subscribe();
     let mut beat = ctx.beat.subscribe();
     let mut events = ctx.events.subscribe();
@@ -54,6 +56,15 @@ pub(super) async fn run(ctx: Ctx, mut conn: Conn) -> anyhow::Result<()> {
             }
             _ = stopped.changed() => return Ok(()),
         }
+    }
+}
+
+/// Counts a link as running until it ends, however it ends.
+struct Running<'a>(&'a Ctx);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.links.send_modify(|n| *n -= 1);
     }
 }
 

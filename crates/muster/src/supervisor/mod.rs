@@ -69,6 +69,8 @@ struct Ctx {
     /// process must not exit before the daemon has its reply.
     shutdowns: Arc<AtomicUsize>,
     replied: Arc<Notify>,
+    /// Links running: the process waits, at exit, for each to send what it has.
+    links: Arc<watch::Sender<usize>>,
     sink: Arc<LogSink>,
     out_log: String,
     err_log: String,
@@ -119,6 +121,7 @@ async fn supervise(home: Home, name: &str) -> anyhow::Result<i32> {
         stopped,
         shutdowns: Arc::new(AtomicUsize::new(0)),
         replied: Arc::new(Notify::new()),
+        links: Arc::new(watch::channel(0).0),
         sink,
         out_log,
         err_log,
@@ -180,6 +183,17 @@ async fn supervise(home: Home, name: &str) -> anyhow::Result<i32> {
         tracing::warn!("removing {}: {e}", socket_path.display());
     }
     let _ = stopped_tx.send(true);
+    // The links send the last events (the workers' exits, `stopped`) before they end.
+    let mut links = ctx.links.subscribe();
+    if tokio::time::timeout(REPLY_DEADLINE, links.wait_for(|n| *n == 0))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "a link did not send its last events within {} s",
+            REPLY_DEADLINE.as_secs()
+        );
+    }
     // A `shutdown` that is waiting writes its answer now: wait for it to be written.
     if ctx.shutdowns.load(Ordering::SeqCst) > 0
         && tokio::time::timeout(REPLY_DEADLINE, ctx.replied.notified())
