@@ -14,8 +14,8 @@ pub use error::ValueError;
 pub use instances::Instances;
 pub use listen::{ListenAddr, NamedListen};
 pub use protocol::{
-    AppInfo, HEARTBEAT_MS, PROTOCOL_VERSION, Request, Response, SupervisorRequest,
-    SupervisorResponse, Target, UNRESPONSIVE_AFTER_MS, WorkerInfo, WorkerSample,
+    AppInfo, HEARTBEAT_MS, MAX_REQUEST_BYTES, PROTOCOL_VERSION, Request, Response,
+    SupervisorRequest, SupervisorResponse, Target, UNRESPONSIVE_AFTER_MS, WorkerInfo, WorkerSample,
 };
 pub use signal::{parse_signal, signal_name, signal_number};
 pub use status::{AppStatus, LOG_ERROR_MARKER, WorkerStatus};
