@@ -6,6 +6,7 @@ pub mod client;
 pub mod config;
 pub mod control_socket;
 pub mod daemon;
+pub mod diag;
 pub mod home;
 pub mod logs;
 pub mod procstat;

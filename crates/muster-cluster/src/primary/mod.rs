@@ -95,6 +95,11 @@ pub struct PrimaryConfig {
     /// Make workers Node cluster workers (`NODE_UNIQUE_ID`). Off for pm2's fork mode, where a
     /// Node program must see itself as a primary (`cluster.isPrimary`).
     pub node_cluster: bool,
+    /// Make this process a child subreaper: whatever a worker forks and leaves behind (even
+    /// after `setsid()`) is re-parented here, gets the stop signal, `SIGKILL` at the kill
+    /// timeout, and is reaped. For a process that exists to supervise (the per-app supervisor,
+    /// `muster run`, `muster cluster`); it applies to the whole process.
+    pub subreaper: bool,
 }
 
 impl std::fmt::Debug for PrimaryConfig {
@@ -127,6 +132,7 @@ impl PrimaryConfig {
             send_listener: None,
             stdio: None,
             node_cluster: true,
+            subreaper: false,
         }
     }
 }
@@ -146,6 +152,8 @@ pub enum StartError {
     },
     #[error("cannot watch for worker exits")]
     Signals(#[source] io::Error),
+    #[error("cannot become a child subreaper")]
+    Subreaper(#[source] io::Error),
 }
 
 /// A snapshot for status displays.
