@@ -11,6 +11,7 @@ pub mod logs;
 pub mod manage;
 pub mod run;
 pub mod start;
+pub mod startup;
 pub mod table;
 
 use manage::{Manage, Output};
@@ -101,6 +102,9 @@ pub enum Command {
     Send {
         target: String,
         message: String,
+        /// Only to this worker (its id, as `list` and `show` print it).
+        #[arg(long, value_name = "ID")]
+        worker: Option<u64>,
         /// Print JSON only (schema: docs/json.md).
         #[arg(long)]
         json: bool,
@@ -146,6 +150,10 @@ pub enum Command {
     /// Run a command with an IPC channel and talk to it: the child's messages are printed as
     /// JSON lines on stdout, each stdin line is sent to the child as a message.
     Ipc(ipc::IpcArgs),
+    /// Write a systemd unit that starts the daemon at boot and resurrects the saved apps.
+    Startup(startup::StartupArgs),
+    /// Remove the unit `muster startup` wrote.
+    Unstartup(startup::UnstartupArgs),
     /// Load an HTTP(S) URL and report transactions, availability, response times, rate;
     /// `--during "reload APP"` runs a muster action mid-load and counts the failures around it.
     Bench(bench::BenchArgs),
@@ -198,8 +206,9 @@ pub fn main() -> i32 {
         Command::Send {
             target,
             message,
+            worker,
             json,
-        } => manage::run(Manage::Send(target, message), Output { json }),
+        } => manage::run(Manage::Send(target, message, worker), Output { json }),
         Command::Signal {
             signal,
             target,
@@ -212,6 +221,8 @@ pub fn main() -> i32 {
         Command::Run(args) => run::run(args),
         Command::Cluster(args) => cluster::run(args),
         Command::Ipc(args) => ipc::run(args),
+        Command::Startup(args) => startup::startup(args),
+        Command::Unstartup(args) => startup::unstartup(args),
         Command::Bench(args) => bench::run(args),
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => completions::man(args),

@@ -43,6 +43,17 @@ pub struct AppArgs {
     /// Milliseconds a stopping worker gets to finish before it is killed.
     #[arg(long, value_name = "MS")]
     pub kill_timeout: Option<u64>,
+    /// The signal that asks a worker to stop (`SIGTERM` or `TERM`; default SIGINT for Node
+    /// scripts, as pm2, and SIGTERM for other programs).
+    #[arg(long, value_name = "SIGNAL", alias = "kill-signal")]
+    pub stop_signal: Option<String>,
+    /// Ask workers to stop with the message "shutdown" instead of a signal (pm2's
+    /// `shutdown_with_message`).
+    #[arg(long)]
+    pub shutdown_with_message: bool,
+    /// Milliseconds a worker must live to count as started; a shorter life is a failed start.
+    #[arg(long, value_name = "MS")]
+    pub min_uptime: Option<u64>,
     /// A worker is ready when it sends "ready" (`process.send('ready')`).
     #[arg(long)]
     pub wait_ready: bool,
@@ -55,6 +66,21 @@ pub struct AppArgs {
     /// Prefix every log line with a timestamp.
     #[arg(long)]
     pub time: bool,
+    /// The stdout log file (`out_file`).
+    #[arg(short = 'o', long = "output", value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// The stderr log file (`error_file`).
+    #[arg(short = 'e', long = "error", value_name = "PATH")]
+    pub error: Option<PathBuf>,
+    /// Time prefix format of log lines (`log_date_format`: day.js tokens or strftime).
+    #[arg(long, value_name = "FORMAT")]
+    pub log_date_format: Option<String>,
+    /// All workers write to the same files (`merge_logs`).
+    #[arg(long)]
+    pub merge_logs: bool,
+    /// Do not restart workers that exit (`autorestart: false`).
+    #[arg(long)]
+    pub no_autorestart: bool,
     /// Arguments for the script.
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<OsString>,
@@ -121,6 +147,10 @@ pub fn specs(args: &AppArgs) -> anyhow::Result<(Vec<AppSpec>, Vec<String>)> {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     spec.cwd = Some(std::env::current_dir()?);
+    if crate::program::runs_node(&spec) {
+        // pm2 stops Node apps with SIGINT, and apps written for it listen for that.
+        spec.stop_signal = "SIGINT".to_owned();
+    }
     apply_overrides(&mut spec, args, false)?;
     default_schedule(&mut spec, args);
     let mut apps = vec![spec];
@@ -140,7 +170,11 @@ fn default_schedule(spec: &mut AppSpec, args: &AppArgs) {
 /// app sets itself; muster's own variables stay out.
 fn inherit_caller_env(apps: &mut [AppSpec]) {
     for (k, v) in std::env::vars() {
-        if k == "MUSTER_HOME" || k.starts_with("NODE_CHANNEL") || k == "NODE_UNIQUE_ID" {
+        if k == "MUSTER_HOME"
+            || k.starts_with("NODE_CHANNEL")
+            || k == "NODE_UNIQUE_ID"
+            || crate::systemd::PRIVATE_VARS.contains(&k.as_str())
+        {
             continue;
         }
         for spec in apps.iter_mut() {
@@ -196,6 +230,17 @@ fn apply_overrides(spec: &mut AppSpec, args: &AppArgs, from_file: bool) -> anyho
     if let Some(ms) = args.kill_timeout {
         spec.kill_timeout_ms = ms;
     }
+    if let Some(sig) = &args.stop_signal {
+        // Canonical (`SIGTERM`), so that `show` prints one spelling; the rule of `stop_signal`.
+        spec.stop_signal =
+            muster_proto::parse_signal(sig).map_err(|e| anyhow::anyhow!("--stop-signal: {e}"))?;
+    }
+    if args.shutdown_with_message {
+        spec.shutdown_with_message = true;
+    }
+    if let Some(ms) = args.min_uptime {
+        spec.min_uptime_ms = ms;
+    }
     if args.wait_ready {
         spec.wait_ready = true;
     }
@@ -208,6 +253,23 @@ fn apply_overrides(spec: &mut AppSpec, args: &AppArgs, from_file: bool) -> anyho
     }
     if args.time {
         spec.time = true;
+    }
+    if let Some(p) = &args.output {
+        spec.out_file = Some(absolute(p)?);
+    }
+    if let Some(p) = &args.error {
+        spec.error_file = Some(absolute(p)?);
+    }
+    if let Some(f) = &args.log_date_format {
+        crate::logs::TimeFormat::parse(f)
+            .map_err(|e| anyhow::anyhow!("--log-date-format {f:?}: {e}"))?;
+        spec.log_date_format = Some(f.clone());
+    }
+    if args.merge_logs {
+        spec.merge_logs = true;
+    }
+    if args.no_autorestart {
+        spec.autorestart = false;
     }
     Ok(())
 }
