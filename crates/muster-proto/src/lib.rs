@@ -13,8 +13,8 @@ pub use error::ValueError;
 pub use instances::Instances;
 pub use listen::{ListenAddr, NamedListen};
 pub use protocol::{
-    AppInfo, PROTOCOL_VERSION, Request, Response, SupervisorRequest, SupervisorResponse, Target,
-    WorkerInfo,
+    AppInfo, ApplyAction, PROTOCOL_VERSION, Request, Response, SupervisorRequest,
+    SupervisorResponse, Target, WorkerInfo,
 };
 pub use signal::{parse_signal, signal_name, signal_number};
 pub use units::{parse_duration_ms, parse_memory_size};
