@@ -6,6 +6,7 @@ pub mod instances;
 pub mod listen;
 pub mod protocol;
 pub mod signal;
+pub mod status;
 pub mod units;
 
 pub use app::{AppSpec, ExecMode, Interpreter, SCHEMA_VERSION, Schedule, validate_name};
@@ -13,8 +14,9 @@ pub use error::ValueError;
 pub use instances::Instances;
 pub use listen::{ListenAddr, NamedListen};
 pub use protocol::{
-    AppInfo, ApplyAction, PROTOCOL_VERSION, Request, Response, SupervisorRequest,
-    SupervisorResponse, Target, WorkerInfo,
+    AppInfo, ApplyAction, HEARTBEAT_MS, PROTOCOL_VERSION, Request, Response, SupervisorRequest,
+    SupervisorResponse, Target, UNRESPONSIVE_AFTER_MS, WorkerInfo, WorkerSample,
 };
 pub use signal::{parse_signal, signal_name, signal_number};
+pub use status::{AppStatus, LOG_ERROR_MARKER, WorkerStatus};
 pub use units::{parse_duration_ms, parse_memory_size};

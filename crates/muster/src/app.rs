@@ -105,7 +105,14 @@ pub fn primary_config(spec: &AppSpec) -> anyhow::Result<PrimaryConfig> {
     config
         .env
         .push(("MUSTER_APP_NAME".into(), spec.name.clone().into()));
+    config.env_remove = crate::systemd::PRIVATE_VARS
+        .iter()
+        .map(Into::into)
+        .collect();
     config.node_cluster = cluster;
+    // Every process that runs an app's primary (the supervisor, `muster run`, `muster cluster`)
+    // exists to supervise it: what its workers leave behind ends with them.
+    config.subreaper = true;
     if node && cluster {
         // Drain keep-alive connections at a response boundary (see node/drain.js).
         let preload = node_drain_preload()?;

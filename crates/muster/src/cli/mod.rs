@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 use muster_proto::ApplyAction;
 
+pub mod bench;
 pub mod cluster;
 pub mod completions;
 pub mod foreground;
@@ -11,6 +12,7 @@ pub mod logs;
 pub mod manage;
 pub mod run;
 pub mod start;
+pub mod startup;
 pub mod table;
 
 use manage::{Manage, Output};
@@ -162,6 +164,13 @@ pub enum Command {
     /// Run a command with an IPC channel and talk to it: the child's messages are printed as
     /// JSON lines on stdout, each stdin line is sent to the child as a message.
     Ipc(ipc::IpcArgs),
+    /// Write a systemd unit that starts the daemon at boot and resurrects the saved apps.
+    Startup(startup::StartupArgs),
+    /// Remove the unit `muster startup` wrote.
+    Unstartup(startup::UnstartupArgs),
+    /// Load an HTTP(S) URL and report transactions, availability, response times, rate;
+    /// `--during "reload APP"` runs a muster action mid-load and counts the failures around it.
+    Bench(bench::BenchArgs),
     /// Print shell completions: `muster completions bash > /etc/bash_completion.d/muster`.
     Completions(completions::CompletionsArgs),
     /// Print the manual page (roff), or write one page per command with `--dir`.
@@ -236,6 +245,9 @@ pub fn main() -> i32 {
         Command::Run(args) => run::run(args),
         Command::Cluster(args) => cluster::run(args),
         Command::Ipc(args) => ipc::run(args),
+        Command::Startup(args) => startup::startup(args),
+        Command::Unstartup(args) => startup::unstartup(args),
+        Command::Bench(args) => bench::run(args),
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => completions::man(args),
         Command::Daemon => crate::home::Home::from_env().and_then(crate::daemon::run),
@@ -291,6 +303,7 @@ impl Command {
             Command::Logs(a) => a.json,
             Command::Run(a) => a.json,
             Command::Cluster(a) => a.json,
+            Command::Bench(a) => a.json,
             _ => false,
         }
     }

@@ -66,6 +66,21 @@ pub struct AppArgs {
     /// Prefix every log line with a timestamp.
     #[arg(long)]
     pub time: bool,
+    /// The stdout log file (`out_file`).
+    #[arg(short = 'o', long = "output", value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// The stderr log file (`error_file`).
+    #[arg(short = 'e', long = "error", value_name = "PATH")]
+    pub error: Option<PathBuf>,
+    /// Time prefix format of log lines (`log_date_format`: day.js tokens or strftime).
+    #[arg(long, value_name = "FORMAT")]
+    pub log_date_format: Option<String>,
+    /// All workers write to the same files (`merge_logs`).
+    #[arg(long)]
+    pub merge_logs: bool,
+    /// Do not restart workers that exit (`autorestart: false`).
+    #[arg(long)]
+    pub no_autorestart: bool,
     /// Arguments for the script.
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<OsString>,
@@ -176,7 +191,11 @@ fn default_schedule(spec: &mut AppSpec, args: &AppArgs) {
 /// app sets itself; muster's own variables stay out.
 fn inherit_caller_env(apps: &mut [AppSpec]) {
     for (k, v) in std::env::vars() {
-        if k == "MUSTER_HOME" || k.starts_with("NODE_CHANNEL") || k == "NODE_UNIQUE_ID" {
+        if k == "MUSTER_HOME"
+            || k.starts_with("NODE_CHANNEL")
+            || k == "NODE_UNIQUE_ID"
+            || crate::systemd::PRIVATE_VARS.contains(&k.as_str())
+        {
             continue;
         }
         for spec in apps.iter_mut() {
@@ -255,6 +274,23 @@ fn apply_overrides(spec: &mut AppSpec, args: &AppArgs, from_file: bool) -> anyho
     }
     if args.time {
         spec.time = true;
+    }
+    if let Some(p) = &args.output {
+        spec.out_file = Some(absolute(p)?);
+    }
+    if let Some(p) = &args.error {
+        spec.error_file = Some(absolute(p)?);
+    }
+    if let Some(f) = &args.log_date_format {
+        crate::logs::TimeFormat::parse(f)
+            .map_err(|e| anyhow::anyhow!("--log-date-format {f:?}: {e}"))?;
+        spec.log_date_format = Some(f.clone());
+    }
+    if args.merge_logs {
+        spec.merge_logs = true;
+    }
+    if args.no_autorestart {
+        spec.autorestart = false;
     }
     Ok(())
 }

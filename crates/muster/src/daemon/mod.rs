@@ -5,9 +5,11 @@
 
 mod commands;
 mod dispatch;
-mod link;
+pub mod events;
+pub(crate) mod link;
 mod registry;
 mod server;
+mod view;
 
 use crate::home::Home;
 use anyhow::Context;
@@ -18,7 +20,7 @@ use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::{Mutex, Notify, watch};
 
 /// How long a new supervisor has to open its socket.
 const SUPERVISOR_START: Duration = Duration::from_secs(10);
@@ -35,11 +37,18 @@ struct Daemon {
     /// Bumped each time an app's supervisor is started or adopted: a watch of an older one
     /// must not act.
     generations: Mutex<HashMap<String, u64>>,
+    /// Each running supervisor as its link last told it. A plain mutex: never held across
+    /// an `.await`, so never across I/O.
+    views: std::sync::Mutex<HashMap<String, view::View>>,
+    /// Bumped whenever a view changes (for `start`, waiting for an app to be up).
+    changed: watch::Sender<u64>,
+    events: std::sync::Mutex<events::EventLog>,
     shutdown: Notify,
 }
 
 /// `muster daemon`: serves until `muster kill`. Returns the exit code.
 pub fn run(home: Home) -> anyhow::Result<i32> {
+    crate::diag::init("daemon");
     home.ensure()?;
     // One daemon per home: the lock is held for the process's life.
     let lock = std::fs::OpenOptions::new()
@@ -67,7 +76,10 @@ pub fn run(home: Home) -> anyhow::Result<i32> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let code = rt.block_on(server::serve(home))?;
+    let code = rt.block_on(crate::systemd::daemon_service(
+        home.clone(),
+        server::serve(home),
+    ))?;
     drop(lock);
     Ok(code)
 }

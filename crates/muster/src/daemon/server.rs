@@ -22,6 +22,9 @@ pub(super) async fn serve(home: Home) -> anyhow::Result<i32> {
         registry: Mutex::new(registry),
         app_locks: Mutex::new(HashMap::new()),
         generations: Mutex::new(HashMap::new()),
+        views: std::sync::Mutex::new(HashMap::new()),
+        changed: tokio::sync::watch::channel(0).0,
+        events: std::sync::Mutex::new(super::events::EventLog::default()),
         shutdown: Notify::new(),
         home,
     });
@@ -33,11 +36,11 @@ pub(super) async fn serve(home: Home) -> anyhow::Result<i32> {
                 let d = daemon.clone();
                 tokio::spawn(async move {
                     if let Err(e) = check_peer(&stream) {
-                        eprintln!("muster daemon: {e:#}");
+                        tracing::warn!("{e:#}");
                         return;
                     }
                     if let Err(e) = d.client(Conn::new(stream)).await {
-                        eprintln!("muster daemon: a client connection failed: {e:#}");
+                        tracing::warn!("a client connection failed: {e:#}");
                     }
                 });
             }

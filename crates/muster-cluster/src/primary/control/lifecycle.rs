@@ -4,13 +4,20 @@ use super::Control;
 use crate::node;
 use crate::policy::{Input, WorkerId};
 use crate::primary::event::Event;
-use crate::primary::reap::reap;
+use crate::primary::reap;
 use crate::primary::worker::{self, WorkerProc, signal_group};
 
 impl Control {
     pub(super) fn spawn_worker(&mut self, slot: usize, id: WorkerId) -> std::io::Result<u32> {
         let inherited = self.inherited_for(slot)?;
-        let w = worker::spawn(&self.config, id, slot, inherited, &self.from_workers_tx)?;
+        let w = worker::spawn(
+            &self.config,
+            id,
+            slot,
+            inherited,
+            &self.from_workers_tx,
+            &self.exits,
+        )?;
         let pid = w.pid;
         self.workers.insert(id, w);
         for &rr in &self.listen_rr {
@@ -49,12 +56,26 @@ impl Control {
         // still accept them, and a connection must never be served twice.
     }
 
+    /// SIGCHLD (or the periodic check): the process's reaper takes every exit and leaves ours
+    /// in our mailbox.
+    pub(super) fn on_sigchld(&mut self) {
+        reap::reap();
+        self.on_reap();
+    }
+
+    /// The exits the reaper left for us.
     pub(super) fn on_reap(&mut self) {
-        for (id, code, signal) in reap(&mut self.workers) {
-            let (pid, flag) = self
+        for exit in self.exits.take() {
+            let Some(w) = self
                 .workers
-                .get(&id)
-                .map_or((0, false), |w| (w.pid, w.exited_after_disconnect));
+                .values_mut()
+                .find(|w| w.pid == exit.pid && w.exit.is_none())
+            else {
+                continue; // a worker whose spawn failed half-way
+            };
+            let (code, signal) = (exit.code, exit.signal);
+            w.exit = Some((code, signal));
+            let (id, pid, flag) = (w.id, w.pid, w.exited_after_disconnect);
             self.emit(Event::Exit {
                 worker: id,
                 pid,
@@ -74,11 +95,10 @@ impl Control {
         }
     }
 
-    /// The primary is going away: no worker may outlive it.
+    /// The primary is going away: no worker may outlive it. The reaper takes their exits.
     pub(super) fn kill_all(&mut self) {
-        for w in self.workers.values_mut().filter(|w| w.exit.is_none()) {
+        for w in self.workers.values().filter(|w| w.exit.is_none()) {
             signal_group(w.pid, rustix::process::Signal::KILL.as_raw());
-            let _ = w.child.wait();
         }
         self.workers.clear();
     }

@@ -15,6 +15,7 @@ mod timers;
 
 use super::event::Event;
 use super::handles::Handles;
+use super::reap::{self, Mailbox, OrphanPolicy};
 use super::rr::{Accepted, Rr, RrId};
 use super::worker::{FromWorker, WorkerProc, signal_group};
 use super::{Command, PrimaryConfig, StartError};
@@ -25,6 +26,7 @@ use muster_ipc::{Message, Received};
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::OwnedFd;
+use std::sync::Arc;
 use std::time::Duration;
 use timers::{Timers, sleep_until};
 use tokio::signal::unix::{Signal as SignalStream, SignalKind, signal};
@@ -58,6 +60,8 @@ pub(crate) struct Control {
     listen_reuse: Vec<(String, ListenAddr)>,
     reuse_slots: BTreeMap<usize, Vec<(String, OwnedFd)>>,
     sigchld: SignalStream,
+    /// Exits of our workers, left by the process's one reaper.
+    exits: Arc<Mailbox>,
     stopped: bool,
 }
 
@@ -71,6 +75,15 @@ impl Control {
         let (from_workers_tx, from_workers) = mpsc::channel(FROM_WORKERS_QUEUE);
         let (conn_tx, accepted) = mpsc::channel(BACKLOG_CAP);
         let sigchld = signal(SignalKind::child()).map_err(StartError::Signals)?;
+        if config.subreaper {
+            reap::enable_subreaper(OrphanPolicy {
+                stop_signal: config
+                    .stop_signal
+                    .unwrap_or(rustix::process::Signal::TERM.as_raw()),
+                kill_timeout: config.policy.kill_timeout,
+            })
+            .map_err(StartError::Subreaper)?;
+        }
         let mut c = Control {
             policy: Policy::new(config.policy.clone()),
             events,
@@ -87,6 +100,7 @@ impl Control {
             listen_reuse: Vec::new(),
             reuse_slots: BTreeMap::new(),
             sigchld,
+            exits: Arc::default(),
             stopped: false,
             config,
         };
@@ -100,10 +114,12 @@ impl Control {
         let mut commands_open = true;
         while !self.stopped {
             let next_timer = self.timers.next_deadline();
+            let orphan_kill = reap::next_orphan_deadline().map(Instant::from_std);
             let take_conns = self.rr.backlog_len() < BACKLOG_CAP;
             tokio::select! {
                 Some(fw) = self.from_workers.recv() => self.on_from_worker(fw),
-                _ = self.sigchld.recv() => self.on_reap(),
+                _ = self.sigchld.recv() => self.on_sigchld(),
+                _ = self.exits.changed() => self.on_reap(),
                 cmd = commands.recv(), if commands_open => match cmd {
                     Some(cmd) => self.on_command(cmd),
                     None => {
@@ -116,10 +132,31 @@ impl Control {
                     self.rr.on_accepted(id, conn, &mut self.workers, &mut self.seq);
                 }
                 _ = sleep_until(next_timer), if next_timer.is_some() => self.fire_timers(),
-                _ = fallback.tick() => self.on_reap(),
+                _ = sleep_until(orphan_kill), if orphan_kill.is_some() => self.on_sigchld(),
+                _ = fallback.tick() => self.on_sigchld(),
             }
         }
         self.kill_all();
+        if self.config.subreaper {
+            self.await_orphans(&mut fallback).await;
+        }
+    }
+
+    /// What the workers left behind has had its stop signal; it is killed at its deadline.
+    /// Waits for that (bounded), so that nothing outlives a stopped app.
+    async fn await_orphans(&mut self, fallback: &mut tokio::time::Interval) {
+        let give_up = Instant::now() + self.config.policy.kill_timeout + Duration::from_secs(5);
+        reap::reap();
+        while reap::orphans_left() && Instant::now() < give_up {
+            let orphan_kill = reap::next_orphan_deadline().map(Instant::from_std);
+            tokio::select! {
+                _ = self.sigchld.recv() => {}
+                _ = sleep_until(orphan_kill), if orphan_kill.is_some() => {}
+                _ = fallback.tick() => {}
+                _ = tokio::time::sleep_until(give_up) => {}
+            }
+            reap::reap();
+        }
     }
 
     /// Feeds one input to the policy and carries out what it asks, including the inputs that
@@ -196,7 +233,7 @@ impl Control {
                 self.emit(Event::Disconnect { worker: id, pid });
                 self.rr.worker_gone(id, &mut self.workers, &mut self.seq);
                 // The exit may already be waiting to be reaped.
-                self.on_reap();
+                self.on_sigchld();
                 self.forget_if_gone(id);
             }
             FromWorker::Received(id, Received::Problem(p)) => {

@@ -4,7 +4,7 @@
 
 use crate::daemon::{Daemon, done};
 use anyhow::Context;
-use muster_proto::{AppSpec, ApplyAction, Response};
+use muster_proto::{AppSpec, AppStatus, ApplyAction, Response};
 use std::sync::Arc;
 
 impl Daemon {
@@ -31,7 +31,7 @@ impl Daemon {
                 .await
                 .get(&name)
                 .map(|e| e.spec.clone());
-            let running = old.is_some() && self.supervisor_hello(&name).await.is_ok();
+            let running = old.is_some() && self.linked(&name);
             if let Some(old) = &old
                 && !update_env
             {
@@ -70,7 +70,7 @@ impl Daemon {
             names.push(name);
         }
         let apps = self.infos(&names).await?;
-        if let Some(bad) = apps.iter().find(|a| a.status == "errored") {
+        if let Some(bad) = apps.iter().find(|a| a.status == AppStatus::Errored) {
             anyhow::bail!(
                 "{} failed to start (errored after {} restarts); see `muster logs {}`",
                 bad.name,

@@ -1,5 +1,6 @@
 //! `send`, `signal` and `flush`: passed on to each target app's supervisor.
 
+use crate::daemon::link::ASK_DEADLINE;
 use crate::daemon::{Daemon, done};
 use muster_proto::{Response, SupervisorRequest, SupervisorResponse, Target};
 
@@ -12,10 +13,10 @@ impl Daemon {
         let names = self.resolve(target).await?;
         let mut messages = Vec::new();
         for name in &names {
-            if self.supervisor_hello(name).await.is_err() {
+            if !self.linked(name) {
                 anyhow::bail!("{name} is not running");
             }
-            match self.ask(name, req.clone()).await? {
+            match self.ask(name, req.clone(), ASK_DEADLINE).await? {
                 SupervisorResponse::Error { message } => anyhow::bail!("{name}: {message}"),
                 SupervisorResponse::Done { message } => messages.push(format!("{name}: {message}")),
                 _ => {}

@@ -38,7 +38,7 @@ impl Daemon {
         }
         let mut todo = Vec::new();
         for spec in specs {
-            if self.supervisor_hello(&spec.name).await.is_err() {
+            if !self.linked(&spec.name) {
                 todo.push(spec);
             }
         }

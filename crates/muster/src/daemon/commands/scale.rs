@@ -1,5 +1,6 @@
 //! `scale`: a new instance count, kept in the registry and told to a running supervisor.
 
+use crate::daemon::link::ASK_DEADLINE;
 use crate::daemon::{Daemon, done};
 use anyhow::Context;
 use muster_proto::{Response, SupervisorRequest};
@@ -22,8 +23,8 @@ impl Daemon {
             e.spec.instances = muster_proto::Instances::Count(instances);
             reg.save()?;
         }
-        if self.supervisor_hello(name).await.is_ok() {
-            self.ask(name, SupervisorRequest::Scale { instances })
+        if self.linked(name) {
+            self.ask(name, SupervisorRequest::Scale { instances }, ASK_DEADLINE)
                 .await?;
         }
         let apps = self.infos(&[name.to_owned()]).await?;

@@ -2,7 +2,7 @@
 
 use crate::daemon::{Daemon, done};
 use anyhow::Context;
-use muster_proto::{AppSpec, Response};
+use muster_proto::{AppSpec, AppStatus, Response};
 use std::sync::Arc;
 
 impl Daemon {
@@ -20,7 +20,7 @@ impl Daemon {
                 crate::app::check_runnable(spec)?;
                 if let Some(e) = reg.get(&spec.name)
                     && e.wanted
-                    && self.supervisor_hello(&spec.name).await.is_ok()
+                    && self.linked(&spec.name)
                 {
                     anyhow::bail!(
                         "{} is already running; use `muster restart {}` or `muster reload {}`",
@@ -43,7 +43,7 @@ impl Daemon {
             names.push(name);
         }
         let apps = self.infos(&names).await?;
-        if let Some(bad) = apps.iter().find(|a| a.status == "errored") {
+        if let Some(bad) = apps.iter().find(|a| a.status == AppStatus::Errored) {
             anyhow::bail!(
                 "{} failed to start (errored after {} restarts); see `muster logs {}`",
                 bad.name,
