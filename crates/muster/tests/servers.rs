@@ -266,7 +266,7 @@ fn send_reaches_one_worker_by_id_and_fails_when_it_reaches_none() {
         &[&format!("worker {second} "), r#"got message {"to":"all"}"#],
         WAIT,
     );
-    let logs = h.ok(&["logs", "py", "--lines", "200"]).stdout;
+    let logs = h.ok(&["logs", "py", "--lines", "200", "--nostream"]).stdout;
     assert!(
         !logs
             .lines()
