@@ -14,7 +14,7 @@ pub use error::ValueError;
 pub use instances::Instances;
 pub use listen::{ListenAddr, NamedListen};
 pub use protocol::{
-    AppInfo, HEARTBEAT_MS, MAX_REQUEST_BYTES, PROTOCOL_VERSION, Request, Response,
+    AppInfo, ApplyAction, HEARTBEAT_MS, MAX_REQUEST_BYTES, PROTOCOL_VERSION, Request, Response,
     SupervisorRequest, SupervisorResponse, Target, UNRESPONSIVE_AFTER_MS, WorkerInfo, WorkerSample,
 };
 pub use signal::{parse_signal, signal_name, signal_number};

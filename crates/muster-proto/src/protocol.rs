@@ -90,6 +90,18 @@ impl<'de> Deserialize<'de> for Target {
     }
 }
 
+/// What `start`, `reload` or `restart` of an ecosystem file does to an app that runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApplyAction {
+    /// Reload it if its spec changed; leave it alone otherwise.
+    Start,
+    /// Reload it.
+    Reload,
+    /// Restart it.
+    Restart,
+}
+
 /// CLI → daemon.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -102,6 +114,16 @@ pub enum Request {
     /// Start these apps (a name that exists and is stopped is started again with the new spec).
     Start {
         apps: Vec<AppSpec>,
+    },
+    /// Apply an ecosystem file to the apps (pm2's startOrReload): apps not registered, or not
+    /// running, start with the file's spec; running ones get it and `action`.
+    Apply {
+        apps: Vec<AppSpec>,
+        action: ApplyAction,
+        /// The caller's environment replaces the registered one and counts as a change (pm2's
+        /// `--update-env`); without it, only the file counts.
+        #[serde(default)]
+        update_env: bool,
     },
     Stop {
         target: Target,

@@ -597,10 +597,10 @@ fn save_kill_resurrect_brings_the_apps_back_and_kill_leaves_nothing() {
     let (pw, ph) = (free_port(), free_port());
 
     // No daemon yet: ping says so and starts none.
-    let (out, v) = h.json_any(&["ping", "--json"]);
+    let (out, v) = h.json_any(&["ping", "--no-start", "--json"]);
     assert_eq!(out.code, Some(1), "{out}");
     assert_eq!(v["running"], false);
-    let out = h.run(&["ping"]);
+    let out = h.run(&["ping", "--no-start"]);
     assert!(out.stdout.contains("no daemon is running"), "{out}");
     assert!(h.processes().is_empty(), "ping started something");
 
@@ -653,7 +653,7 @@ fn save_kill_resurrect_brings_the_apps_back_and_kill_leaves_nothing() {
     wait_gone(&h, &[daemon], "the daemon");
     h.wait_no_processes(WAIT);
     assert!(port_closed(pw) && port_closed(ph));
-    let (out, _) = h.json_any(&["ping", "--json"]);
+    let (out, _) = h.json_any(&["ping", "--no-start", "--json"]);
     assert_eq!(out.code, Some(1), "ping after kill: {out}");
     // kill without a daemon is fine.
     h.ok(&["kill"]);
@@ -1026,7 +1026,7 @@ fn snapshot_of_stop_json() {
 #[test]
 fn ping_json_without_a_daemon_has_the_schema_field() {
     let h = Home::new("pingno");
-    let (out, v) = h.json_any(&["ping", "--json"]);
+    let (out, v) = h.json_any(&["ping", "--no-start", "--json"]);
     assert_eq!(out.code, Some(1), "{out}");
     assert_snapshot(
         "ping-no-daemon.json",
@@ -1163,7 +1163,10 @@ fn daemon_kill_9_the_apps_keep_serving_and_a_new_daemon_adopts_them() {
     let hello = worker_pids(&before[1]);
     assert_eq!(answers(&h, pw, 4), set(&web));
     assert!(answers(&h, ph, 4).is_subset(&set(&hello)));
-    assert!(!h.run(&["ping"]).ok(), "ping found a daemon after SIGKILL");
+    assert!(
+        !h.run(&["ping", "--no-start"]).ok(),
+        "ping found a daemon after SIGKILL"
+    );
 
     // The next command starts a daemon that lists the same processes.
     let after = h.apps();

@@ -18,6 +18,11 @@ impl Daemon {
                 uptime_ms: self.started.elapsed().as_millis() as u64,
             },
             Request::Start { apps } => self.start(apps).await?,
+            Request::Apply {
+                apps,
+                action,
+                update_env,
+            } => self.apply(apps, action, update_env).await?,
             Request::Stop { target } => self.stop_apps(&target).await?,
             Request::Restart { target } => self.restart_apps(&target).await?,
             Request::Reload { target } => self.reload_apps(&target).await?,

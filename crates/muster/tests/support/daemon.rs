@@ -314,7 +314,7 @@ impl Home {
 
     /// The daemon's pid (`ping --json`), if one runs.
     pub fn daemon_pid(&self) -> Option<u32> {
-        let (_, v) = self.json_any(&["ping", "--json"]);
+        let (_, v) = self.json_any(&["ping", "--no-start", "--json"]);
         v["pid"].as_u64().map(|p| p as u32)
     }
 

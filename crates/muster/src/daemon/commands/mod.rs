@@ -1,5 +1,6 @@
 //! One handler per command (the `impl Daemon` blocks here are split by command).
 
+mod apply;
 mod delete;
 mod events;
 mod forward;
