@@ -4,6 +4,7 @@ pub mod app;
 pub mod error;
 pub mod instances;
 pub mod listen;
+pub mod log_health;
 pub mod protocol;
 pub mod signal;
 pub mod units;
@@ -12,6 +13,7 @@ pub use app::{AppSpec, ExecMode, Interpreter, SCHEMA_VERSION, Schedule, validate
 pub use error::ValueError;
 pub use instances::Instances;
 pub use listen::{ListenAddr, NamedListen};
+pub use log_health::LogHealth;
 pub use protocol::{
     AppInfo, PROTOCOL_VERSION, Request, Response, SupervisorRequest, SupervisorResponse, Target,
     WorkerInfo,

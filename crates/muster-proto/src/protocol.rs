@@ -175,6 +175,9 @@ pub struct AppInfo {
     pub out_log: String,
     pub err_log: String,
     pub spec: AppSpec,
+    /// Whether the app's output reaches its log files.
+    #[serde(default)]
+    pub log_health: crate::LogHealth,
 }
 
 /// One worker in [`AppInfo`].

@@ -52,9 +52,10 @@ pub fn run(home: Home, name: &str) -> anyhow::Result<i32> {
 
 async fn supervise(home: Home, name: &str) -> anyhow::Result<i32> {
     let spec_path = home.supervisor_spec(name);
-    let text = std::fs::read_to_string(&spec_path)
-        .with_context(|| format!("reading the app spec {}", spec_path.display()))?;
-    let spec: AppSpec = serde_json::from_str(&text)
+    let text = home
+        .read_private(&spec_path)?
+        .with_context(|| format!("the app spec {} is missing", spec_path.display()))?;
+    let spec: AppSpec = serde_json::from_slice(&text)
         .with_context(|| format!("the app spec {} is malformed", spec_path.display()))?;
     let socket_path = home.supervisor_socket(name);
     let listener = control_socket::bind(&socket_path).await?;
@@ -308,6 +309,7 @@ async fn app_info(ctx: &Ctx) -> Option<AppInfo> {
         out_log: ctx.out_log.clone(),
         err_log: ctx.err_log.clone(),
         spec: (*ctx.spec).clone(),
+        log_health: ctx.sink.health(),
     })
 }
 

@@ -50,6 +50,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
                 } else {
                     Prefix::AppWorker(spec.name.clone())
                 },
+                private_root: None,
             })?;
             config.stdio = Some(sink.stdio_factory());
             let stop_signal = config.stop_signal;

@@ -52,7 +52,12 @@ pub fn list(apps: &[AppInfo]) -> String {
                     "-".into()
                 },
                 a.restarts.to_string(),
-                a.status.clone(),
+                // Lines lost to a failing log write: `show` says why and how many.
+                if a.log_health.is_degraded() {
+                    format!("{} !log", a.status)
+                } else {
+                    a.status.clone()
+                },
                 format!("{:.0}%", a.cpu_percent),
                 memory(a.memory_bytes),
                 if a.listen.is_empty() {
@@ -127,6 +132,9 @@ pub fn show(a: &AppInfo) -> String {
     }
     field(&mut out, "out log", a.out_log.clone());
     field(&mut out, "err log", a.err_log.clone());
+    if let Some(health) = log_health(&a.log_health) {
+        field(&mut out, "log writing", health);
+    }
     if !a.workers.is_empty() {
         let _ = writeln!(out, "  workers:");
         for w in &a.workers {
@@ -145,6 +153,31 @@ pub fn show(a: &AppInfo) -> String {
         }
     }
     out
+}
+
+/// `failing since 12:03:04: writing …: No space left on device; 12 lines (480 bytes)
+/// dropped`, or `None` when every line was written.
+fn log_health(h: &muster_proto::LogHealth) -> Option<String> {
+    if !h.is_degraded() {
+        return None;
+    }
+    let dropped = format!(
+        "{} line(s) ({} bytes) dropped",
+        h.lines_dropped, h.bytes_dropped
+    );
+    let since = h
+        .since_unix_ms
+        .and_then(|ms| chrono::DateTime::from_timestamp_millis(ms as i64))
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|| "?".into());
+    Some(match &h.error {
+        Some(e) => format!("FAILING since {since}: {e}; {dropped}"),
+        None => format!("works again; {dropped}, the last failure began {since}"),
+    })
 }
 
 #[cfg(test)]

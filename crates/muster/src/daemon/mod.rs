@@ -47,11 +47,8 @@ struct Daemon {
 pub fn run(home: Home) -> anyhow::Result<i32> {
     home.ensure()?;
     // One daemon per home: the lock is held for the process's life.
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(home.daemon_lock())
+    let lock = home
+        .open_append(&home.daemon_lock())
         .context("opening the daemon lock")?;
     // A daemon that was just told to `kill` may still be exiting: give it a moment.
     let deadline = Instant::now() + Duration::from_secs(3);
@@ -79,7 +76,7 @@ pub fn run(home: Home) -> anyhow::Result<i32> {
 
 async fn serve(home: Home) -> anyhow::Result<i32> {
     let listener = control_socket::bind(&home.daemon_socket()).await?;
-    let registry = Registry::load(&home.registry())?;
+    let registry = Registry::load(&home)?;
     let daemon = Arc::new(Daemon {
         exe: std::env::current_exe().context("finding the muster executable")?,
         started: Instant::now(),
@@ -221,7 +218,8 @@ impl Daemon {
                     let mut reg = self.registry.lock().await;
                     reg.remove(name);
                     reg.save()?;
-                    let _ = std::fs::remove_file(self.home.supervisor_spec(name));
+                    let spec = self.home.supervisor_spec(name);
+                    let _ = crate::home::remove_file(Some(self.home.root()), &spec);
                 }
                 done(did("deleted", &names), Vec::new())
             }
@@ -350,12 +348,9 @@ impl Daemon {
 
     async fn spawn_supervisor(&self, spec: &AppSpec) -> anyhow::Result<()> {
         let spec_path = self.home.supervisor_spec(&spec.name);
-        std::fs::write(&spec_path, serde_json::to_vec_pretty(spec)?)
-            .with_context(|| format!("writing {}", spec_path.display()))?;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.home.daemon_log())?;
+        self.home
+            .write_private(&spec_path, &serde_json::to_vec_pretty(spec)?)?;
+        let log = self.home.open_append(&self.home.daemon_log())?;
         let mut child = tokio::process::Command::new(&self.exe)
             .arg("supervise")
             .arg(&spec.name)
@@ -618,6 +613,7 @@ impl Daemon {
                 .display()
                 .to_string(),
             spec: shown,
+            log_health: Default::default(),
         })
     }
 
@@ -648,8 +644,8 @@ impl Daemon {
                 .collect()
         };
         let path = self.home.dump();
-        std::fs::write(&path, serde_json::to_vec_pretty(&specs)?)
-            .with_context(|| format!("writing {}", path.display()))?;
+        self.home
+            .write_private(&path, &serde_json::to_vec_pretty(&specs)?)?;
         Ok(done(
             format!("saved {} app(s) to {}", specs.len(), path.display()),
             Vec::new(),
@@ -658,9 +654,13 @@ impl Daemon {
 
     async fn resurrect(self: Arc<Self>) -> anyhow::Result<Response> {
         let path = self.home.dump();
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {} (run `muster save` first)", path.display()))?;
-        let specs: Vec<AppSpec> = serde_json::from_str(&text)
+        let text = self.home.read_private(&path)?.with_context(|| {
+            format!(
+                "{} does not exist (run `muster save` first)",
+                path.display()
+            )
+        })?;
+        let specs: Vec<AppSpec> = serde_json::from_slice(&text)
             .with_context(|| format!("{} is malformed", path.display()))?;
         if specs.is_empty() {
             return Ok(done(

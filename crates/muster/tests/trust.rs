@@ -1,0 +1,311 @@
+//! Attacks on muster's trust boundaries, each as the issue describes it: a home another user
+//! can write in, links planted in the home, a full disk and a file size limit under the logs.
+//! The tests run as root here; "another user" is `nobody`.
+
+#[path = "support/daemon.rs"]
+#[allow(dead_code)] // the parts these tests do not use
+mod harness;
+
+use harness::{Home, running};
+use serde_json::Value;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// `nobody`'s uid and gid, from /etc/passwd.
+fn nobody() -> (u32, u32) {
+    let passwd = std::fs::read_to_string("/etc/passwd").expect("reading /etc/passwd");
+    for line in passwd.lines() {
+        let f: Vec<&str> = line.split(':').collect();
+        if f.first() == Some(&"nobody") && f.len() > 3 {
+            return (f[2].parse().unwrap(), f[3].parse().unwrap());
+        }
+    }
+    panic!("this test needs a user `nobody` in /etc/passwd");
+}
+
+fn chown_all(path: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid)).expect("chown");
+    if path.is_dir() && !path.is_symlink() {
+        for e in std::fs::read_dir(path).unwrap().flatten() {
+            chown_all(&e.path(), uid, gid);
+        }
+    }
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::symlink_metadata(path).unwrap().mode() & 0o7777
+}
+
+/// A TOML config for one app running `sh -c SCRIPT`, written into the home's directory.
+fn sh_app(h: &Home, name: &str, script: &str, extra: &str) -> String {
+    let path = h.path(&format!("{name}.toml"));
+    let text = format!(
+        "[[app]]\nname = \"{name}\"\nscript = \"/bin/sh\"\ninterpreter = \"none\"\n\
+         args = [\"-c\", {script:?}]\nlisten_timeout_ms = 3000\n{extra}\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// A root-only file outside the home, as the target of planted links.
+fn secret(h: &Home, tag: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!(
+        "muster-secret-{}-{tag}-{}",
+        std::process::id(),
+        h.dir().file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::write(&path, "root only\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+#[test]
+fn a_home_owned_by_another_user_is_refused_even_for_root() {
+    let h = Home::new("foreign");
+    let (uid, gid) = nobody();
+    chown_all(h.dir(), uid, gid);
+    let app = sh_app(&h, "victim", "sleep 60", "");
+    for args in [vec!["list"], vec!["start", app.as_str()]] {
+        let err = h.fails(&args);
+        assert!(
+            err.contains(&h.dir().display().to_string()) && err.contains(&format!("uid {uid}")),
+            "the error names the home and its owner: {err}"
+        );
+    }
+    assert!(h.processes().is_empty(), "{}", h.report("nothing runs"));
+    assert!(!h.path("daemon.sock").exists(), "no daemon started");
+    // Root's muster did not take it over either.
+    assert_eq!(std::fs::metadata(h.dir()).unwrap().uid(), uid);
+}
+
+#[test]
+fn a_logs_directory_writable_by_all_is_refused() {
+    let h = Home::new("open-logs");
+    std::fs::create_dir(h.path("logs")).unwrap();
+    std::fs::set_permissions(h.path("logs"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let app = sh_app(&h, "victim", "sleep 60", "");
+    let err = h.fails(&["start", &app]);
+    assert!(
+        err.contains(&h.path("logs").display().to_string()) && err.contains("0777"),
+        "{err}"
+    );
+    assert!(h.processes().is_empty(), "{}", h.report("nothing runs"));
+    assert_eq!(
+        mode(&h.path("logs")),
+        0o777,
+        "nothing was changed behind the user"
+    );
+}
+
+#[test]
+fn a_foreign_user_editing_the_registry_cannot_make_root_run_a_script() {
+    let h = Home::new("foreign-reg");
+    let marker = h.path("pwned");
+    let mut spec = muster_proto::AppSpec::new("evil", "/bin/sh");
+    spec.args = vec!["-c".into(), format!("touch {}; sleep 60", marker.display())];
+    spec.interpreter = Some("none".into());
+    let registry = serde_json::json!({
+        "next_id": 1,
+        "apps": [{"id": 0, "spec": spec, "wanted": true}],
+    });
+    std::fs::write(h.path("registry.json"), registry.to_string()).unwrap();
+    let (uid, gid) = nobody();
+    chown_all(h.dir(), uid, gid);
+    let err = h.fails(&["list"]);
+    assert!(err.contains(&format!("uid {uid}")), "{err}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!marker.exists(), "the planted script ran as root");
+    assert!(h.processes().is_empty(), "{}", h.report("nothing runs"));
+}
+
+#[test]
+fn a_link_planted_as_a_log_file_is_not_followed() {
+    let h = Home::new("log-link");
+    let target = secret(&h, "log");
+    std::fs::create_dir(h.path("logs")).unwrap();
+    std::fs::set_permissions(h.path("logs"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::symlink(&target, h.path("logs/trap-out.log")).unwrap();
+    let app = sh_app(&h, "trap", "echo planted-line; sleep 60", "");
+    let out = h.run(&["start", &app]);
+    let written = std::fs::read_to_string(&target).unwrap();
+    let _ = std::fs::remove_file(&target);
+    assert_eq!(
+        written, "root only\n",
+        "the worker's output went through the link"
+    );
+    assert!(
+        !out.ok(),
+        "{}",
+        h.report("start should fail on a planted link")
+    );
+    assert!(
+        out.stderr.contains("symbolic link") || out.stderr.contains("daemon.log"),
+        "{}",
+        h.report("start says why")
+    );
+    let log = std::fs::read_to_string(h.path("daemon.log")).unwrap_or_default();
+    assert!(
+        log.contains("symbolic link"),
+        "{}",
+        h.report("daemon.log names the link")
+    );
+}
+
+#[test]
+fn links_planted_as_the_registry_or_a_spec_are_not_followed() {
+    // A spec: replaced (never written through), the app runs.
+    let h = Home::new("spec-link");
+    let target = secret(&h, "spec");
+    h.ok(&["list"]); // creates the home and starts the daemon
+    std::os::unix::fs::symlink(&target, h.path("apps/calm.json")).unwrap();
+    let app = sh_app(&h, "calm", "echo up; sleep 60", "");
+    h.ok(&["start", &app]);
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "root only\n");
+    assert!(!h.path("apps/calm.json").is_symlink());
+    assert_eq!(mode(&h.path("apps/calm.json")), 0o600);
+    h.ok(&["kill"]);
+
+    // The registry: neither read through nor written through.
+    std::fs::remove_file(h.path("registry.json")).unwrap();
+    std::os::unix::fs::symlink(&target, h.path("registry.json")).unwrap();
+    let out = h.run(&["list"]);
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "root only\n");
+    let _ = std::fs::remove_file(&target);
+    assert!(
+        !out.ok(),
+        "{}",
+        h.report("list should fail: the registry is a link")
+    );
+    let log = std::fs::read_to_string(h.path("daemon.log")).unwrap_or_default();
+    assert!(
+        log.contains("symbolic link") || out.stderr.contains("symbolic link"),
+        "{}",
+        h.report("the link is named")
+    );
+}
+
+#[test]
+fn everything_muster_creates_in_the_home_is_private() {
+    let h = Home::new("modes");
+    let app = sh_app(&h, "calm", "echo up; echo err >&2; sleep 60", "");
+    h.ok(&["start", &app]);
+    h.wait_log_line("calm", &["up"], WAIT);
+    h.ok(&["save"]);
+    for dir in ["", "apps", "logs"] {
+        assert_eq!(mode(&h.path(dir)), 0o700, "{dir}/");
+    }
+    for file in [
+        "registry.json",
+        "dump.json",
+        "daemon.log",
+        "daemon.lock",
+        "apps/calm.json",
+        "logs/calm-out.log",
+        "logs/calm-err.log",
+    ] {
+        assert_eq!(mode(&h.path(file)), 0o600, "{file}");
+    }
+}
+
+/// `list --json`'s `log_health` of `name`.
+fn health(h: &Home, name: &str) -> Value {
+    h.must_app(name)["log_health"].clone()
+}
+
+#[test]
+fn a_full_disk_under_the_log_is_reported_in_list_show_and_daemon_log_once() {
+    let h = Home::new("devfull");
+    let app = sh_app(
+        &h,
+        "full",
+        "i=0; while [ $i -lt 100000 ]; do echo line-$i; i=$((i+1)); sleep 0.01; done",
+        "out_file = \"/dev/full\"",
+    );
+    h.ok(&["start", &app]);
+    let first = h.wait("a failing log write in list --json", WAIT, || {
+        let v = health(&h, "full");
+        (v["error"].as_str()?.contains("No space left") && v["lines_dropped"].as_u64()? > 0)
+            .then_some(v)
+    });
+    // More failures of the same episode.
+    h.wait("more lines dropped", WAIT, || {
+        let v = health(&h, "full");
+        (v["lines_dropped"].as_u64()? > first["lines_dropped"].as_u64()? + 20).then_some(())
+    });
+    let app = h.must_app("full");
+    assert_eq!(app["status"], "online", "the app keeps running");
+    assert!(app["log_health"]["since_unix_ms"].as_u64().is_some());
+    let list = h.ok(&["list"]).stdout;
+    assert!(list.contains("!log"), "list marks the app:\n{list}");
+    let show = h.ok(&["show", "full"]).stdout;
+    assert!(
+        show.contains("log writing") && show.contains("No space left") && show.contains("dropped"),
+        "show says what, since when, how much:\n{show}"
+    );
+    let log = std::fs::read_to_string(h.path("daemon.log")).unwrap();
+    assert_eq!(
+        log.matches("/dev/full failed").count(),
+        1,
+        "once per episode:\n{log}"
+    );
+}
+
+#[test]
+fn a_file_size_limit_drops_whole_lines_and_counts_them() {
+    let h = Home::new("fsize");
+    const LINES: u64 = 20_000;
+    // Lines of different lengths, so that a merge of two would not look like one.
+    let app = sh_app(
+        &h,
+        "big",
+        &format!(
+            "i=0; while [ $i -lt {LINES} ]; do echo \"line-$i-$(printf %0$((i % 7))d 0)\"; \
+             i=$((i+1)); done; sleep 60"
+        ),
+        "",
+    );
+    // The CLI starts the daemon, which passes the limit to the supervisor: 200 blocks.
+    let exe = harness::exe().display().to_string();
+    let out = std::process::Command::new("sh")
+        .args([
+            "-c",
+            &format!("ulimit -f 200 && exec '{exe}' start '{app}'"),
+        ])
+        .env("MUSTER_HOME", h.dir())
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .current_dir(h.dir())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let path = h.path("logs/big-out.log");
+    let (written, dropped) = h.wait("every line written or counted as dropped", WAIT, || {
+        let v = health(&h, "big");
+        let dropped = v["lines_dropped"].as_u64()?;
+        let text = std::fs::read_to_string(&path).ok()?;
+        let written = text.lines().count() as u64;
+        (written + dropped == LINES).then_some((text, dropped))
+    });
+    assert!(dropped > 0, "the limit was reached");
+    assert!(written.ends_with('\n'), "the file ends with a whole line");
+    for (n, line) in written.lines().enumerate() {
+        let mut parts = line.split('-');
+        let ok = parts.next() == Some("line")
+            && parts.next().and_then(|i| i.parse::<u64>().ok()) == Some(n as u64)
+            && parts
+                .next()
+                .is_some_and(|z| z.len() == (n % 7).max(1) && z.bytes().all(|b| b == b'0'))
+            && parts.next().is_none();
+        assert!(ok, "line {n} is not whole: {line:?}");
+    }
+    let v = health(&h, "big");
+    assert!(
+        v["error"].as_str().unwrap_or("").contains("too large"),
+        "{v}"
+    );
+    for pid in h.processes() {
+        assert!(running(pid));
+    }
+}
