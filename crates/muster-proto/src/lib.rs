@@ -3,6 +3,7 @@
 pub mod app;
 pub mod error;
 pub mod instances;
+pub mod limits;
 pub mod listen;
 pub mod log_health;
 pub mod protocol;
@@ -12,6 +13,7 @@ pub mod units;
 pub use app::{AppSpec, ExecMode, Interpreter, SCHEMA_VERSION, Schedule, validate_name};
 pub use error::ValueError;
 pub use instances::Instances;
+pub use limits::{LimitError, check_limits};
 pub use listen::{ListenAddr, NamedListen};
 pub use log_health::LogHealth;
 pub use protocol::{

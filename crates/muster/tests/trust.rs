@@ -309,3 +309,67 @@ fn a_file_size_limit_drops_whole_lines_and_counts_them() {
         assert!(running(pid));
     }
 }
+
+#[test]
+fn numbers_out_of_range_are_refused_by_start_with_the_field_and_its_range() {
+    let h = Home::new("bounds");
+    for (extra, want) in [
+        (
+            "instances = 100000\nexec_mode = \"cluster\"",
+            "instances must be between 0 and 1024, got 100000",
+        ),
+        (
+            "log_keep = 4294967295",
+            "log_keep must be between 0 and 1000, got 4294967295",
+        ),
+        ("log_max_size = 10", "log_max_size must be between 1024 and"),
+        (
+            "kill_timeout_ms = 999999999999",
+            "kill_timeout_ms must be between 0 and 86400000 ms",
+        ),
+        (
+            "max_restarts = 4294967295",
+            "max_restarts must be between 0 and 1000000",
+        ),
+        (
+            "restart_delay_ms = 99999999999",
+            "restart_delay_ms must be between",
+        ),
+        (
+            "min_uptime_ms = 99999999999",
+            "min_uptime_ms must be between",
+        ),
+        (
+            "max_memory_restart = 1",
+            "max_memory_restart must be between 1048576 and",
+        ),
+        ("log_date_format = \"%Q %\"", "log_date_format \"%Q %\""),
+        (
+            "env = { BAD = \"a\\u0000b\" }",
+            "env BAD: contains a NUL byte",
+        ),
+    ] {
+        let app = sh_app(&h, "bounded", "sleep 60", extra);
+        let err = h.fails(&["start", &app]);
+        assert!(err.contains(want), "{extra}: {err}");
+        assert!(err.contains("bounded"), "the app is named: {err}");
+    }
+    assert!(h.apps().is_empty(), "nothing was registered");
+}
+
+#[test]
+fn an_environment_value_of_ten_megabytes_is_refused_by_start() {
+    let h = Home::new("bigenv");
+    let app = sh_app(
+        &h,
+        "bigenv",
+        "sleep 60",
+        &format!("env = {{ BIG = \"{}\" }}", "x".repeat(10 << 20)),
+    );
+    let err = h.fails(&["start", &app]);
+    assert!(
+        err.contains("env BIG") && err.contains("MAX_ARG_STRLEN"),
+        "{err}"
+    );
+    assert!(h.apps().is_empty(), "nothing was registered");
+}

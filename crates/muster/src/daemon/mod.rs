@@ -279,6 +279,7 @@ impl Daemon {
             for spec in &apps {
                 muster_proto::validate_name(&spec.name)
                     .with_context(|| format!("app name {:?}", spec.name))?;
+                crate::config::check_startable(spec).map_err(anyhow::Error::msg)?;
                 crate::app::primary_config(spec)?;
                 crate::app::check_runnable(spec)?;
                 if let Some(e) = reg.get(&spec.name)
@@ -531,6 +532,12 @@ impl Daemon {
     async fn scale(self: &Arc<Self>, name: &str, instances: u32) -> anyhow::Result<Response> {
         if instances == 0 {
             anyhow::bail!("scale to 0 is `muster stop {name}`");
+        }
+        if instances > muster_proto::limits::MAX_INSTANCES {
+            anyhow::bail!(
+                "instances must be between 1 and {}, got {instances}",
+                muster_proto::limits::MAX_INSTANCES
+            );
         }
         {
             let mut reg = self.registry.lock().await;

@@ -607,6 +607,27 @@ mod tests {
     }
 
     #[test]
+    fn rotation_costs_the_files_kept_not_the_keep_setting() {
+        // With the old shift, one rotation renamed `keep` - 1 (4294967294) file numbers.
+        let dir = TestDir::new("huge-keep");
+        let path = dir.path().join("x.log");
+        let mut f = RotatingFile::open(&path, Some(14), u32::MAX, None).unwrap();
+        f.write_lines(&numbered(1, 9)).unwrap();
+        assert_eq!(existing_rotated(&path).unwrap().len(), 4);
+        assert_eq!(lines_of(&rotated_path(&path, 4)), [1, 2]);
+        assert_eq!(lines_of(&rotated_path(&path, 1)), [7, 8]);
+        assert_eq!(lines_of(&path), [9]);
+    }
+
+    #[test]
+    fn a_failed_write_drops_and_counts_whole_lines() {
+        let mut f = RotatingFile::open(Path::new("/dev/full"), None, 0, None).unwrap();
+        let lost = f.write_lines(b"one\ntwo\nthree\n").unwrap_err();
+        assert_eq!((lost.lines, lost.bytes), (3, 14));
+        assert_eq!(lost.error.raw_os_error(), Some(28), "ENOSPC");
+    }
+
+    #[test]
     fn devices_are_never_rotated() {
         let mut f = RotatingFile::open(Path::new("/dev/null"), Some(1), 3, None).unwrap();
         f.write_lines(b"a\nb\n").unwrap();
