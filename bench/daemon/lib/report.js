@@ -120,13 +120,14 @@ row('  failed requests, Connection: close', sum('reload.muster.close.failed'), s
 row('  requests served, keep-alive', sum('reload.muster.keepalive.requests'), sum('reload.pm2.keepalive.requests'), count, { ratio: false });
 row('  requests served, Connection: close', sum('reload.muster.close.requests'), sum('reload.pm2.close.requests'), count, { ratio: false });
 row('  `reload` command (median)', median('reload.muster.cmd_ms'), median('reload.pm2.cmd_ms'), ms);
-rows.push([
-  '  every worker replaced',
-  [...(values.get('reload.muster.keepalive.replaced') || []), ...(values.get('reload.muster.close.replaced') || [])].every((x) => x === 'yes') ? 'yes' : 'NO',
-  [...(values.get('reload.pm2.keepalive.replaced') || []), ...(values.get('reload.pm2.close.replaced') || [])].every((x) => x === 'yes') ? 'yes' : 'NO',
-  '',
-  '',
-]);
+// 'n/a' when no reload ran: [].every(...) is true, and a summary must not say 'yes' about
+// nothing.
+const replacedSummary = (tool) => {
+  const seen = [...(values.get(`reload.${tool}.keepalive.replaced`) || []), ...(values.get(`reload.${tool}.close.replaced`) || [])];
+  if (seen.length === 0) return 'n/a';
+  return seen.every((x) => x === 'yes') ? 'yes' : 'NO';
+};
+rows.push(['  every worker replaced', replacedSummary('muster'), replacedSummary('pm2'), '', '']);
 
 section(`Log burst (${lines} lines, console.log as fast as it goes)`);
 row('  lines lost', median('burst.muster.lost'), median('burst.pm2.lost'), count, {

@@ -6,4 +6,5 @@ pub mod listen;
 pub mod node;
 pub mod policy;
 pub mod primary;
+pub mod procstat;
 pub mod worker;

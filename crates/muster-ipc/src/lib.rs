@@ -37,7 +37,10 @@ pub use async_socket::AsyncSocket;
 pub use blocking::BlockingChannel;
 #[cfg(feature = "tokio")]
 pub use channel::{Channel, ChannelOptions, Receiver, Sender};
-pub use env::{CHANNEL_FD_VAR, SERIALIZATION_MODE_VAR, channel_fd_from_env};
+pub use env::{
+    CHANNEL_FD_VAR, INHERITED_VARS, SERIALIZATION_MODE_VAR, channel_fd_from_env,
+    remove_inherited_vars,
+};
 pub use event::{Problem, Received, SendError};
 pub use frame::{DEFAULT_MAX_FRAME, FrameError};
 pub use listen_fds::{

@@ -8,7 +8,8 @@ use crate::env::CHANNEL_FD_VAR;
 use rustix::io::{FdFlags, fcntl_getfd, fcntl_setfd};
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The first passed descriptor (`SD_LISTEN_FDS_START`).
 pub const LISTEN_FDS_START: RawFd = 3;
@@ -22,36 +23,32 @@ pub const LISTEN_FDNAMES_VAR: &str = "LISTEN_FDNAMES";
 /// The name systemd gives a descriptor when `LISTEN_FDNAMES` is absent.
 const UNNAMED: &str = "unknown";
 
+/// Set once the passed descriptors have been claimed: they have one owner per process.
+static CLAIMED: AtomicBool = AtomicBool::new(false);
+
 /// Takes the descriptors passed to this process by socket activation, with their names, in
-/// order (`sd_listen_fds_with_names(1, …)`).
+/// order (`sd_listen_fds_with_names(0, …)`).
 ///
 /// Unless `LISTEN_PID` equals `expected_pid` (normally `std::process::id()`), the variables
 /// were meant for another process (an ancestor that exported them) and the result is empty.
-/// The three variables are removed from the environment either way, so that children do not
-/// take them for theirs, and the descriptors are made close-on-exec. Without `LISTEN_FDNAMES`
-/// every descriptor is named `unknown`, as systemd does.
+/// The descriptors are made close-on-exec. Without `LISTEN_FDNAMES` every descriptor is named
+/// `unknown`, as systemd does. This is the one place that reads these variables: programs on
+/// muster-ipc (muster-worker, muster itself) take their sockets here.
+///
+/// The environment is not changed (see [`remove_inherited_vars`](crate::remove_inherited_vars)
+/// for why, and for how to remove the variables where that is safe); children started with
+/// [`Spawn`](crate::Spawn) do not inherit them, and any other child ignores them because
+/// `LISTEN_PID` is not its pid. The descriptors are claimed once per process: a second call
+/// that finds some fails with `AlreadyExists`, so no descriptor gets two owners.
 ///
 /// Fails with `InvalidInput` when a variable is malformed, when `LISTEN_FDS` covers the
 /// descriptor named by `NODE_CHANNEL_FD`, or when a descriptor in the range is not open.
-///
-/// Call it once, early, before other threads read the environment (changing the environment
-/// while another thread reads it is undefined behaviour in libc), and before
-/// [`channel_fd_from_env`](crate::channel_fd_from_env) so the overlap check can see the
-/// channel's variable.
 pub fn take_listen_fds(expected_pid: u32) -> io::Result<Vec<(String, OwnedFd)>> {
     let pid = std::env::var_os(LISTEN_PID_VAR);
     let count = std::env::var_os(LISTEN_FDS_VAR);
     let names = std::env::var_os(LISTEN_FDNAMES_VAR);
     if pid.is_none() && count.is_none() && names.is_none() {
         return Ok(Vec::new());
-    }
-    // SAFETY: documented requirement of this function: called while no other thread reads
-    // the environment (at start-up).
-    #[allow(unsafe_code)]
-    unsafe {
-        std::env::remove_var(LISTEN_PID_VAR);
-        std::env::remove_var(LISTEN_FDS_VAR);
-        std::env::remove_var(LISTEN_FDNAMES_VAR);
     }
     let Some(names) = plan(
         pid.as_deref(),
@@ -63,6 +60,16 @@ pub fn take_listen_fds(expected_pid: u32) -> io::Result<Vec<(String, OwnedFd)>> 
         return Ok(Vec::new());
     };
     check_channel_outside(std::env::var_os(CHANNEL_FD_VAR).as_deref(), names.len())?;
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    check_open(LISTEN_FDS_START, names.len())?;
+    if CLAIMED.swap(true, Ordering::AcqRel) {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("the {LISTEN_FDS_VAR} descriptors were already taken by this process"),
+        ));
+    }
     claim(LISTEN_FDS_START, names)
 }
 
@@ -136,27 +143,27 @@ fn check_channel_outside(channel: Option<&OsStr>, n: usize) -> io::Result<()> {
     Ok(())
 }
 
-/// Takes ownership of descriptors `first`, `first + 1`, … (one per name), after checking that
-/// every one is open.
-fn claim(first: RawFd, names: Vec<String>) -> io::Result<Vec<(String, OwnedFd)>> {
-    let fds: Vec<RawFd> = (first..).take(names.len()).collect();
-    // Check all before owning any, so a failure closes nothing.
-    for &fd in &fds {
-        // SAFETY: the borrow lives only for this fcntl; if `fd` is not open the call fails
-        // with EBADF and nothing else happens.
-        #[allow(unsafe_code)]
-        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-        if let Err(e) = fcntl_getfd(borrowed) {
+/// Checks that descriptors `first .. first + n` are all open, on the bare numbers (no
+/// `BorrowedFd` is made for a descriptor that may be closed).
+fn check_open(first: RawFd, n: usize) -> io::Result<()> {
+    for fd in (first..).take(n) {
+        if let Err(e) = crate::sys::raw_fd_is_open(fd) {
             return Err(invalid(format!(
                 "{LISTEN_FDS_VAR}: descriptor {fd} is not open ({e})"
             )));
         }
     }
-    let mut out = Vec::with_capacity(fds.len());
-    for (name, fd) in names.into_iter().zip(fds) {
+    Ok(())
+}
+
+/// Takes ownership of descriptors `first`, `first + 1`, … (one per name). The caller checked
+/// that every one is open ([`check_open`]) and that nothing else in the process owns them.
+fn claim(first: RawFd, names: Vec<String>) -> io::Result<Vec<(String, OwnedFd)>> {
+    let mut out = Vec::with_capacity(names.len());
+    for (name, fd) in names.into_iter().zip(first..) {
         // SAFETY: the parent passed these descriptors to this process (LISTEN_PID names us),
-        // each was just checked to be open, and the variables describing them were removed
-        // before this call, so nothing else takes ownership of them.
+        // each was checked to be open by `check_open`, and `CLAIMED` (or, in tests, the test's
+        // own set-up) makes this the only place that takes ownership of them: one owner each.
         #[allow(unsafe_code)]
         let owned = unsafe { OwnedFd::from_raw_fd(fd) };
         let flags = fcntl_getfd(&owned)?;
@@ -253,11 +260,13 @@ mod tests {
         let b = TcpListener::bind("127.0.0.1:0").unwrap();
         let first = consecutive_raw_fds(&a, &b);
         // Drop close-on-exec on one, as a parent passing it would have.
-        // SAFETY (test): `first` is open and owned by nobody until `claim` below.
+        // SAFETY: `first` is open (just duplicated) and owned by nobody until `claim` below;
+        // the borrow ends with this statement.
         #[allow(unsafe_code)]
-        let borrowed = unsafe { BorrowedFd::borrow_raw(first) };
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(first) };
         fcntl_setfd(borrowed, FdFlags::empty()).unwrap();
 
+        check_open(first, 2).unwrap();
         let got = claim(first, vec!["one".into(), "two".into()]).unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].0, "one");
@@ -283,7 +292,7 @@ mod tests {
             .unwrap_or(1024)
             .min(1 << 20);
         let n = limit as RawFd - 1;
-        let e = claim(n, vec!["x".into()]).unwrap_err();
+        let e = check_open(n, 1).unwrap_err();
         assert!(
             e.to_string()
                 .contains(&format!("descriptor {n} is not open")),

@@ -8,7 +8,7 @@
 //! known after `fork`: the child `exec`s itself from the `pre_exec` hook with an environment
 //! prepared in advance, so nothing is allocated between `fork` and `exec`.
 
-use crate::env::{CHANNEL_FD_VAR, SERIALIZATION_MODE_VAR};
+use crate::env::{CHANNEL_FD_VAR, INHERITED_VARS, SERIALIZATION_MODE_VAR};
 use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
 use rustix::process::Signal;
 use std::collections::BTreeMap;
@@ -24,6 +24,12 @@ use std::process::{Child, Command, Stdio};
 pub const DEFAULT_CHANNEL_FD: RawFd = 3;
 
 /// A child to start. Built like `std::process::Command`.
+///
+/// The child inherits this process's environment (unless [`env_clear`](Spawn::env_clear)),
+/// except the variables that describe this process's own inherited descriptors
+/// ([`INHERITED_VARS`](crate::INHERITED_VARS): `NODE_CHANNEL_FD`, `LISTEN_FDS`, …): those the
+/// child gets only when set here (by [`channel_fd`](Spawn::channel_fd), [`env`](Spawn::env) or
+/// [`pid_var`](Spawn::pid_var)).
 #[derive(Debug)]
 pub struct Spawn {
     program: OsString,
@@ -206,8 +212,10 @@ impl Spawn {
         let mut image = image;
         // SAFETY: the hook runs in the child between fork and exec, where only
         // async-signal-safe calls are allowed. It calls dup2, prctl, getppid, getpid and
-        // execve (all plain system calls), and writes digits into buffers allocated before
-        // the fork; it allocates nothing and takes no locks.
+        // execve (all plain system calls), writes digits into buffers allocated before the
+        // fork, and reports failure only as a raw errno (`io::Error::from_raw_os_error` and
+        // rustix's `Errno` conversion store the number inline); it allocates nothing and takes
+        // no locks.
         #[allow(unsafe_code)]
         unsafe {
             cmd.pre_exec(move || {
@@ -220,7 +228,9 @@ impl Spawn {
                     rustix::process::set_parent_process_death_signal(Some(sig))?;
                     // The parent may have died before the prctl took effect.
                     if rustix::process::getppid() != Some(parent_pid) {
-                        return Err(io::Error::other("parent exited during spawn"));
+                        // A raw errno: building any other `io::Error` would allocate, which is
+                        // not allowed between fork and exec. ESRCH: "no such process".
+                        return Err(io::Error::from_raw_os_error(libc::ESRCH));
                     }
                 }
                 image.exec()
@@ -257,20 +267,7 @@ impl ExecImage {
                 )
             })
         };
-        let mut env: BTreeMap<OsString, OsString> = if spawn.env_clear {
-            BTreeMap::new()
-        } else {
-            std::env::vars_os().collect()
-        };
-        for (k, v) in &spawn.env {
-            match v {
-                Some(v) => env.insert(k.clone(), v.clone()),
-                None => env.remove(k),
-            };
-        }
-        for name in &spawn.pid_vars {
-            env.remove(name);
-        }
+        let env = child_env(std::env::vars_os(), spawn);
         let path = resolve_program(&spawn.program, env.get(OsStr::new("PATH")))?;
         let mut strings = Vec::new();
         let mut argv = Vec::new();
@@ -327,6 +324,35 @@ impl ExecImage {
         }
         Err(io::Error::last_os_error())
     }
+}
+
+/// The child's environment: `inherited` (this process's, unless `env_clear`) without
+/// [`INHERITED_VARS`], then what the `Spawn` sets and removes, without the pid variables (they
+/// are filled in after fork).
+fn child_env(
+    inherited: impl IntoIterator<Item = (OsString, OsString)>,
+    spawn: &Spawn,
+) -> BTreeMap<OsString, OsString> {
+    let mut env: BTreeMap<OsString, OsString> = if spawn.env_clear {
+        BTreeMap::new()
+    } else {
+        // Our own channel and sockets are not the child's: it gets only what this `Spawn`
+        // sets (see `crate::env`).
+        inherited
+            .into_iter()
+            .filter(|(k, _)| !INHERITED_VARS.iter().any(|v| k == OsStr::new(v)))
+            .collect()
+    };
+    for (k, v) in &spawn.env {
+        match v {
+            Some(v) => env.insert(k.clone(), v.clone()),
+            None => env.remove(k),
+        };
+    }
+    for name in &spawn.pid_vars {
+        env.remove(name);
+    }
+    env
 }
 
 /// Writes `n` in decimal followed by NUL; no allocation (runs after fork).
@@ -412,6 +438,31 @@ mod tests {
         for want in ["4", "5"] {
             assert!(fds.contains(&want), "fd {want} in {fds:?}");
         }
+    }
+
+    #[test]
+    fn our_channel_and_sockets_are_not_passed_on() {
+        let ours = [
+            ("NODE_CHANNEL_FD", "3"),
+            ("NODE_CHANNEL_SERIALIZATION_MODE", "json"),
+            ("LISTEN_FDS", "2"),
+            ("LISTEN_PID", "1"),
+            ("LISTEN_FDNAMES", "a:b"),
+            ("KEEP", "1"),
+        ]
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)));
+        let env = child_env(ours.clone(), &Spawn::new("x").channel_fd(None));
+        assert_eq!(env.keys().collect::<Vec<_>>(), ["KEEP"]);
+        // What the Spawn itself sets is passed.
+        let env = child_env(
+            ours,
+            &Spawn::new("x").env("LISTEN_FDS", "1").pid_var("LISTEN_PID"),
+        );
+        assert_eq!(env.get(OsStr::new("LISTEN_FDS")).unwrap(), "1");
+        assert!(
+            !env.contains_key(OsStr::new("LISTEN_PID")),
+            "filled in after fork"
+        );
     }
 
     #[test]

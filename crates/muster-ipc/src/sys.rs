@@ -1,6 +1,7 @@
 //! Socket calls: sends with and without a descriptor, receives with descriptors, and the checks
 //! on what may be passed. rustix keeps the descriptor handling safe (`OwnedFd` in, `OwnedFd`
-//! out); nothing here needs `unsafe`.
+//! out); the only `unsafe` is the two checks on a bare descriptor number inherited from the
+//! parent, which must not be wrapped in a `BorrowedFd` before they show that it is open.
 
 use crate::event::SendError;
 use crate::message::{HandleType, SendHandle};
@@ -13,7 +14,7 @@ use rustix::net::{
 };
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 
 /// At most this many descriptors are taken from one read; more would be truncated
 /// (`MSG_CTRUNC`) and reported. libuv reserves room for 64 as well.
@@ -71,6 +72,36 @@ pub(crate) fn recv_with_fds(
         // Other control messages are dropped (and any descriptors in them closed by rustix).
     }
     Ok((msg.bytes, msg.flags.contains(ReturnFlags::CTRUNC)))
+}
+
+/// Whether descriptor number `fd` is open: `fcntl(F_GETFD)` on the bare number, so that no
+/// `BorrowedFd` is ever made for a descriptor that may be closed.
+pub(crate) fn raw_fd_is_open(fd: RawFd) -> io::Result<()> {
+    // SAFETY: `fcntl(F_GETFD)` takes any integer and only reads the descriptor table: a number
+    // that is not an open descriptor fails with EBADF and has no other effect.
+    #[allow(unsafe_code)]
+    let r = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether descriptor number `fd` is an open socket (an error when it is not open), checked on
+/// the bare number for the same reason as [`raw_fd_is_open`].
+pub(crate) fn raw_fd_is_socket(fd: RawFd) -> io::Result<bool> {
+    let mut st = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `fstat` takes any integer (EBADF when it is not an open descriptor, with no other
+    // effect) and writes a whole `struct stat` to the pointer, which points to room for one.
+    #[allow(unsafe_code)]
+    let r = unsafe { libc::fstat(fd, st.as_mut_ptr()) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fstat` succeeded, so it filled the whole struct in.
+    #[allow(unsafe_code)]
+    let st = unsafe { st.assume_init() };
+    Ok(st.st_mode & libc::S_IFMT == libc::S_IFSOCK)
 }
 
 pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {

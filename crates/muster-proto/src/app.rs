@@ -242,19 +242,6 @@ impl Interpreter {
             },
         }
     }
-
-    /// Whether the workers are Node programs, which speak Node's cluster protocol.
-    pub fn is_node(&self) -> bool {
-        match self {
-            Interpreter::Direct => false,
-            Interpreter::Program(p) => {
-                matches!(
-                    Path::new(p).file_name().and_then(|n| n.to_str()),
-                    Some("node" | "nodejs")
-                )
-            }
-        }
-    }
 }
 
 /// Checks that `name` can name an app: it becomes a file name and a CLI argument.
@@ -291,7 +278,6 @@ mod tests {
         assert_eq!(Interpreter::resolve(None, Path::new("app.js")), node);
         assert_eq!(Interpreter::resolve(None, Path::new("/a/app.mjs")), node);
         assert_eq!(Interpreter::resolve(None, Path::new("app.cjs")), node);
-        assert!(node.is_node());
         assert_eq!(
             Interpreter::resolve(None, Path::new("main.py")),
             Interpreter::Program("python3".into())
@@ -316,8 +302,6 @@ mod tests {
             Interpreter::resolve(Some("none"), Path::new("app.js")),
             Interpreter::Direct
         );
-        assert!(Interpreter::Program("/usr/bin/node".into()).is_node());
-        assert!(!Interpreter::Direct.is_node());
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod listen;
 pub mod log_health;
 pub mod protocol;
 pub mod signal;
+pub mod status;
 pub mod units;
 
 pub use app::{AppSpec, ExecMode, Interpreter, SCHEMA_VERSION, Schedule, validate_name};
@@ -17,8 +18,9 @@ pub use limits::{LimitError, check_limits};
 pub use listen::{ListenAddr, NamedListen};
 pub use log_health::LogHealth;
 pub use protocol::{
-    AppInfo, PROTOCOL_VERSION, Request, Response, SupervisorRequest, SupervisorResponse, Target,
-    WorkerInfo,
+    AppInfo, HEARTBEAT_MS, PROTOCOL_VERSION, Request, Response, SupervisorRequest,
+    SupervisorResponse, Target, UNRESPONSIVE_AFTER_MS, WorkerInfo, WorkerSample,
 };
 pub use signal::{parse_signal, signal_name, signal_number};
+pub use status::{AppStatus, LOG_ERROR_MARKER, WorkerStatus};
 pub use units::{parse_duration_ms, parse_memory_size};

@@ -6,14 +6,29 @@
 //!   [`SupervisorResponse`], the same way.
 //!
 //! Every message is one compact JSON object on one line, tagged by `"type"`.
+//!
+//! The daemon holds one connection per supervisor open, the *link*: after the hello it sends
+//! [`SupervisorRequest::Watch`], and from then on the supervisor pushes, unasked, its whole
+//! state ([`SupervisorResponse::Status`]) on every change, a [`SupervisorResponse::Heartbeat`]
+//! with fresh CPU and memory samples every [`HEARTBEAT_MS`], and each of the app's events
+//! ([`SupervisorResponse::Event`]). Commands (reload, scale, send, …) use short connections of
+//! their own, each with a deadline, so a long reload never delays the pushes.
 
-use crate::app::AppSpec;
+use crate::app::{AppSpec, ExecMode};
+use crate::status::{AppStatus, WorkerStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
 
 /// Bumped when a message changes incompatibly; both sides refuse a different version.
 pub const PROTOCOL_VERSION: u32 = 1;
+
+/// How often a supervisor sends its heartbeat (and samples its workers' CPU and memory).
+pub const HEARTBEAT_MS: u64 = 5_000;
+
+/// A supervisor silent for this long is `unresponsive`. One whose heartbeat is merely late
+/// (by a second) is `unresponsive` at once when its process is stopped (`/proc` state `T`).
+pub const UNRESPONSIVE_AFTER_MS: u64 = 3 * HEARTBEAT_MS;
 
 /// Which apps a command is about: `all`, a name, or an id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,9 +172,12 @@ pub struct AppInfo {
     pub id: u32,
     pub name: String,
     /// `fork` or `cluster`.
-    pub mode: String,
-    /// `online`, `launching`, `reloading`, `stopping`, `stopped`, `errored`.
-    pub status: String,
+    pub mode: ExecMode,
+    pub status: AppStatus,
+    /// While `status` is `unresponsive`: since when its supervisor has said nothing, in
+    /// milliseconds. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unresponsive_ms: Option<u64>,
     /// Pid of the app's supervisor process, while it runs.
     pub supervisor_pid: Option<u32>,
     pub workers: Vec<WorkerInfo>,
@@ -186,8 +204,7 @@ pub struct WorkerInfo {
     pub id: u64,
     pub slot: usize,
     pub pid: Option<u32>,
-    /// `starting`, `online`, `ready`, `draining`, `failed`.
-    pub state: String,
+    pub state: WorkerStatus,
     pub uptime_ms: u64,
     /// Restarts of this worker's slot.
     pub restarts: u32,
@@ -216,16 +233,46 @@ pub enum SupervisorRequest {
     Flush,
     /// Stop every worker gracefully, then exit.
     Shutdown,
+    /// Make this connection the daemon's link: push state, heartbeats and events from now on.
+    Watch,
 }
 
 /// Supervisor → daemon.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SupervisorResponse {
-    Hello { version: u32, pid: u32 },
-    Status { app: Box<AppInfo> },
-    Done { message: String },
-    Error { message: String },
+    Hello {
+        version: u32,
+        pid: u32,
+    },
+    /// The app's whole state: the answer to `status`, and on a link pushed on every change.
+    Status {
+        app: Box<AppInfo>,
+    },
+    Done {
+        message: String,
+    },
+    Error {
+        message: String,
+    },
+    /// On a link, every [`HEARTBEAT_MS`]: the supervisor is alive; fresh samples.
+    Heartbeat {
+        /// The app's uptime at the time of sending.
+        uptime_ms: u64,
+        workers: Vec<WorkerSample>,
+    },
+    /// On a link: one event of the app, as `muster cluster --json` prints it.
+    Event {
+        event: Value,
+    },
+}
+
+/// CPU and memory of one worker, sampled by its supervisor on the heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerSample {
+    pub id: u64,
+    pub cpu_percent: f64,
+    pub memory_bytes: u64,
 }
 
 #[cfg(test)]

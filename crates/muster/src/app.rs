@@ -17,15 +17,9 @@ pub fn cpus() -> u32 {
 
 /// Whether the program that runs is Node (then a signal would cut requests: Node drains on
 /// the cluster `disconnect` message instead).
+/// Decided by what the program is, not its file name (see `crate::program`).
 pub fn runs_node(spec: &AppSpec) -> bool {
-    match spec.resolved_interpreter() {
-        Interpreter::Program(p) => is_node_program(Path::new(&p)),
-        Interpreter::Direct => is_node_program(&spec.script),
-    }
-}
-
-fn is_node_program(p: &Path) -> bool {
-    p.file_name().is_some_and(|n| n == "node" || n == "nodejs")
+    crate::program::runs_node(spec)
 }
 
 /// The workers' program and arguments: `interpreter [interpreter_args] script [args]`, or the
@@ -111,7 +105,14 @@ pub fn primary_config(spec: &AppSpec) -> anyhow::Result<PrimaryConfig> {
     config
         .env
         .push(("MUSTER_APP_NAME".into(), spec.name.clone().into()));
+    config.env_remove = crate::systemd::PRIVATE_VARS
+        .iter()
+        .map(Into::into)
+        .collect();
     config.node_cluster = cluster;
+    // Every process that runs an app's primary (the supervisor, `muster run`, `muster cluster`)
+    // exists to supervise it: what its workers leave behind ends with them.
+    config.subreaper = true;
     if node && cluster {
         // Drain keep-alive connections at a response boundary (see node/drain.js).
         let preload = node_drain_preload()?;

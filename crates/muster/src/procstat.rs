@@ -1,10 +1,8 @@
 //! CPU and memory of a process, from `/proc` (Linux only, like the rest of muster).
 
+use muster_cluster::procstat::{Stat, ticks_per_second};
 use std::collections::HashMap;
 use std::time::Instant;
-
-/// Clock ticks per second for `/proc/<pid>/stat` times; 100 on every Linux muster runs on.
-const TICKS_PER_SEC: f64 = 100.0;
 
 /// Resident set size in bytes, from `/proc/<pid>/statm`.
 pub fn rss_bytes(pid: u32) -> Option<u64> {
@@ -19,14 +17,14 @@ fn page_size() -> u64 {
 
 /// utime + stime of the process, in clock ticks.
 pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    Stat::read(pid).map(|s| s.cpu_ticks)
+}
+
+/// The process's state letter from `/proc/<pid>/stat` (`R`, `S`, `T` stopped, `Z`…).
+pub fn state(pid: u32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name is in parentheses and may contain spaces: parse after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // After ')' the fields start at `state` (field 3); utime is field 14, stime field 15.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
+    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
 }
 
 /// CPU percentages computed from the change since the previous sample of each pid.
@@ -47,7 +45,7 @@ impl CpuSampler {
             Some(&(then, before)) => {
                 let secs = now.duration_since(then).as_secs_f64();
                 if secs > 0.0 {
-                    (ticks.saturating_sub(before) as f64 / TICKS_PER_SEC) / secs * 100.0
+                    (ticks.saturating_sub(before) as f64 / ticks_per_second() as f64) / secs * 100.0
                 } else {
                     0.0
                 }
@@ -73,9 +71,26 @@ mod tests {
         let me = std::process::id();
         assert!(rss_bytes(me).unwrap() > 0);
         assert!(cpu_ticks(me).is_some());
-        let mut s = CpuSampler::default();
-        assert_eq!(s.percent(me), 0.0);
-        assert!(s.percent(me) >= 0.0);
         assert!(rss_bytes(u32::MAX).is_none());
+        assert!(cpu_ticks(u32::MAX).is_none());
+    }
+
+    #[test]
+    fn a_busy_process_shows_cpu_use() {
+        let me = std::process::id();
+        let mut s = CpuSampler::default();
+        assert_eq!(
+            s.percent(me),
+            0.0,
+            "the first sample has nothing to compare with"
+        );
+        // Spin until the kernel has charged us a few ticks (bounded: ~10 s of CPU at most).
+        let start = cpu_ticks(me).unwrap();
+        let mut spins = 0u64;
+        while cpu_ticks(me).unwrap() < start + 3 && spins < 100_000_000 {
+            spins = std::hint::black_box(spins + 1);
+        }
+        let pct = s.percent(me);
+        assert!(pct > 0.0, "{pct}% after burning CPU");
     }
 }

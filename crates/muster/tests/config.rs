@@ -69,6 +69,8 @@ fn expected_good_apps() -> Vec<AppSpec> {
         env: env(&[("QUEUE", "jobs")]),
         instances: Instances::Max,
         exec_mode: ExecMode::Fork,
+        // Not Node: its listeners come as LISTEN_FDS unless the file asks for rr.
+        schedule: Schedule::Shared,
         restart_delay_ms: 500,
         exp_backoff_restart_delay_ms: Some(100),
         min_uptime_ms: 10_000,
@@ -96,6 +98,39 @@ fn every_format_loads_the_same_apps() {
         let loaded = load_ok(&good(name), None);
         assert_eq!(loaded.apps, expected, "{name}");
     }
+}
+
+#[test]
+fn the_default_schedule_fits_the_program() {
+    let dir = std::env::temp_dir().join(format!("muster-config-sched-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("muster.toml");
+    fs::write(
+        &file,
+        "[[app]]\nname = \"py\"\nscript = \"w.py\"\nlisten = [\"127.0.0.1:1\"]\n\
+         [[app]]\nname = \"py-rr\"\nscript = \"w.py\"\nschedule = \"rr\"\n\
+         [[app]]\nname = \"bin\"\nscript = \"./server\"\n\
+         [[app]]\nname = \"js\"\nscript = \"a.js\"\n\
+         [[app]]\nname = \"node22\"\nscript = \"a.mjs\"\ninterpreter = \"/opt/node22/bin/node22\"\n",
+    )
+    .unwrap();
+    let loaded = load_ok(&file, None);
+    let schedules: Vec<_> = loaded
+        .apps
+        .iter()
+        .map(|a| (a.name.as_str(), a.schedule))
+        .collect();
+    assert_eq!(
+        schedules,
+        [
+            ("py", Schedule::Shared),
+            ("py-rr", Schedule::Rr),
+            ("bin", Schedule::Shared),
+            ("js", Schedule::Rr),
+            ("node22", Schedule::Rr),
+        ]
+    );
+    fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -204,12 +204,12 @@ fn node_app_every_command_in_fork_and_cluster_mode() {
         &[&format!("worker 1 pid {} listening", fork[0])],
         WAIT,
     );
-    let all = h.ok(&["logs"]).stdout;
+    let all = h.ok(&["logs", "--nostream"]).stdout;
     assert!(
         all.contains("nf out| ") && all.contains("nc err| "),
         "{all}"
     );
-    let err_only = h.ok(&["logs", "nc", "--err"]).stdout;
+    let err_only = h.ok(&["logs", "nc", "--err", "--nostream"]).stdout;
     assert!(
         !err_only.is_empty() && err_only.lines().all(|l| l.starts_with("nc err| ")),
         "{err_only}"
@@ -261,8 +261,8 @@ fn node_app_every_command_in_fork_and_cluster_mode() {
         let len = std::fs::metadata(h.path(f)).map(|m| m.len());
         assert_eq!(len.ok(), Some(0), "{f} after flush");
     }
-    assert_eq!(h.ok(&["logs", "nc"]).stdout, "");
-    assert!(!h.ok(&["logs", "nf"]).stdout.is_empty());
+    assert_eq!(h.ok(&["logs", "nc", "--nostream"]).stdout, "");
+    assert!(!h.ok(&["logs", "nf", "--nostream"]).stdout.is_empty());
 
     // scale: up to 3 (the two keep running), down to 1.
     let out = h.ok(&["scale", "nc", "3"]);
@@ -498,7 +498,7 @@ fn plain_program_every_command_in_fork_and_cluster_mode() {
 
     // flush.
     h.ok(&["flush", "pc"]);
-    assert_eq!(h.ok(&["logs", "pc"]).stdout, "");
+    assert_eq!(h.ok(&["logs", "pc", "--nostream"]).stdout, "");
     assert_eq!(
         std::fs::metadata(h.path("logs/pc-out.log"))
             .map(|m| m.len())

@@ -72,6 +72,9 @@ pub struct PrimaryConfig {
     pub args: Vec<OsString>,
     /// Added to (or overriding) the primary's own environment.
     pub env: Vec<(OsString, OsString)>,
+    /// Variables of the primary's own environment the workers must not see (systemd's
+    /// `NOTIFY_SOCKET`, `WATCHDOG_USEC`, … are addressed to muster, not to its apps).
+    pub env_remove: Vec<OsString>,
     pub cwd: Option<PathBuf>,
     pub policy: PolicyConfig,
     pub schedule: Schedule,
@@ -92,6 +95,11 @@ pub struct PrimaryConfig {
     /// Make workers Node cluster workers (`NODE_UNIQUE_ID`). Off for pm2's fork mode, where a
     /// Node program must see itself as a primary (`cluster.isPrimary`).
     pub node_cluster: bool,
+    /// Make this process a child subreaper: whatever a worker forks and leaves behind (even
+    /// after `setsid()`) is re-parented here, gets the stop signal, `SIGKILL` at the kill
+    /// timeout, and is reaped. For a process that exists to supervise (the per-app supervisor,
+    /// `muster run`, `muster cluster`); it applies to the whole process.
+    pub subreaper: bool,
 }
 
 impl std::fmt::Debug for PrimaryConfig {
@@ -114,6 +122,7 @@ impl PrimaryConfig {
             program: program.into(),
             args: Vec::new(),
             env: Vec::new(),
+            env_remove: Vec::new(),
             cwd: None,
             policy: PolicyConfig::default(),
             schedule: Schedule::default(),
@@ -123,6 +132,7 @@ impl PrimaryConfig {
             send_listener: None,
             stdio: None,
             node_cluster: true,
+            subreaper: false,
         }
     }
 }
@@ -142,6 +152,8 @@ pub enum StartError {
     },
     #[error("cannot watch for worker exits")]
     Signals(#[source] io::Error),
+    #[error("cannot become a child subreaper")]
+    Subreaper(#[source] io::Error),
 }
 
 /// A snapshot for status displays.

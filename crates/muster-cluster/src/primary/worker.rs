@@ -1,5 +1,6 @@
 //! One worker as the primary sees it: its process, its channel, and what it has said.
 
+use super::reap::{self, Mailbox};
 use super::{PrimaryConfig, Schedule};
 use crate::node::HandleKey;
 use crate::policy::WorkerId;
@@ -7,7 +8,8 @@ use muster_ipc::{Channel, Received, Sender, Signal, Spawn};
 use std::collections::HashSet;
 use std::io;
 use std::os::fd::OwnedFd;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// What a worker's reader task forwards to the control task.
@@ -23,7 +25,6 @@ pub(crate) struct WorkerProc {
     pub id: WorkerId,
     pub slot: usize,
     pub pid: u32,
-    pub child: Child,
     pub sender: Sender,
     pub online: bool,
     pub listening: bool,
@@ -62,6 +63,7 @@ pub(crate) fn spawn(
     slot: usize,
     inherited: InheritedFds,
     to_control: &mpsc::Sender<FromWorker>,
+    exits: &Arc<Mailbox>,
 ) -> io::Result<WorkerProc> {
     let mut spawn = Spawn::new(&config.program)
         .args(&config.args)
@@ -77,6 +79,9 @@ pub(crate) fn spawn(
     };
     for (k, v) in &config.env {
         spawn = spawn.env(k, v);
+    }
+    for k in &config.env_remove {
+        spawn = spawn.env_remove(k);
     }
     if let Some(dir) = &config.cwd {
         spawn = spawn.current_dir(dir);
@@ -106,18 +111,16 @@ pub(crate) fn spawn(
     for (i, (_, fd)) in inherited.into_iter().enumerate() {
         spawn = spawn.fd(fd, 3 + i as i32);
     }
-    let spawned = spawn.channel_fd(Some(3 + n)).spawn()?;
-    let child = spawned.child;
-    let pid = child.id();
-    let channel = spawned
-        .channel
-        .expect("a channel was asked for, so the spawn returns its parent end");
+    // The reaper owns the exit status (the `Child` is dropped: it must never be waited for).
+    let (pid, channel) = reap::spawn_owned(exits, || {
+        let spawned = spawn.channel_fd(Some(3 + n)).spawn()?;
+        Ok((spawned.child.id(), spawned.channel))
+    })?;
+    let channel = channel.expect("a channel was asked for, so the spawn returns its parent end");
     let (sender, mut receiver) = match Channel::from_fd(channel) {
         Ok(c) => c.split(),
         Err(e) => {
-            let mut child = child;
-            let _ = child.kill();
-            let _ = child.wait();
+            signal_group(pid, Signal::KILL.as_raw());
             return Err(e);
         }
     };
@@ -134,7 +137,6 @@ pub(crate) fn spawn(
         id,
         slot,
         pid,
-        child,
         sender,
         online: false,
         listening: false,

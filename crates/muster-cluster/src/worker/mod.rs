@@ -33,8 +33,9 @@
 //! - **shared / reuseport**: systemd socket activation. `LISTEN_FDS=<n>`, `LISTEN_PID=<pid>`,
 //!   `LISTEN_FDNAMES=<name1>:<name2>…`; the sockets are descriptors 3 … 3+n−1, TCP or unix
 //!   stream sockets, bound and listening (a socket only bound is put in listening state here).
-//!   As `sd_listen_fds`: they are ignored unless `LISTEN_PID` is this process's pid, the three
-//!   variables are removed from the environment, and the descriptors become close-on-exec.
+//!   As `sd_listen_fds`: they are ignored unless `LISTEN_PID` is this process's pid, and the
+//!   descriptors become close-on-exec. The environment is left as it is (changing it is not
+//!   thread-safe); children started with `muster_ipc::Spawn` do not inherit the variables.
 //!   Without `LISTEN_FDNAMES` every socket is named `unknown`. The channel must not sit in
 //!   that range.
 //! - **rr**: `MUSTER_LISTENERS=<name1>:<name2>…` and no descriptors. The primary accepts and
@@ -187,11 +188,10 @@ impl Shared {
 
 impl Worker {
     /// Sets the worker up from the environment described in the module documentation: takes
-    /// the inherited sockets and the channel (removing their variables from the environment),
-    /// starts the task that reads the channel, and handles SIGTERM and SIGINT from now on.
+    /// the inherited sockets and the channel (the environment is only read), starts the task
+    /// that reads the channel, and handles SIGTERM and SIGINT from now on.
     ///
-    /// Call it first thing in `main`, inside the tokio runtime, before other threads read the
-    /// environment (it changes the environment, which is not thread-safe in libc).
+    /// Call it once, inside the tokio runtime.
     pub fn from_env() -> Result<Worker, WorkerError> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(WorkerError::NoRuntime);

@@ -1,12 +1,11 @@
 //! Running primaries in the foreground (`muster cluster`, `muster run`): print their events,
 //! reload on SIGHUP, drain on SIGTERM/SIGINT, exit 0 only when every worker left cleanly.
-//! As PID 1 (in a container) it also reaps orphaned processes that are not its workers.
+//! Reaping is the primaries' (one reaper per process, a child subreaper: as PID 1 in a
+//! container it also reaps and ends orphaned processes that are not its workers).
 
 use muster_cluster::policy::PolicyEvent;
 use muster_cluster::primary::{Event, Primary, signal_name};
-use std::collections::HashSet;
 use std::io::Write;
-use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
@@ -39,9 +38,6 @@ pub async fn serve(apps: Vec<ForegroundApp>, json: bool) -> anyhow::Result<i32> 
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    let mut child = signal(SignalKind::child())?;
-    let pid1 = std::process::id() == 1;
-    let mut workers: HashSet<u32> = HashSet::new();
     let mut stopping = false;
     let mut clean = true;
     let mut gave_up = false;
@@ -57,15 +53,9 @@ pub async fn serve(apps: Vec<ForegroundApp>, json: bool) -> anyhow::Result<i32> 
                 let Some((i, ev)) = ev else { break };
                 print_event(names[i].as_deref(), &ev, json);
                 match &ev {
-                    Event::Fork { pid, .. } => {
-                        workers.insert(*pid);
-                    }
-                    Event::Exit { pid, code, signal, .. } => {
-                        workers.remove(pid);
-                        if stopping {
-                            clean &= *code == Some(0)
-                                || (signal.is_some() && *signal == stop_signals[i]);
-                        }
+                    Event::Exit { code, signal, .. } if stopping => {
+                        clean &= *code == Some(0)
+                            || (signal.is_some() && *signal == stop_signals[i]);
                     }
                     Event::Policy(PolicyEvent::GiveUp { .. }) => {
                         // In the foreground a broken app ends the run, so that whatever runs
@@ -84,53 +74,9 @@ pub async fn serve(apps: Vec<ForegroundApp>, json: bool) -> anyhow::Result<i32> 
             }
             _ = term.recv() => stop_all(&mut stopping),
             _ = int.recv() => stop_all(&mut stopping),
-            _ = child.recv(), if pid1 => {
-                // Give the primaries a moment to reap their own workers first.
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                reap_orphans(&workers);
-            }
         }
     }
     Ok(if gave_up || !clean { 1 } else { 0 })
-}
-
-/// As PID 1, every orphan in the container becomes our child: reap the ones that are not our
-/// workers (the primaries reap those, and need their exit status). Zombie children are found in
-/// `/proc`, so a worker's status is never taken from its primary.
-fn reap_orphans(workers: &HashSet<u32>) {
-    let me = std::process::id();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if workers.contains(&pid) || !is_zombie_child_of(pid, me) {
-            continue;
-        }
-        if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
-            let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::NOHANG);
-        }
-    }
-}
-
-/// `/proc/<pid>/stat`: state `Z` and parent `parent`.
-fn is_zombie_child_of(pid: u32, parent: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-        return false;
-    };
-    let mut fields = rest.split_whitespace();
-    let state = fields.next();
-    let ppid = fields.next().and_then(|p| p.parse::<u32>().ok());
-    state == Some("Z") && ppid == Some(parent)
 }
 
 fn print_event(app: Option<&str>, ev: &Event, json: bool) {

@@ -1,10 +1,14 @@
-//! `muster logs`: the last lines of apps' log files, and `--follow` for new ones (carrying on
-//! across rotation). The files are read directly; the daemon only says where they are.
+//! `muster logs`: as `pm2 logs`, the last lines of apps' log files, then new ones as they are
+//! written (carrying on across rotation) until Ctrl-C; `--nostream` prints and exits. The
+//! files are read directly; the daemon only says where they are.
 
 use crate::home::Home;
-use crate::logs::{follow, tail_lines};
+use crate::logs::{TimeFormat, follow, tail_lines};
 use std::io::Write;
 use std::path::PathBuf;
+
+/// pm2's default for `--timestamp` without a format.
+const PM2_TIMESTAMP: &str = "YYYY-MM-DD-HH:mm:ss";
 
 /// Arguments of `muster logs`.
 #[derive(Debug, clap::Args)]
@@ -14,24 +18,80 @@ pub struct LogsArgs {
     /// How many past lines to print from each file.
     #[arg(long, default_value_t = 15)]
     pub lines: usize,
-    /// Keep printing new lines as they are written.
+    /// Keep printing new lines (the default, except with `--json`).
     #[arg(short = 'f', long)]
     pub follow: bool,
+    /// Print the past lines and exit, without streaming.
+    #[arg(long, conflicts_with = "follow")]
+    pub nostream: bool,
     /// Only the error stream.
     #[arg(long, conflicts_with = "out")]
     pub err: bool,
     /// Only the output stream.
     #[arg(long)]
     pub out: bool,
-    /// One JSON object per line: `{"app":…,"stream":"out"|"err","line":…}`.
+    /// One JSON object per line: `{"app":…,"stream":"out"|"err","line":…}`; prints and exits
+    /// unless `--follow` is given too.
     #[arg(long)]
     pub json: bool,
+    /// Lines only, without the `<app> <stream>| ` prefix.
+    #[arg(long, conflicts_with = "json")]
+    pub raw: bool,
+    /// Prefix each line with the time it is printed (pm2's `--timestamp`; day.js tokens or
+    /// strftime; default `YYYY-MM-DD-HH:mm:ss`).
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, default_missing_value = PM2_TIMESTAMP)]
+    pub timestamp: Option<String>,
+}
+
+impl LogsArgs {
+    /// Streaming is pm2's default; `--json` alone keeps printing-and-exiting so that scripts
+    /// reading it do not hang.
+    fn streams(&self) -> bool {
+        !self.nostream && (self.follow || !self.json)
+    }
 }
 
 struct Source {
     app: String,
     stream: &'static str,
     path: PathBuf,
+}
+
+/// How each line is shown.
+struct Printer {
+    json: bool,
+    raw: bool,
+    timestamp: Option<TimeFormat>,
+    width: usize,
+}
+
+impl Printer {
+    fn print(&self, s: &Source, line: &str) -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        if self.json {
+            let mut v = serde_json::json!({"app": s.app, "stream": s.stream, "line": line});
+            if let Some(t) = &self.timestamp {
+                v["timestamp"] = t.now().into();
+            }
+            writeln!(out, "{v}")?;
+        } else {
+            if let Some(t) = &self.timestamp {
+                write!(out, "{} ", t.now())?;
+            }
+            if self.raw {
+                writeln!(out, "{line}")?;
+            } else {
+                writeln!(
+                    out,
+                    "{:width$} {}| {line}",
+                    s.app,
+                    s.stream,
+                    width = self.width
+                )?;
+            }
+        }
+        out.flush()
+    }
 }
 
 pub fn run(args: LogsArgs) -> anyhow::Result<i32> {
@@ -43,6 +103,12 @@ pub fn run(args: LogsArgs) -> anyhow::Result<i32> {
 }
 
 async fn logs(home: Home, args: LogsArgs) -> anyhow::Result<i32> {
+    let timestamp = match &args.timestamp {
+        Some(f) => {
+            Some(TimeFormat::parse(f).map_err(|e| anyhow::anyhow!("--timestamp {f:?}: {e}"))?)
+        }
+        None => None,
+    };
     let apps = super::manage::list_apps(&home, args.target.as_deref()).await?;
     let mut sources = Vec::new();
     for a in &apps {
@@ -61,24 +127,20 @@ async fn logs(home: Home, args: LogsArgs) -> anyhow::Result<i32> {
             });
         }
     }
-    let width = sources.iter().map(|s| s.app.len()).max().unwrap_or(0);
-    let print = |s: &Source, line: &str| {
-        let mut out = std::io::stdout().lock();
-        let _ = if args.json {
-            writeln!(
-                out,
-                "{}",
-                serde_json::json!({"app": s.app, "stream": s.stream, "line": line})
-            )
-        } else {
-            writeln!(out, "{:width$} {}| {line}", s.app, s.stream)
-        };
-        let _ = out.flush();
+    let printer = Printer {
+        json: args.json,
+        raw: args.raw,
+        timestamp,
+        width: sources.iter().map(|s| s.app.len()).max().unwrap_or(0),
     };
-    if !args.follow {
+    if !args.streams() {
         for s in &sources {
             match tail_lines(&s.path, args.lines) {
-                Ok(lines) => lines.iter().for_each(|l| print(s, l)),
+                Ok(lines) => {
+                    for l in &lines {
+                        printer.print(s, l)?;
+                    }
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => eprintln!("muster: reading {}: {e}", s.path.display()),
             }
@@ -91,7 +153,8 @@ async fn logs(home: Home, args: LogsArgs) -> anyhow::Result<i32> {
         tokio::select! {
             line = follower.next() => {
                 let line = line?;
-                print(&sources[line.source], &line.line);
+                // A closed stdout (`muster logs | head`) ends the stream: the error says so.
+                printer.print(&sources[line.source], &line.line)?;
             }
             _ = tokio::signal::ctrl_c() => return Ok(0),
         }

@@ -3,12 +3,14 @@
 use clap::{Parser, Subcommand};
 
 pub mod cluster;
+pub mod completions;
 pub mod foreground;
 pub mod ipc;
 pub mod logs;
 pub mod manage;
 pub mod run;
 pub mod start;
+pub mod startup;
 pub mod table;
 
 use manage::{Manage, Output};
@@ -144,6 +146,14 @@ pub enum Command {
     /// Run a command with an IPC channel and talk to it: the child's messages are printed as
     /// JSON lines on stdout, each stdin line is sent to the child as a message.
     Ipc(ipc::IpcArgs),
+    /// Write a systemd unit that starts the daemon at boot and resurrects the saved apps.
+    Startup(startup::StartupArgs),
+    /// Remove the unit `muster startup` wrote.
+    Unstartup(startup::UnstartupArgs),
+    /// Print shell completions: `muster completions bash > /etc/bash_completion.d/muster`.
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page (roff), or write one page per command with `--dir`.
+    Man(completions::ManArgs),
     /// The daemon itself (started on first use by the other commands).
     #[command(hide = true)]
     Daemon,
@@ -203,6 +213,10 @@ pub fn main() -> i32 {
         Command::Run(args) => run::run(args),
         Command::Cluster(args) => cluster::run(args),
         Command::Ipc(args) => ipc::run(args),
+        Command::Startup(args) => startup::startup(args),
+        Command::Unstartup(args) => startup::unstartup(args),
+        Command::Completions(args) => completions::completions(args),
+        Command::Man(args) => completions::man(args),
         Command::Daemon => crate::home::Home::from_env().and_then(crate::daemon::run),
         Command::HelloWorker => hello_worker(),
         Command::Supervise { name } => {

@@ -63,8 +63,36 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             });
             sinks.push(sink);
         }
+        // Under systemd (Type=notify): ready once every app has started; STOPPING=1 as soon
+        // as the stop signal arrives (the drain that follows may take a while).
+        let notifier = std::sync::Arc::new(crate::systemd::Notifier::from_env());
+        let _watchdog = notifier.spawn_watchdog();
+        let stopping = notifier
+            .is_active()
+            .then(|| tokio::spawn(notify_stop(notifier.clone())));
+        notifier.ready(&format!("{} app(s) running", running.len()));
         let code = foreground::serve(running, args.json).await;
+        if let Some(task) = stopping {
+            task.abort();
+        }
+        notifier.stopping();
         drop(sinks);
         code
     })
+}
+
+/// Says STOPPING=1 when SIGTERM or SIGINT arrives (foreground::serve acts on them too).
+async fn notify_stop(notifier: std::sync::Arc<crate::systemd::Notifier>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    notifier.stopping();
 }

@@ -2,7 +2,7 @@
 //! ecosystem file, turned into app specs.
 
 use anyhow::Context;
-use muster_proto::{AppSpec, ExecMode, Instances, parse_memory_size};
+use muster_proto::{AppSpec, ExecMode, Instances, Schedule, parse_memory_size};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -23,7 +23,8 @@ pub struct AppArgs {
     /// are not Node; repeatable.
     #[arg(long = "listen", value_name = "[NAME=]ADDR")]
     pub listen: Vec<String>,
-    /// rr, shared or reuseport.
+    /// rr, shared or reuseport (default: rr for Node, shared — LISTEN_FDS — for any other
+    /// program).
     #[arg(long)]
     pub schedule: Option<String>,
     /// Working directory of the workers.
@@ -54,6 +55,21 @@ pub struct AppArgs {
     /// Prefix every log line with a timestamp.
     #[arg(long)]
     pub time: bool,
+    /// The stdout log file (`out_file`).
+    #[arg(short = 'o', long = "output", value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// The stderr log file (`error_file`).
+    #[arg(short = 'e', long = "error", value_name = "PATH")]
+    pub error: Option<PathBuf>,
+    /// Time prefix format of log lines (`log_date_format`: day.js tokens or strftime).
+    #[arg(long, value_name = "FORMAT")]
+    pub log_date_format: Option<String>,
+    /// All workers write to the same files (`merge_logs`).
+    #[arg(long)]
+    pub merge_logs: bool,
+    /// Do not restart workers that exit (`autorestart: false`).
+    #[arg(long)]
+    pub no_autorestart: bool,
     /// Arguments for the script.
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<OsString>,
@@ -121,16 +137,29 @@ pub fn specs(args: &AppArgs) -> anyhow::Result<(Vec<AppSpec>, Vec<String>)> {
         .collect();
     spec.cwd = Some(std::env::current_dir()?);
     apply_overrides(&mut spec, args, false)?;
+    default_schedule(&mut spec, args);
     let mut apps = vec![spec];
     inherit_caller_env(&mut apps);
     Ok((apps, Vec::new()))
+}
+
+/// Only Node speaks the cluster protocol that `rr` needs: any other program gets its listeners
+/// as LISTEN_FDS (`shared`) unless `--schedule rr` asks otherwise.
+fn default_schedule(spec: &mut AppSpec, args: &AppArgs) {
+    if args.schedule.is_none() && !crate::program::runs_node(spec) {
+        spec.schedule = Schedule::Shared;
+    }
 }
 
 /// Workers see the environment of the shell that started them (as with pm2), under what the
 /// app sets itself; muster's own variables stay out.
 fn inherit_caller_env(apps: &mut [AppSpec]) {
     for (k, v) in std::env::vars() {
-        if k == "MUSTER_HOME" || k.starts_with("NODE_CHANNEL") || k == "NODE_UNIQUE_ID" {
+        if k == "MUSTER_HOME"
+            || k.starts_with("NODE_CHANNEL")
+            || k == "NODE_UNIQUE_ID"
+            || crate::systemd::PRIVATE_VARS.contains(&k.as_str())
+        {
             continue;
         }
         for spec in apps.iter_mut() {
@@ -198,6 +227,23 @@ fn apply_overrides(spec: &mut AppSpec, args: &AppArgs, from_file: bool) -> anyho
     }
     if args.time {
         spec.time = true;
+    }
+    if let Some(p) = &args.output {
+        spec.out_file = Some(absolute(p)?);
+    }
+    if let Some(p) = &args.error {
+        spec.error_file = Some(absolute(p)?);
+    }
+    if let Some(f) = &args.log_date_format {
+        crate::logs::TimeFormat::parse(f)
+            .map_err(|e| anyhow::anyhow!("--log-date-format {f:?}: {e}"))?;
+        spec.log_date_format = Some(f.clone());
+    }
+    if args.merge_logs {
+        spec.merge_logs = true;
+    }
+    if args.no_autorestart {
+        spec.autorestart = false;
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Human output: `list`'s table (pm2's columns) and `show`'s details.
 
-use muster_proto::AppInfo;
+use muster_proto::{AppInfo, AppStatus};
 use std::fmt::Write;
 
 /// `1.2s`, `3m`, `5h`, `2D`, as pm2 shows uptimes.
@@ -24,6 +24,21 @@ pub fn memory(bytes: u64) -> String {
     }
 }
 
+/// An app's status as `list` and `show` print it: how long an unresponsive one has been
+/// silent.
+pub fn status(a: &AppInfo) -> String {
+    let status = match a.unresponsive_ms {
+        Some(ms) if a.status == AppStatus::Unresponsive => format!("{} {}", a.status, duration(ms)),
+        _ => a.status.to_string(),
+    };
+    // Lines lost to a failing log write: `show` says why and how many.
+    if a.log_health.is_degraded() {
+        format!("{status} !log")
+    } else {
+        status
+    }
+}
+
 /// The `list` table: one row per app.
 pub fn list(apps: &[AppInfo]) -> String {
     let headers = [
@@ -40,7 +55,7 @@ pub fn list(apps: &[AppInfo]) -> String {
             [
                 a.id.to_string(),
                 a.name.clone(),
-                a.mode.clone(),
+                a.mode.to_string(),
                 if pids.is_empty() {
                     "-".into()
                 } else {
@@ -52,12 +67,7 @@ pub fn list(apps: &[AppInfo]) -> String {
                     "-".into()
                 },
                 a.restarts.to_string(),
-                // Lines lost to a failing log write: `show` says why and how many.
-                if a.log_health.is_degraded() {
-                    format!("{} !log", a.status)
-                } else {
-                    a.status.clone()
-                },
+                status(a),
                 format!("{:.0}%", a.cpu_percent),
                 memory(a.memory_bytes),
                 if a.listen.is_empty() {
@@ -103,11 +113,11 @@ pub fn list(apps: &[AppInfo]) -> String {
 /// `show`: the app, its workers and its files.
 pub fn show(a: &AppInfo) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{} (id {}) — {}", a.name, a.id, a.status);
+    let _ = writeln!(out, "{} (id {}) — {}", a.name, a.id, status(a));
     let field = |out: &mut String, k: &str, v: String| {
         let _ = writeln!(out, "  {k:<18}{v}");
     };
-    field(&mut out, "mode", a.mode.clone());
+    field(&mut out, "mode", a.mode.to_string());
     field(&mut out, "script", a.spec.script.display().to_string());
     if !a.spec.args.is_empty() {
         field(&mut out, "args", a.spec.args.join(" "));
@@ -140,7 +150,7 @@ pub fn show(a: &AppInfo) -> String {
         for w in &a.workers {
             let _ = writeln!(
                 out,
-                "    #{:<4} slot {:<3} pid {:<8} {:<9} up {:<5} ↺ {:<3} cpu {:>3.0}% mem {}",
+                "    #{:<4} slot {:<3} pid {:<8} {:<12} up {:<5} ↺ {:<3} cpu {:>3.0}% mem {}",
                 w.id,
                 w.slot,
                 w.pid.map_or("-".into(), |p| p.to_string()),
@@ -155,8 +165,8 @@ pub fn show(a: &AppInfo) -> String {
     out
 }
 
-/// `failing since 12:03:04: writing …: No space left on device; 12 lines (480 bytes)
-/// dropped`, or `None` when every line was written.
+/// `FAILING since 2026-12-04 12:03:04: writing …: No space left on device; 12 line(s)
+/// (480 bytes) dropped`, or `None` when every line was written.
 fn log_health(h: &muster_proto::LogHealth) -> Option<String> {
     if !h.is_degraded() {
         return None;
@@ -192,5 +202,97 @@ mod tests {
         assert_eq!(duration(90_000_000), "1D");
         assert_eq!(memory(10 * 1024 * 1024), "10.0mb");
         assert_eq!(memory(3 * 1024 * 1024 * 1024), "3.0gb");
+    }
+}
+
+#[cfg(test)]
+mod vocabulary {
+    //! Snapshots of every status value as `list` and `show` print it.
+    use super::*;
+    use muster_proto::{AppSpec, ExecMode, WorkerInfo, WorkerStatus};
+
+    fn app(id: u32, status: AppStatus) -> AppInfo {
+        let running = !matches!(status, AppStatus::Stopped | AppStatus::Errored);
+        AppInfo {
+            id,
+            name: format!("app-{status}"),
+            mode: if id.is_multiple_of(2) {
+                ExecMode::Fork
+            } else {
+                ExecMode::Cluster
+            },
+            status,
+            unresponsive_ms: (status == AppStatus::Unresponsive).then_some(12_000),
+            supervisor_pid: running.then_some(100 + id),
+            workers: Vec::new(),
+            uptime_ms: if running { 61_000 } else { 0 },
+            restarts: 0,
+            cpu_percent: 0.0,
+            memory_bytes: 0,
+            listen: Vec::new(),
+            out_log: "/h/logs/a-out.log".into(),
+            err_log: "/h/logs/a-err.log".into(),
+            log_health: Default::default(),
+            spec: AppSpec::new("a", "/srv/a.js"),
+        }
+    }
+
+    #[test]
+    fn every_app_status_in_list() {
+        let apps: Vec<AppInfo> = AppStatus::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, s)| app(i as u32, *s))
+            .collect();
+        let expected = "\
+┌────┬──────────────────┬─────────┬──────┬────────┬───┬──────────────────┬─────┬───────┬────────┐
+│ id │ name             │ mode    │ pids │ uptime │ ↺ │ status           │ cpu │ mem   │ listen │
+├────┼──────────────────┼─────────┼──────┼────────┼───┼──────────────────┼─────┼───────┼────────┤
+│ 0  │ app-online       │ fork    │ -    │ 1m     │ 0 │ online           │ 0%  │ 0.0mb │ -      │
+│ 1  │ app-launching    │ cluster │ -    │ 1m     │ 0 │ launching        │ 0%  │ 0.0mb │ -      │
+│ 2  │ app-reloading    │ fork    │ -    │ 1m     │ 0 │ reloading        │ 0%  │ 0.0mb │ -      │
+│ 3  │ app-stopping     │ cluster │ -    │ 1m     │ 0 │ stopping         │ 0%  │ 0.0mb │ -      │
+│ 4  │ app-stopped      │ fork    │ -    │ -      │ 0 │ stopped          │ 0%  │ 0.0mb │ -      │
+│ 5  │ app-errored      │ cluster │ -    │ -      │ 0 │ errored          │ 0%  │ 0.0mb │ -      │
+│ 6  │ app-unresponsive │ fork    │ -    │ 1m     │ 0 │ unresponsive 12s │ 0%  │ 0.0mb │ -      │
+└────┴──────────────────┴─────────┴──────┴────────┴───┴──────────────────┴─────┴───────┴────────┘
+";
+        assert_eq!(list(&apps), expected, "\n{}", list(&apps));
+    }
+
+    #[test]
+    fn every_worker_status_in_show() {
+        let mut a = app(1, AppStatus::Online);
+        a.workers = WorkerStatus::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, s)| WorkerInfo {
+                id: i as u64 + 1,
+                slot: i,
+                pid: Some(200 + i as u32),
+                state: *s,
+                uptime_ms: 5_000,
+                restarts: 0,
+                cpu_percent: 0.0,
+                memory_bytes: 1 << 20,
+            })
+            .collect();
+        let shown = show(&a);
+        let workers: Vec<&str> = shown
+            .lines()
+            .skip_while(|l| !l.contains("workers:"))
+            .collect();
+        let expected = [
+            "  workers:",
+            "    #1    slot 0   pid 200      starting     up 5s    ↺ 0   cpu   0% mem 1.0mb",
+            "    #2    slot 1   pid 201      online       up 5s    ↺ 0   cpu   0% mem 1.0mb",
+            "    #3    slot 2   pid 202      ready        up 5s    ↺ 0   cpu   0% mem 1.0mb",
+            "    #4    slot 3   pid 203      draining     up 5s    ↺ 0   cpu   0% mem 1.0mb",
+            "    #5    slot 4   pid 204      failed       up 5s    ↺ 0   cpu   0% mem 1.0mb",
+            "    #6    slot 5   pid 205      not_reading  up 5s    ↺ 0   cpu   0% mem 1.0mb",
+            "    #7    slot 6   pid 206      unresponsive up 5s    ↺ 0   cpu   0% mem 1.0mb",
+            "    #8    slot 7   pid 207      spare        up 5s    ↺ 0   cpu   0% mem 1.0mb",
+        ];
+        assert_eq!(workers, expected, "\n{shown}");
     }
 }

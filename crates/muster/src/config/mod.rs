@@ -21,7 +21,7 @@
 //! instances = 4                      # or "max" (one per CPU); 0 = max, -1 = max less one
 //! exec_mode = "cluster"              # "fork" (default) or "cluster"
 //! listen = ["127.0.0.1:3000"]        # "HOST:PORT", "[V6]:PORT", "unix:/path"
-//! schedule = "rr"                    # "rr" (default), "shared", "reuseport"
+//! schedule = "rr"                    # "rr" (Node's default), "shared" (others'), "reuseport"
 //! autorestart = true
 //! max_restarts = 10                  # give up after this many restarts ...
 //! restart_window_ms = 60000          # ... within this window

@@ -76,15 +76,18 @@ pub(crate) fn resolve(path: &str, raw: RawApp, ctx: &Context<'_>) -> Result<AppS
         })?;
     }
 
+    let node = crate::program::runs_node(&spec);
+    // Only Node speaks the cluster protocol that `rr` needs; any other program gets its
+    // listeners as LISTEN_FDS (`shared`) unless the file asks for `rr`.
+    if !given.contains(&Field::Schedule) && !node {
+        spec.schedule = Schedule::Shared;
+    }
     if ctx.pm2 {
         if !given.contains(&Field::StopSignal) {
             spec.stop_signal = PM2_STOP_SIGNAL.to_owned();
         }
         // pm2 runs node apps in cluster mode as soon as `instances` is set.
-        if !given.contains(&Field::ExecMode)
-            && given.contains(&Field::Instances)
-            && interpreter.is_node()
-        {
+        if !given.contains(&Field::ExecMode) && given.contains(&Field::Instances) && node {
             spec.exec_mode = ExecMode::Cluster;
         }
     }

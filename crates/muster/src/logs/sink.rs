@@ -39,6 +39,8 @@ pub struct LogSink {
     files: Vec<Arc<Mutex<RotatingFile>>>,
     done: Vec<oneshot::Receiver<()>>,
     health: Health,
+    /// What [`health_changed`](LogSink::health_changed) saw last.
+    reported: Mutex<muster_proto::LogHealth>,
 }
 
 /// What it takes to give a worker its pipes. Holds the channels weakly so that a factory
@@ -136,6 +138,7 @@ impl LogSink {
             files,
             done,
             health,
+            reported: Mutex::default(),
         })
     }
 
@@ -171,6 +174,18 @@ impl LogSink {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Whether [`health`](LogSink::health) changed since the last call: the supervisor then
+    /// pushes its state (at most once per heartbeat, however many lines fail).
+    pub fn health_changed(&self) -> bool {
+        let now = self.health();
+        let mut seen = self.reported.lock().unwrap_or_else(PoisonError::into_inner);
+        if *seen == now {
+            return false;
+        }
+        *seen = now;
+        true
     }
 
     /// Waits until every line of every worker is written: until all workers' pipes are

@@ -303,7 +303,7 @@ impl Home {
             &format!("a line of `muster logs {name}` with {parts:?}"),
             timeout,
             || {
-                let out = self.run(&["logs", name, "--lines", "200"]);
+                let out = self.run(&["logs", name, "--lines", "200", "--nostream"]);
                 out.stdout
                     .lines()
                     .find(|l| parts.iter().all(|p| l.contains(p)))

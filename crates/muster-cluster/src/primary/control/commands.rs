@@ -1,0 +1,66 @@
+//! Commands from the primary's handle: reload, stop, scale, send, signal, replace, status.
+
+use super::Control;
+use crate::policy::{Input, WorkerId};
+use crate::primary::worker::{WorkerProc, signal_group};
+use crate::primary::{Command, Status};
+use serde_json::Value;
+
+impl Control {
+    pub(super) fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Reload => self.feed(Input::Reload),
+            Command::Stop => self.feed(Input::Stop),
+            Command::Scale(n) => self.feed(Input::Scale(n)),
+            Command::Send {
+                worker,
+                message,
+                done,
+            } => {
+                let result = self.send_user(worker, &message);
+                let _ = done.send(result);
+            }
+            Command::Signal { signal } => {
+                for w in self.workers.values().filter(|w| w.exit.is_none()) {
+                    signal_group(w.pid, signal);
+                }
+            }
+            Command::Replace(id) => {
+                if self.workers.contains_key(&id) {
+                    self.feed(Input::Suicide { id });
+                }
+            }
+            Command::Status(reply) => {
+                let _ = reply.send(Status {
+                    state: self.policy.state(),
+                    workers: self.policy.workers(),
+                    restarts: u64::from(self.policy.restarts()),
+                });
+            }
+        }
+    }
+
+    pub(super) fn send_user(
+        &self,
+        worker: Option<WorkerId>,
+        message: &Value,
+    ) -> Result<usize, String> {
+        let targets: Vec<&WorkerProc> = match worker {
+            Some(id) => vec![
+                self.workers
+                    .get(&id)
+                    .ok_or_else(|| format!("no worker {id}"))?,
+            ],
+            None => self.workers.values().collect(),
+        };
+        let mut sent = 0;
+        for w in targets.into_iter().filter(|w| !w.disconnected) {
+            match w.sender.try_send(message) {
+                Ok(()) => sent += 1,
+                Err(e) if worker.is_some() => return Err(e.to_string()),
+                Err(_) => {}
+            }
+        }
+        Ok(sent)
+    }
+}

@@ -1,0 +1,105 @@
+//! A worker's life as the control task sees it: spawned, drained, reaped, forgotten.
+
+use super::Control;
+use crate::node;
+use crate::policy::{Input, WorkerId};
+use crate::primary::event::Event;
+use crate::primary::reap;
+use crate::primary::worker::{self, WorkerProc, signal_group};
+
+impl Control {
+    pub(super) fn spawn_worker(&mut self, slot: usize, id: WorkerId) -> std::io::Result<u32> {
+        let inherited = self.inherited_for(slot)?;
+        let w = worker::spawn(
+            &self.config,
+            id,
+            slot,
+            inherited,
+            &self.from_workers_tx,
+            &self.exits,
+        )?;
+        let pid = w.pid;
+        self.workers.insert(id, w);
+        for &rr in &self.listen_rr {
+            self.rr.join(rr, id);
+        }
+        self.emit(Event::Fork {
+            worker: id,
+            pid,
+            slot,
+        });
+        if let Some(msg) = self.config.send_listener.clone() {
+            self.send_listeners(id, slot, &msg);
+        }
+        Ok(pid)
+    }
+
+    /// Tells a worker to finish: no new connections, Node's `disconnect`, the stop signal.
+    pub(super) fn drain(&mut self, id: WorkerId) {
+        let Some(w) = self.workers.get_mut(&id) else {
+            return;
+        };
+        w.routed = false;
+        let initiated_by_worker = w.exited_after_disconnect;
+        w.exited_after_disconnect = true;
+        if w.exit.is_some() {
+            return;
+        }
+        if !initiated_by_worker && !w.disconnected {
+            let msg = node::disconnect(self.seq.next_seq());
+            let _ = w.sender.try_send_internal(&msg);
+        }
+        if let Some(sig) = self.config.stop_signal {
+            signal_group(w.pid, sig);
+        }
+        // Connections it has not answered yet stay its own until it answers or goes: it may
+        // still accept them, and a connection must never be served twice.
+    }
+
+    /// SIGCHLD (or the periodic check): the process's reaper takes every exit and leaves ours
+    /// in our mailbox.
+    pub(super) fn on_sigchld(&mut self) {
+        reap::reap();
+        self.on_reap();
+    }
+
+    /// The exits the reaper left for us.
+    pub(super) fn on_reap(&mut self) {
+        for exit in self.exits.take() {
+            let Some(w) = self
+                .workers
+                .values_mut()
+                .find(|w| w.pid == exit.pid && w.exit.is_none())
+            else {
+                continue; // a worker whose spawn failed half-way
+            };
+            let (code, signal) = (exit.code, exit.signal);
+            w.exit = Some((code, signal));
+            let (id, pid, flag) = (w.id, w.pid, w.exited_after_disconnect);
+            self.emit(Event::Exit {
+                worker: id,
+                pid,
+                code,
+                signal,
+                exited_after_disconnect: flag,
+            });
+            self.rr.worker_gone(id, &mut self.workers, &mut self.seq);
+            self.feed(Input::Exited { id, code, signal });
+            self.forget_if_gone(id);
+        }
+    }
+
+    pub(super) fn forget_if_gone(&mut self, id: WorkerId) {
+        if self.workers.get(&id).is_some_and(WorkerProc::is_gone) {
+            self.workers.remove(&id);
+        }
+    }
+
+    /// The primary is going away: no worker may outlive it. The reaper takes their exits.
+    pub(super) fn kill_all(&mut self) {
+        for w in self.workers.values().filter(|w| w.exit.is_none()) {
+            signal_group(w.pid, rustix::process::Signal::KILL.as_raw());
+        }
+        self.workers.clear();
+    }
+}

@@ -1,0 +1,288 @@
+//! The control task: one loop that owns the policy, the workers, the sockets and the timers.
+//! This file is the loop itself; `lifecycle` spawns, drains and reaps workers, `listeners`
+//! binds and shares sockets, `node_protocol` answers Node's cluster messages, `commands` the
+//! handle's requests, `timers` holds the policy's deadlines.
+//!
+//! Everything that changes state happens here, one event at a time, so nothing needs a lock.
+//! Sends to workers never wait (`try_send*`): a worker that stops reading cannot stall the
+//! primary or its other workers.
+
+mod commands;
+mod lifecycle;
+mod listeners;
+mod node_protocol;
+mod timers;
+
+use super::event::Event;
+use super::handles::Handles;
+use super::reap::{self, Mailbox, OrphanPolicy};
+use super::rr::{Accepted, Rr, RrId};
+use super::worker::{FromWorker, WorkerProc, signal_group};
+use super::{Command, PrimaryConfig, StartError};
+use crate::listen::ListenAddr;
+use crate::node::SeqCounter;
+use crate::policy::{Action, Input, Policy, PolicyEvent, WorkerId};
+use muster_ipc::{Message, Received};
+use serde_json::Value;
+use std::collections::{BTreeMap, VecDeque};
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::time::Duration;
+use timers::{Timers, sleep_until};
+use tokio::signal::unix::{Signal as SignalStream, SignalKind, signal};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// Accepted connections waiting for a worker before the accept tasks are left to block (the
+/// kernel's listen queue then holds the rest).
+const BACKLOG_CAP: usize = 256;
+
+/// Messages from all workers waiting for the control task.
+const FROM_WORKERS_QUEUE: usize = 1024;
+
+pub(crate) struct Control {
+    config: PrimaryConfig,
+    policy: Policy,
+    events: mpsc::UnboundedSender<Event>,
+    workers: BTreeMap<WorkerId, WorkerProc>,
+    from_workers_tx: mpsc::Sender<FromWorker>,
+    from_workers: mpsc::Receiver<FromWorker>,
+    accepted: mpsc::Receiver<Accepted>,
+    rr: Rr,
+    handles: Handles,
+    seq: SeqCounter,
+    timers: Timers,
+    /// `listen` sockets under `shared`: every worker inherits them.
+    listen_shared: Vec<(String, OwnedFd)>,
+    /// `listen` sockets under `rr`: every worker joins them.
+    listen_rr: Vec<RrId>,
+    /// `listen` under `reuseport`: the addresses (ports resolved) and each slot's sockets.
+    listen_reuse: Vec<(String, ListenAddr)>,
+    reuse_slots: BTreeMap<usize, Vec<(String, OwnedFd)>>,
+    sigchld: SignalStream,
+    /// Exits of our workers, left by the process's one reaper.
+    exits: Arc<Mailbox>,
+    stopped: bool,
+}
+
+impl Control {
+    pub fn new(
+        config: PrimaryConfig,
+        events: mpsc::UnboundedSender<Event>,
+    ) -> Result<Control, StartError> {
+        // Bounded: a worker that floods the primary with messages is slowed down through its
+        // channel (its reader task waits), instead of growing the primary's memory.
+        let (from_workers_tx, from_workers) = mpsc::channel(FROM_WORKERS_QUEUE);
+        let (conn_tx, accepted) = mpsc::channel(BACKLOG_CAP);
+        let sigchld = signal(SignalKind::child()).map_err(StartError::Signals)?;
+        if config.subreaper {
+            reap::enable_subreaper(OrphanPolicy {
+                stop_signal: config
+                    .stop_signal
+                    .unwrap_or(rustix::process::Signal::TERM.as_raw()),
+                kill_timeout: config.policy.kill_timeout,
+            })
+            .map_err(StartError::Subreaper)?;
+        }
+        let mut c = Control {
+            policy: Policy::new(config.policy.clone()),
+            events,
+            workers: BTreeMap::new(),
+            from_workers_tx,
+            from_workers,
+            accepted,
+            rr: Rr::new(conn_tx),
+            handles: Handles::default(),
+            seq: SeqCounter::new(),
+            timers: Timers::default(),
+            listen_shared: Vec::new(),
+            listen_rr: Vec::new(),
+            listen_reuse: Vec::new(),
+            reuse_slots: BTreeMap::new(),
+            sigchld,
+            exits: Arc::default(),
+            stopped: false,
+            config,
+        };
+        c.bind_declared_listeners()?;
+        Ok(c)
+    }
+
+    pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        self.feed(Input::Start);
+        let mut fallback = tokio::time::interval(Duration::from_secs(1));
+        let mut commands_open = true;
+        while !self.stopped {
+            let next_timer = self.timers.next_deadline();
+            let orphan_kill = reap::next_orphan_deadline().map(Instant::from_std);
+            let take_conns = self.rr.backlog_len() < BACKLOG_CAP;
+            tokio::select! {
+                Some(fw) = self.from_workers.recv() => self.on_from_worker(fw),
+                _ = self.sigchld.recv() => self.on_sigchld(),
+                _ = self.exits.changed() => self.on_reap(),
+                cmd = commands.recv(), if commands_open => match cmd {
+                    Some(cmd) => self.on_command(cmd),
+                    None => {
+                        // Every handle was dropped: nobody can stop us later, so stop now.
+                        commands_open = false;
+                        self.feed(Input::Stop);
+                    }
+                },
+                Some((id, conn)) = self.accepted.recv(), if take_conns => {
+                    self.rr.on_accepted(id, conn, &mut self.workers, &mut self.seq);
+                }
+                _ = sleep_until(next_timer), if next_timer.is_some() => self.fire_timers(),
+                _ = sleep_until(orphan_kill), if orphan_kill.is_some() => self.on_sigchld(),
+                _ = fallback.tick() => self.on_sigchld(),
+            }
+        }
+        self.kill_all();
+        if self.config.subreaper {
+            self.await_orphans(&mut fallback).await;
+        }
+    }
+
+    /// What the workers left behind has had its stop signal; it is killed at its deadline.
+    /// Waits for that (bounded), so that nothing outlives a stopped app.
+    async fn await_orphans(&mut self, fallback: &mut tokio::time::Interval) {
+        let give_up = Instant::now() + self.config.policy.kill_timeout + Duration::from_secs(5);
+        reap::reap();
+        while reap::orphans_left() && Instant::now() < give_up {
+            let orphan_kill = reap::next_orphan_deadline().map(Instant::from_std);
+            tokio::select! {
+                _ = self.sigchld.recv() => {}
+                _ = sleep_until(orphan_kill), if orphan_kill.is_some() => {}
+                _ = fallback.tick() => {}
+                _ = tokio::time::sleep_until(give_up) => {}
+            }
+            reap::reap();
+        }
+    }
+
+    /// Feeds one input to the policy and carries out what it asks, including the inputs that
+    /// carrying it out produces (a spawn's `Spawned`).
+    fn feed(&mut self, input: Input) {
+        let mut queue = VecDeque::from([input]);
+        while let Some(input) = queue.pop_front() {
+            let actions = self.policy.on_input(std::time::Instant::now(), input);
+            for action in actions {
+                self.apply(action, &mut queue);
+            }
+        }
+    }
+
+    fn apply(&mut self, action: Action, queue: &mut VecDeque<Input>) {
+        match action {
+            Action::Spawn { slot, id } => match self.spawn_worker(slot, id) {
+                Ok(pid) => queue.push_back(Input::Spawned { id, pid }),
+                Err(e) => queue.push_back(Input::SpawnFailed {
+                    id,
+                    error: e.to_string(),
+                }),
+            },
+            Action::Route { id } => {
+                if let Some(w) = self.workers.get_mut(&id) {
+                    w.routed = true;
+                }
+                self.rr.drain_backlogs(&mut self.workers, &mut self.seq);
+            }
+            Action::Unroute { id } => {
+                if let Some(w) = self.workers.get_mut(&id) {
+                    w.routed = false;
+                }
+            }
+            Action::Drain { id } => self.drain(id),
+            Action::Kill { id } => {
+                if let Some(w) = self.workers.get(&id)
+                    && w.exit.is_none()
+                {
+                    signal_group(w.pid, rustix::process::Signal::KILL.as_raw());
+                }
+            }
+            Action::Arm { timer, at } => self.timers.arm(timer, Instant::from_std(at)),
+            Action::Emit(ev) => self.emit_policy(ev),
+        }
+    }
+
+    fn emit_policy(&mut self, ev: PolicyEvent) {
+        match ev {
+            PolicyEvent::Ready { id, .. } => {
+                let pid = self.workers.get(&id).map_or(0, |w| w.pid);
+                self.emit(Event::Ready { worker: id, pid });
+            }
+            PolicyEvent::Stopped => {
+                self.emit(Event::Policy(PolicyEvent::Stopped));
+                self.stopped = true;
+            }
+            other => self.emit(Event::Policy(other)),
+        }
+    }
+
+    fn emit(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+
+    fn on_from_worker(&mut self, fw: FromWorker) {
+        match fw {
+            FromWorker::Closed(id) => {
+                let Some(w) = self.workers.get_mut(&id) else {
+                    return;
+                };
+                w.disconnected = true;
+                let pid = w.pid;
+                self.emit(Event::Disconnect { worker: id, pid });
+                self.rr.worker_gone(id, &mut self.workers, &mut self.seq);
+                // The exit may already be waiting to be reaped.
+                self.on_sigchld();
+                self.forget_if_gone(id);
+            }
+            FromWorker::Received(id, Received::Problem(p)) => {
+                if matches!(p, muster_ipc::Problem::HandleRefused) {
+                    self.rr.on_refused(id, &mut self.workers, &mut self.seq);
+                }
+                self.worker_error(id, format!("bad message from worker: {p}"));
+            }
+            FromWorker::Received(id, Received::Message { message, handle }) => {
+                // Workers have no business sending the primary sockets; closing it is enough.
+                drop(handle);
+                match message {
+                    Message::Internal(v) => self.on_internal(id, v),
+                    Message::User(v) => self.on_user(id, v),
+                }
+            }
+        }
+    }
+
+    fn on_user(&mut self, id: WorkerId, v: Value) {
+        let Some(pid) = self.workers.get(&id).map(|w| w.pid) else {
+            return;
+        };
+        let is_ready = v.as_str() == Some("ready");
+        let is_suicide = v.get("act").and_then(Value::as_str) == Some("suicide");
+        self.emit(Event::Message {
+            worker: id,
+            pid,
+            message: v,
+        });
+        if is_ready {
+            self.feed(Input::ReadyMessage { id });
+        }
+        if is_suicide {
+            self.feed(Input::Suicide { id });
+        }
+    }
+
+    fn worker_error(&self, id: WorkerId, message: String) {
+        self.emit(Event::Error {
+            worker: Some(id),
+            pid: self.workers.get(&id).map(|w| w.pid),
+            message,
+        });
+    }
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}

@@ -1,0 +1,125 @@
+//! The policy's timers: a heap ordered by deadline, then by arming order, so that two timers
+//! due at the same instant fire in the order the policy armed them.
+
+use super::Control;
+use crate::policy::{Input, Timer};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use tokio::time::Instant;
+
+/// A timer the policy armed, ordered by deadline then by arming order.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Armed {
+    at: Instant,
+    n: u64,
+    timer: TimerOrd,
+}
+
+/// `Timer` with an arbitrary but total order, so it can sit in the heap.
+#[derive(Debug, PartialEq, Eq)]
+struct TimerOrd(Timer);
+
+impl PartialOrd for TimerOrd {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for TimerOrd {
+    fn cmp(&self, _other: &Self) -> std::cmp::Ordering {
+        std::cmp::Ordering::Equal // `n` already orders armed timers
+    }
+}
+
+/// The armed timers of one control task.
+#[derive(Debug, Default)]
+pub(super) struct Timers {
+    heap: BinaryHeap<Reverse<Armed>>,
+    armed: u64,
+}
+
+impl Timers {
+    pub(super) fn arm(&mut self, timer: Timer, at: Instant) {
+        self.armed += 1;
+        self.heap.push(Reverse(Armed {
+            at,
+            n: self.armed,
+            timer: TimerOrd(timer),
+        }));
+    }
+
+    /// The earliest deadline, if any timer is armed.
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse(a)| a.at)
+    }
+
+    /// The earliest timer due at `now`, removed from the heap.
+    pub(super) fn pop_due(&mut self, now: Instant) -> Option<Timer> {
+        match self.heap.peek() {
+            Some(Reverse(a)) if a.at <= now => self.heap.pop().map(|Reverse(a)| a.timer.0),
+            _ => None,
+        }
+    }
+}
+
+impl Control {
+    pub(super) fn fire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(timer) = self.timers.pop_due(now) {
+            self.feed(Input::Timer(timer));
+        }
+    }
+}
+
+pub(super) async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::WorkerId;
+    use std::time::Duration;
+
+    /// The control loop's wait: the next deadline, slept on with tokio's (paused) clock.
+    async fn wait_next(timers: &Timers) {
+        sleep_until(timers.next_deadline()).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn timers_fire_by_deadline_then_by_arming_order() {
+        let t0 = Instant::now();
+        let mut timers = Timers::default();
+        let kill = Timer::Kill { id: WorkerId(1) };
+        let ready = Timer::Ready { id: WorkerId(2) };
+        let restart = Timer::Restart { slot: 0, serial: 7 };
+        timers.arm(kill, t0 + Duration::from_secs(5));
+        timers.arm(ready, t0 + Duration::from_secs(1));
+        // Same deadline as `ready`, armed later: must come after it.
+        timers.arm(restart, t0 + Duration::from_secs(1));
+        assert_eq!(timers.next_deadline(), Some(t0 + Duration::from_secs(1)));
+        assert_eq!(timers.pop_due(Instant::now()), None, "nothing is due yet");
+
+        wait_next(&timers).await;
+        assert_eq!(Instant::now(), t0 + Duration::from_secs(1));
+        let now = Instant::now();
+        assert_eq!(timers.pop_due(now), Some(ready));
+        assert_eq!(timers.pop_due(now), Some(restart));
+        assert_eq!(timers.pop_due(now), None, "the kill timer is not due");
+
+        wait_next(&timers).await;
+        assert_eq!(Instant::now(), t0 + Duration::from_secs(5));
+        assert_eq!(timers.pop_due(Instant::now()), Some(kill));
+        assert_eq!(timers.next_deadline(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_armed_timer_never_wakes_the_loop() {
+        let timers = Timers::default();
+        let woke = tokio::time::timeout(Duration::from_secs(3600), wait_next(&timers)).await;
+        assert!(woke.is_err(), "an empty heap must wait forever");
+    }
+}

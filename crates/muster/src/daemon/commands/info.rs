@@ -1,0 +1,70 @@
+//! `list` and `show`: what each app is doing, from the views its link keeps current — no
+//! supervisor is asked, so `list` costs the same whatever the apps are doing.
+
+use crate::daemon::Daemon;
+use anyhow::Context;
+use muster_proto::{AppInfo, AppStatus};
+use std::time::Instant;
+
+impl Daemon {
+    /// What `list`/`show` report about one app.
+    pub(in crate::daemon) async fn info(&self, name: &str) -> anyhow::Result<AppInfo> {
+        let mut apps = self.infos(&[name.to_owned()]).await?;
+        apps.pop().with_context(|| format!("no app named {name}"))
+    }
+
+    /// Each app's info, in the order given: its supervisor's last pushed state, or the
+    /// registry's for an app without a running supervisor.
+    pub(in crate::daemon) async fn infos(&self, names: &[String]) -> anyhow::Result<Vec<AppInfo>> {
+        let entries: Vec<_> = {
+            let reg = self.registry.lock().await;
+            names
+                .iter()
+                .map(|n| {
+                    reg.get(n)
+                        .map(|e| (e.id, e.spec.clone(), e.wanted))
+                        .with_context(|| format!("no app named {n}"))
+                })
+                .collect::<anyhow::Result<_>>()?
+        };
+        let now = Instant::now();
+        let views = self.views.lock().expect("views lock");
+        Ok(entries
+            .into_iter()
+            .map(|(id, spec, wanted)| {
+                let mut shown = spec.clone();
+                shown.inherited_env.clear(); // never printed: it may hold secrets
+                if let Some(mut app) = views.get(&spec.name).and_then(|v| v.app_now(now)) {
+                    app.id = id;
+                    // The registry's spec is current (a `scale` changes it after the
+                    // supervisor began).
+                    app.spec = shown;
+                    return app;
+                }
+                let logs = crate::logs::LogConfig::for_app(&spec, &self.home);
+                AppInfo {
+                    id,
+                    name: spec.name.clone(),
+                    mode: spec.exec_mode,
+                    status: if wanted {
+                        AppStatus::Errored
+                    } else {
+                        AppStatus::Stopped
+                    },
+                    unresponsive_ms: None,
+                    supervisor_pid: None,
+                    workers: Vec::new(),
+                    uptime_ms: 0,
+                    restarts: 0,
+                    cpu_percent: 0.0,
+                    memory_bytes: 0,
+                    listen: spec.listen.clone(),
+                    out_log: logs.out_path.display().to_string(),
+                    err_log: logs.err_path.display().to_string(),
+                    spec: shown,
+                    log_health: Default::default(),
+                }
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,57 @@
+//! `start`: check every spec, register it, start its supervisor.
+
+use crate::daemon::{Daemon, done};
+use anyhow::Context;
+use muster_proto::{AppSpec, AppStatus, Response};
+use std::sync::Arc;
+
+impl Daemon {
+    pub(in crate::daemon) async fn start(
+        self: Arc<Self>,
+        apps: Vec<AppSpec>,
+    ) -> anyhow::Result<Response> {
+        // Check everything first: nothing is started half-way from a bad request.
+        {
+            let reg = self.registry.lock().await;
+            for spec in &apps {
+                muster_proto::validate_name(&spec.name)
+                    .with_context(|| format!("app name {:?}", spec.name))?;
+                crate::config::check_startable(spec).map_err(anyhow::Error::msg)?;
+                crate::app::primary_config(spec)?;
+                crate::app::check_runnable(spec)?;
+                if let Some(e) = reg.get(&spec.name)
+                    && e.wanted
+                    && self.linked(&spec.name)
+                {
+                    anyhow::bail!(
+                        "{} is already running; use `muster restart {}` or `muster reload {}`",
+                        spec.name,
+                        spec.name,
+                        spec.name
+                    );
+                }
+            }
+        }
+        let mut names = Vec::new();
+        for spec in apps {
+            let name = spec.name.clone();
+            {
+                let mut reg = self.registry.lock().await;
+                reg.upsert(spec);
+                reg.save()?;
+            }
+            self.clone().launch(&name).await?;
+            names.push(name);
+        }
+        let apps = self.infos(&names).await?;
+        if let Some(bad) = apps.iter().find(|a| a.status == AppStatus::Errored) {
+            anyhow::bail!(
+                "{} failed to start (errored after {} restarts); see `muster logs {}`",
+                bad.name,
+                bad.restarts,
+                bad.name
+            );
+        }
+        Ok(done(format!("started {}", names.join(", ")), apps))
+    }
+}

@@ -1,0 +1,329 @@
+//! The daemon's side of each app's supervisor: one link per supervisor, held open by an actor
+//! (a task per app) that takes in what the supervisor pushes — its state on every change, a
+//! heartbeat, its events — and starts the supervisor again when the link closes while the app
+//! should run. Commands ask on short connections of their own, each within a deadline.
+
+use super::view::View;
+use super::{Daemon, MAX_SUPERVISOR_RESTARTS, SUPERVISOR_START};
+use crate::control_socket;
+use crate::wire::Conn;
+use anyhow::Context;
+use muster_proto::{AppSpec, AppStatus, PROTOCOL_VERSION, SupervisorRequest, SupervisorResponse};
+use std::future::Future;
+use std::pin::Pin;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::UnixStream;
+
+/// The deadline of a short request (status, scale, send, signal, flush) and of a hello.
+pub const ASK_DEADLINE: Duration = Duration::from_secs(10);
+
+impl Daemon {
+    /// After a (re)start: adopt every supervisor still running; start those that should run
+    /// and died while no daemon was there. Each app on its own task: one supervisor that does
+    /// not answer delays no other.
+    pub(super) async fn adopt_or_restart(self: Arc<Self>) {
+        let wanted: Vec<String> = {
+            let reg = self.registry.lock().await;
+            reg.apps()
+                .iter()
+                .filter(|e| e.wanted)
+                .map(|e| e.spec.name.clone())
+                .collect()
+        };
+        for name in wanted {
+            let d = self.clone();
+            tokio::spawn(async move {
+                match d.connect_link(&name).await {
+                    Ok((conn, pid)) => d.clone().watch(name, conn, pid).await,
+                    Err(e) => {
+                        tracing::info!("{name}: no supervisor to adopt ({e:#}); starting it");
+                        if let Err(e) = d.clone().launch(&name).await {
+                            tracing::error!("cannot start {name}: {e:#}");
+                        }
+                    }
+                }
+            });
+        }
+    }
+
+    /// Starts the app's supervisor and waits until the app is up (or has failed). Boxed: a
+    /// supervisor's watch launches it again, and that recursion needs a named `Send` future.
+    pub(super) fn launch(
+        self: Arc<Self>,
+        name: &str,
+    ) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'static>> {
+        let name = name.to_owned();
+        Box::pin(async move { self.launch_now(&name).await })
+    }
+
+    pub(super) async fn launch_now(self: Arc<Self>, name: &str) -> anyhow::Result<()> {
+        let lock = self.app_lock(name).await;
+        let _guard = lock.lock().await;
+        let spec = {
+            let mut reg = self.registry.lock().await;
+            let entry = reg
+                .get_mut(name)
+                .with_context(|| format!("no app named {name}"))?;
+            entry.wanted = true;
+            let spec = entry.spec.clone();
+            reg.save()?;
+            spec
+        };
+        let (conn, pid) = self.spawn_supervisor(&spec).await?;
+        self.clone().watch(name.to_owned(), conn, pid).await;
+        self.wait_up(&spec).await;
+        Ok(())
+    }
+
+    /// Starts the supervisor process and returns its link, hello done.
+    async fn spawn_supervisor(&self, spec: &AppSpec) -> anyhow::Result<(Conn, u32)> {
+        let spec_path = self.home.supervisor_spec(&spec.name);
+        self.home
+            .write_private(&spec_path, &serde_json::to_vec_pretty(spec)?)?;
+        let log = self.home.open_append(&self.home.daemon_log())?;
+        let mut child = tokio::process::Command::new(&self.exe)
+            .arg("supervise")
+            .arg(&spec.name)
+            .env("MUSTER_HOME", self.home.root())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            // Its own group: a signal to the daemon's group does not reach it, and it outlives
+            // the daemon.
+            .process_group(0)
+            .spawn()
+            .context("starting the supervisor")?;
+        // Reap it whenever it ends; whether that was expected is the watch's business.
+        let name = spec.name.clone();
+        tokio::spawn(async move {
+            match child.wait().await {
+                Ok(status) => tracing::debug!("the supervisor of {name} ended: {status}"),
+                Err(e) => tracing::warn!("waiting for the supervisor of {name}: {e}"),
+            }
+        });
+        let deadline = Instant::now() + SUPERVISOR_START;
+        loop {
+            match self.connect_link(&spec.name).await {
+                Ok(link) => return Ok(link),
+                Err(e) if Instant::now() > deadline => {
+                    return Err(e).with_context(|| {
+                        format!(
+                            "the supervisor of {} did not start within {} s; see {}",
+                            spec.name,
+                            SUPERVISOR_START.as_secs(),
+                            self.home.daemon_log().display()
+                        )
+                    });
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    }
+
+    /// Connects to the app's supervisor and says hello, within `ASK_DEADLINE`.
+    async fn connect_link(&self, name: &str) -> anyhow::Result<(Conn, u32)> {
+        let path = self.home.supervisor_socket(name);
+        let hello = async {
+            let stream = UnixStream::connect(&path).await?;
+            let mut conn = Conn::new(stream);
+            conn.send(&SupervisorRequest::Hello {
+                version: PROTOCOL_VERSION,
+            })
+            .await?;
+            match conn.recv::<SupervisorResponse>().await? {
+                Some(SupervisorResponse::Hello { pid, .. }) => Ok((conn, pid)),
+                Some(SupervisorResponse::Error { message }) => anyhow::bail!(message),
+                _ => anyhow::bail!("the supervisor of {name} did not answer hello"),
+            }
+        };
+        tokio::time::timeout(ASK_DEADLINE, hello)
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "the supervisor of {name} did not answer hello within {} s",
+                    ASK_DEADLINE.as_secs()
+                )
+            })?
+    }
+
+    /// Waits until every worker is ready or the app errored, within its listen timeout.
+    async fn wait_up(&self, spec: &AppSpec) {
+        let deadline = tokio::time::Instant::now()
+            + Duration::from_millis(spec.listen_timeout_ms)
+            + Duration::from_secs(2);
+        let mut changed = self.changed.subscribe();
+        loop {
+            let up = {
+                let views = self.views.lock().expect("views lock");
+                views
+                    .get(&spec.name)
+                    .and_then(|v| v.app.as_ref())
+                    .is_some_and(|a| matches!(a.status, AppStatus::Online | AppStatus::Errored))
+            };
+            if up {
+                return;
+            }
+            match tokio::time::timeout_at(deadline, changed.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return,
+            }
+        }
+    }
+
+    /// The app's actor: holds the link, keeps the app's view current, records its events; when
+    /// the link closes and the app should still run, the supervisor died: start it again.
+    async fn watch(self: Arc<Self>, name: String, mut conn: Conn, pid: u32) {
+        let generation = {
+            let mut g = self.generations.lock().await;
+            let n = g.entry(name.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        self.views
+            .lock()
+            .expect("views lock")
+            .insert(name.clone(), View::new(generation, pid));
+        if let Err(e) = conn.send(&SupervisorRequest::Watch).await {
+            tracing::warn!("{name}: asking for the link: {e:#}");
+        }
+        tokio::spawn(async move {
+            loop {
+                let msg = match conn.recv::<SupervisorResponse>().await {
+                    Ok(Some(msg)) => msg,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!("{name}: the link failed: {e:#}");
+                        break;
+                    }
+                };
+                if let SupervisorResponse::Event { event } = msg {
+                    self.events.lock().expect("events lock").push(&name, event);
+                    continue;
+                }
+                let mut views = self.views.lock().expect("views lock");
+                match views.get_mut(&name) {
+                    Some(v) if v.generation == generation => v.update(&msg),
+                    _ => break, // replaced
+                }
+                drop(views);
+                self.changed.send_modify(|n| *n += 1);
+            }
+            self.link_closed(name, generation).await;
+        });
+    }
+
+    async fn link_closed(self: Arc<Self>, name: String, generation: u64) {
+        {
+            let mut views = self.views.lock().expect("views lock");
+            if views.get(&name).is_some_and(|v| v.generation == generation) {
+                views.remove(&name);
+            }
+        }
+        self.changed.send_modify(|n| *n += 1);
+        if self.generations.lock().await.get(&name) != Some(&generation) {
+            return; // stopped on purpose, or a newer supervisor took over
+        }
+        let again = {
+            let mut reg = self.registry.lock().await;
+            match reg.get_mut(&name) {
+                Some(e) if e.wanted && e.supervisor_restarts < MAX_SUPERVISOR_RESTARTS => {
+                    e.supervisor_restarts += 1;
+                    if let Err(e) = reg.save() {
+                        tracing::error!("{e:#}");
+                    }
+                    true
+                }
+                Some(e) if e.wanted => {
+                    e.wanted = false;
+                    if let Err(e) = reg.save() {
+                        tracing::error!("{e:#}");
+                    }
+                    false
+                }
+                _ => false,
+            }
+        };
+        let event = if again {
+            "supervisor-restart"
+        } else {
+            "supervisor-giveup"
+        };
+        self.events.lock().expect("events lock").push(
+            &name,
+            serde_json::json!({"event": event, "maxRestarts": MAX_SUPERVISOR_RESTARTS}),
+        );
+        if again {
+            tracing::warn!("the supervisor of {name} died; starting it again");
+            if let Err(e) = self.clone().launch(&name).await {
+                tracing::error!("cannot start {name} again: {e:#}");
+            }
+        } else {
+            tracing::error!(
+                "the supervisor of {name} died {MAX_SUPERVISOR_RESTARTS} times; giving up"
+            );
+        }
+    }
+
+    /// Whether the app's supervisor is linked (running, as far as the daemon knows).
+    pub(super) fn linked(&self, name: &str) -> bool {
+        self.views.lock().expect("views lock").contains_key(name)
+    }
+
+    /// Asks the app's supervisor on a connection of its own, within `deadline`.
+    pub(super) async fn ask(
+        &self,
+        name: &str,
+        req: SupervisorRequest,
+        deadline: Duration,
+    ) -> anyhow::Result<SupervisorResponse> {
+        let hello = SupervisorRequest::Hello {
+            version: PROTOCOL_VERSION,
+        };
+        let what = format!("{req:?}").to_lowercase();
+        let path = self.home.supervisor_socket(name);
+        match tokio::time::timeout(deadline, control_socket::ask(&path, &hello, &req)).await {
+            Ok(r) => r.with_context(|| format!("asking the supervisor of {name}")),
+            Err(_) => anyhow::bail!(
+                "the supervisor of {name} did not answer {what} within {} s (`muster list` shows whether it is unresponsive)",
+                deadline.as_secs()
+            ),
+        }
+    }
+
+    /// Asks the supervisor to stop its workers and exit, and waits for it.
+    pub(super) async fn shutdown_supervisor(&self, name: &str) -> anyhow::Result<()> {
+        let lock = self.app_lock(name).await;
+        let _guard = lock.lock().await;
+        // Bump the generation first: the watch must not start it again.
+        *self
+            .generations
+            .lock()
+            .await
+            .entry(name.to_owned())
+            .or_default() += 1;
+        if !self.linked(name) && self.connect_link(name).await.is_err() {
+            return Ok(()); // not running
+        }
+        let deadline = self.stop_deadline(name).await;
+        match self
+            .ask(name, SupervisorRequest::Shutdown, deadline)
+            .await?
+        {
+            SupervisorResponse::Error { message } => anyhow::bail!(message),
+            _ => Ok(()),
+        }
+    }
+
+    /// How long stopping the app may take: its kill timeout, with room to spare.
+    async fn stop_deadline(&self, name: &str) -> Duration {
+        let kill = self
+            .registry
+            .lock()
+            .await
+            .get(name)
+            .map_or(0, |e| e.spec.kill_timeout_ms);
+        Duration::from_millis(kill) + ASK_DEADLINE
+    }
+}

@@ -1,0 +1,52 @@
+//! Diagnostics of the daemon and the supervisors: `tracing` to stderr (which is daemon.log),
+//! at the level `MUSTER_LOG` names (`error`, `warn`, `info` — the default —, `debug`, `trace`).
+
+use tracing::level_filters::LevelFilter;
+
+/// Installs the subscriber once for this process; `who` prefixes every line (`daemon`,
+/// `supervisor web`), since the daemon and every supervisor write to the same file.
+pub fn init(who: &str) {
+    let level = match std::env::var("MUSTER_LOG") {
+        Ok(v) => parse_level(&v).unwrap_or_else(|| {
+            eprintln!(
+                "muster {who}: MUSTER_LOG={v:?} is not one of error, warn, info, debug, trace; using info"
+            );
+            LevelFilter::INFO
+        }),
+        Err(_) => LevelFilter::INFO,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .try_init();
+    tracing::debug!(
+        "muster {who} (pid {}) logging at {level}",
+        std::process::id()
+    );
+}
+
+fn parse_level(s: &str) -> Option<LevelFilter> {
+    Some(match s.trim().to_ascii_lowercase().as_str() {
+        "off" => LevelFilter::OFF,
+        "error" => LevelFilter::ERROR,
+        "warn" | "warning" => LevelFilter::WARN,
+        "info" => LevelFilter::INFO,
+        "debug" => LevelFilter::DEBUG,
+        "trace" => LevelFilter::TRACE,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels() {
+        assert_eq!(parse_level("debug"), Some(LevelFilter::DEBUG));
+        assert_eq!(parse_level(" WARN "), Some(LevelFilter::WARN));
+        assert_eq!(parse_level("loud"), None);
+    }
+}

@@ -1,0 +1,131 @@
+//! One control connection's requests, answered in order.
+
+use super::{Ctx, link, state};
+use crate::app;
+use crate::wire::Conn;
+use muster_cluster::policy::{PolicyEvent, ReloadFailure};
+use muster_cluster::primary::Event;
+use muster_proto::{PROTOCOL_VERSION, SupervisorRequest, SupervisorResponse};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::sync::broadcast;
+
+/// Serves one connection: request, answer, until EOF — or, after `watch`, becomes the
+/// daemon's link.
+pub(super) async fn serve(ctx: Ctx, mut conn: Conn) -> anyhow::Result<()> {
+    while let Some(req) = conn.recv::<SupervisorRequest>().await? {
+        match req {
+            SupervisorRequest::Watch => return link::run(ctx, conn).await,
+            SupervisorRequest::Shutdown => {
+                ctx.shutdowns.fetch_add(1, Ordering::SeqCst);
+                let resp = answer(&ctx, req).await;
+                let sent = conn.send(&resp).await;
+                // The process may exit now (it waits for this, within a deadline).
+                ctx.replied.notify_one();
+                sent?;
+            }
+            req => {
+                let resp = answer(&ctx, req).await;
+                conn.send(&resp).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn answer(ctx: &Ctx, req: SupervisorRequest) -> SupervisorResponse {
+    let done = |m: &str| SupervisorResponse::Done {
+        message: m.to_owned(),
+    };
+    match req {
+        SupervisorRequest::Hello { version } if version != PROTOCOL_VERSION => {
+            SupervisorResponse::Error {
+                message: format!(
+                    "protocol version {version} is not this supervisor's {PROTOCOL_VERSION}"
+                ),
+            }
+        }
+        SupervisorRequest::Hello { .. } => SupervisorResponse::Hello {
+            version: PROTOCOL_VERSION,
+            pid: std::process::id(),
+        },
+        SupervisorRequest::Status => match state::app_info(ctx).await {
+            Some(app) => SupervisorResponse::Status { app: Box::new(app) },
+            None => SupervisorResponse::Error {
+                message: "the app is shutting down".into(),
+            },
+        },
+        SupervisorRequest::Reload => reload(ctx).await,
+        SupervisorRequest::Scale { instances } => {
+            ctx.primary.scale(instances as usize);
+            done(&format!("scaled to {instances}"))
+        }
+        SupervisorRequest::Send { message } => match ctx.primary.send(None, message).await {
+            Ok(n) => done(&format!("sent to {n} worker(s)")),
+            Err(e) => SupervisorResponse::Error { message: e },
+        },
+        SupervisorRequest::Signal { signal } => match app::signal_number(&signal) {
+            Ok(n) => {
+                ctx.primary.signal(n);
+                done(&format!("sent {signal}"))
+            }
+            Err(e) => SupervisorResponse::Error {
+                message: e.to_string(),
+            },
+        },
+        SupervisorRequest::Flush => {
+            // File work off the runtime's only thread: the app's events must keep flowing.
+            let sink = Arc::clone(&ctx.sink);
+            match tokio::task::spawn_blocking(move || sink.flush()).await {
+                Ok(Ok(())) => done("logs flushed"),
+                Ok(Err(e)) => SupervisorResponse::Error {
+                    message: format!("flushing the logs: {e}"),
+                },
+                Err(e) => SupervisorResponse::Error {
+                    message: format!("flushing the logs: {e}"),
+                },
+            }
+        }
+        SupervisorRequest::Watch => SupervisorResponse::Error {
+            message: "watch is answered by the link".into(),
+        },
+        SupervisorRequest::Shutdown => {
+            ctx.primary.stop();
+            let mut stopped = ctx.stopped.clone();
+            let _ = stopped.wait_for(|s| *s).await;
+            done("stopped")
+        }
+    }
+}
+
+/// Starts a rolling reload and waits for its end.
+async fn reload(ctx: &Ctx) -> SupervisorResponse {
+    let mut events = ctx.events.subscribe();
+    ctx.primary.reload();
+    loop {
+        match events.recv().await {
+            Ok(Event::Policy(PolicyEvent::ReloadFinished)) => {
+                return SupervisorResponse::Done {
+                    message: "reloaded".into(),
+                };
+            }
+            Ok(Event::Policy(PolicyEvent::ReloadFailed { reason })) => {
+                let why = match reason {
+                    ReloadFailure::GaveUp => "a replacement kept failing and the app gave up",
+                    ReloadFailure::ReplacementFailed => "a replacement failed",
+                    ReloadFailure::Stopped => "the app was stopped",
+                    ReloadFailure::NotRunning => "the app is not running",
+                };
+                return SupervisorResponse::Error {
+                    message: format!("reload failed: {why}; the old workers keep serving"),
+                };
+            }
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => {
+                return SupervisorResponse::Error {
+                    message: "the app stopped during the reload".into(),
+                };
+            }
+        }
+    }
+}

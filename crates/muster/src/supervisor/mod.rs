@@ -1,0 +1,213 @@
+//! The supervisor: one small process per app, running the app's primary.
+//!
+//! It owns the app's listening sockets, workers, restarts and log files, and answers the daemon
+//! on `$MUSTER_HOME/apps/<name>.sock`. It does not depend on the daemon: when the daemon dies
+//! the app keeps serving, and the next daemon adopts it through that socket. When the
+//! supervisor dies, its workers die with it (parent-death signal) and the daemon starts the
+//! app again.
+//!
+//! Jobs: `answer` serves one connection's requests, `link` pushes state, heartbeats and events
+//! to the daemon, `state` builds what is pushed. Idle, the only timer is the heartbeat (plus
+//! the memory check, only when `max_memory_restart` is set).
+
+mod answer;
+mod link;
+mod state;
+
+use crate::app;
+use crate::control_socket;
+use crate::home::Home;
+use crate::logs::{LogConfig, LogSink};
+use crate::procstat::{CpuSampler, rss_bytes};
+use crate::wire::{Conn, check_peer};
+use anyhow::Context;
+use muster_cluster::policy::{WorkerId, WorkerState};
+use muster_cluster::primary::{Event, Primary, PrimaryHandle};
+use muster_proto::{AppSpec, HEARTBEAT_MS};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, broadcast, watch};
+
+/// How long an answered `shutdown` may take to be written before the supervisor exits anyway.
+const REPLY_DEADLINE: Duration = Duration::from_secs(2);
+
+/// What the supervisor knows beyond the policy's own status.
+#[derive(Debug)]
+struct Tracker {
+    started: Instant,
+    worker_started: HashMap<WorkerId, Instant>,
+    cpu: CpuSampler,
+    /// The last heartbeat's samples, by worker id: (cpu percent, resident bytes).
+    samples: HashMap<u64, (f64, u64)>,
+    /// Workers whose process was stopped (`/proc` state `T`) at the last heartbeat.
+    stopped: HashSet<u64>,
+}
+
+#[derive(Clone)]
+struct Ctx {
+    spec: Arc<AppSpec>,
+    primary: PrimaryHandle,
+    tracker: Arc<Mutex<Tracker>>,
+    events: broadcast::Sender<Event>,
+    /// Bumped on every change of the app's state: each link pushes the new state.
+    changed: Arc<watch::Sender<u64>>,
+    /// Bumped on every heartbeat, after the samples are taken.
+    beat: Arc<watch::Sender<u64>>,
+    stopped: watch::Receiver<bool>,
+    /// `shutdown` requests not yet answered, and the signal that one answer was written: the
+    /// process must not exit before the daemon has its reply.
+    shutdowns: Arc<AtomicUsize>,
+    replied: Arc<Notify>,
+    sink: Arc<LogSink>,
+    out_log: String,
+    err_log: String,
+}
+
+/// `muster supervise <name>`: runs until the app is shut down. Returns the exit code.
+pub fn run(home: Home, name: &str) -> anyhow::Result<i32> {
+    crate::diag::init(&format!("supervisor {name}"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(supervise(home, name))
+}
+
+async fn supervise(home: Home, name: &str) -> anyhow::Result<i32> {
+    let spec_path = home.supervisor_spec(name);
+    let text = home
+        .read_private(&spec_path)?
+        .with_context(|| format!("the app spec {} is missing", spec_path.display()))?;
+    let spec: AppSpec = serde_json::from_slice(&text)
+        .with_context(|| format!("the app spec {} is malformed", spec_path.display()))?;
+    let socket_path = home.supervisor_socket(name);
+    let listener = control_socket::bind(&socket_path).await?;
+
+    let log_config = LogConfig::for_app(&spec, &home);
+    let out_log = log_config.out_path.display().to_string();
+    let err_log = log_config.err_path.display().to_string();
+    let sink = Arc::new(LogSink::new(log_config)?);
+    let mut config = app::primary_config(&spec)?;
+    config.stdio = Some(sink.stdio_factory());
+    let mut primary = Primary::start(config)?;
+    let (events, _) = broadcast::channel(256);
+    let (stopped_tx, stopped) = watch::channel(false);
+    let ctx = Ctx {
+        spec: Arc::new(spec),
+        primary: primary.handle(),
+        tracker: Arc::new(Mutex::new(Tracker {
+            started: Instant::now(),
+            worker_started: HashMap::new(),
+            cpu: CpuSampler::default(),
+            samples: HashMap::new(),
+            stopped: HashSet::new(),
+        })),
+        events: events.clone(),
+        changed: Arc::new(watch::channel(0).0),
+        beat: Arc::new(watch::channel(0).0),
+        stopped,
+        shutdowns: Arc::new(AtomicUsize::new(0)),
+        replied: Arc::new(Notify::new()),
+        sink,
+        out_log,
+        err_log,
+    };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let period = Duration::from_millis(HEARTBEAT_MS);
+    let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut memory_check = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            ev = primary.next_event() => {
+                let Some(ev) = ev else { break };
+                track(&ctx, &ev);
+                // A worker's message changes nothing `list` shows.
+                if !matches!(ev, Event::Message { .. }) {
+                    ctx.changed.send_modify(|n| *n += 1);
+                }
+                let _ = events.send(ev);
+            }
+            conn = listener.accept() => match conn {
+                Ok((stream, _)) => {
+                    let ctx = ctx.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = check_peer(&stream) {
+                            tracing::warn!("{e:#}");
+                            return;
+                        }
+                        if let Err(e) = answer::serve(ctx, Conn::new(stream)).await {
+                            tracing::debug!("a control connection ended: {e:#}");
+                        }
+                    });
+                }
+                Err(e) => tracing::warn!("accepting a control connection: {e}"),
+            },
+            _ = heartbeat.tick() => {
+                state::sample(&ctx).await;
+                if ctx.sink.health_changed() {
+                    ctx.changed.send_modify(|n| *n += 1); // `list` shows lost log lines
+                }
+                ctx.beat.send_modify(|n| *n += 1);
+            }
+            _ = memory_check.tick(), if ctx.spec.max_memory_restart.is_some() => {
+                recycle_fat_workers(&ctx).await;
+            }
+            _ = term.recv() => ctx.primary.stop(),
+        }
+    }
+    // The socket goes first: once `shutdown` is answered, a new supervisor for this app may
+    // bind it at once (a restart) and must not find ours still there.
+    drop(listener);
+    if let Err(e) = std::fs::remove_file(&socket_path) {
+        tracing::warn!("removing {}: {e}", socket_path.display());
+    }
+    let _ = stopped_tx.send(true);
+    // A `shutdown` that is waiting writes its answer now: wait for it to be written.
+    if ctx.shutdowns.load(Ordering::SeqCst) > 0
+        && tokio::time::timeout(REPLY_DEADLINE, ctx.replied.notified())
+            .await
+            .is_err()
+    {
+        tracing::warn!(
+            "the answer to shutdown was not written within {} s",
+            REPLY_DEADLINE.as_secs()
+        );
+    }
+    Ok(0)
+}
+
+fn track(ctx: &Ctx, ev: &Event) {
+    let mut t = ctx.tracker.lock().expect("tracker lock");
+    match ev {
+        Event::Fork { worker, .. } => {
+            t.worker_started.insert(*worker, Instant::now());
+        }
+        Event::Exit { worker, .. } => {
+            t.worker_started.remove(worker);
+            t.samples.remove(&worker.0);
+        }
+        _ => {}
+    }
+}
+
+/// Replaces, the zero-downtime way, every worker over `max_memory_restart`.
+async fn recycle_fat_workers(ctx: &Ctx) {
+    let Some(limit) = ctx.spec.max_memory_restart else {
+        return;
+    };
+    let Some(status) = ctx.primary.status().await else {
+        return;
+    };
+    for w in status.workers {
+        if w.state != WorkerState::Ready {
+            continue; // already being replaced, or not serving yet
+        }
+        if let Some(pid) = w.pid
+            && rss_bytes(pid).is_some_and(|rss| rss > limit)
+        {
+            ctx.primary.replace(w.id);
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Sockets from systemd socket activation (LISTEN_FDS), for `muster run`.

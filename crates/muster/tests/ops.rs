@@ -1,0 +1,506 @@
+//! Operating muster every day: shell completions, the man page, pm2-style `logs`, the systemd
+//! unit of `startup`, sd_notify, socket activation, watch and cron restarts, metrics, monit.
+//! Real tools where the behaviour is theirs to judge (bash, groff, systemd-socket-activate,
+//! promtool, tmux); every wait has a deadline and every process is cleaned up by its guard.
+
+// Shared with tests/daemon.rs, which uses all of it; this file only part.
+#[path = "support/daemon.rs"]
+#[allow(dead_code)]
+mod harness;
+
+use harness::Home;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+/// Longest wait for an app to come up or a line to appear.
+const WAIT: Duration = Duration::from_secs(20);
+
+fn stdout_of(home: &Home, args: &[&str]) -> String {
+    let out = home.ok(args);
+    out.stdout
+}
+
+#[test]
+fn completions_name_every_command_for_each_shell() {
+    let home = Home::new("compl");
+    for shell in ["bash", "zsh", "fish"] {
+        let text = stdout_of(&home, &["completions", shell]);
+        for cmd in ["start", "reload", "logs", "run", "completions", "man"] {
+            assert!(
+                text.contains(cmd),
+                "{shell} completions lack `{cmd}`:\n{text}"
+            );
+        }
+    }
+    // bash itself accepts the script and registers it for `muster`.
+    let script = home.path("muster.bash");
+    std::fs::write(&script, stdout_of(&home, &["completions", "bash"])).unwrap();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source '{}' && complete -p muster",
+            script.display()
+        ))
+        .output()
+        .expect("running bash");
+    assert!(
+        out.status.success(),
+        "bash rejected the completions: {out:?}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("muster"));
+    let bad = home.run(&["completions", "tcsh"]);
+    assert_eq!(bad.code, Some(2), "a usage error: {bad}");
+    assert!(bad.stderr.contains("tcsh"), "{bad}");
+}
+
+/// Renders roff with groff, as `man` would (`-k`: UTF-8 input through preconv); a page with
+/// roff errors produces warnings.
+fn render_man(page: &std::path::Path) -> String {
+    let out = Command::new("groff")
+        .args(["-k", "-man", "-Tutf8", "-ww", "-z"])
+        .arg(page)
+        .output()
+        .expect("groff is needed to render the man page (.ci/run installs groff-base)");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "groff warns about {}: {}",
+        page.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new("groff")
+        // Plain text: no overstrike for bold and underline.
+        .args(["-k", "-man", "-Tutf8", "-P-cbou"])
+        .arg(page)
+        .output()
+        .expect("groff");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn man_page_renders_and_lists_the_commands() {
+    let home = Home::new("man");
+    let page = home.path("muster.1");
+    std::fs::write(&page, stdout_of(&home, &["man"])).unwrap();
+    let text = render_man(&page);
+    assert!(text.contains("SYNOPSIS"), "{text}");
+    for cmd in ["muster-start", "muster-logs", "muster-completions"] {
+        assert!(text.contains(cmd), "man page lacks {cmd}:\n{text}");
+    }
+    let dir = home.path("man1");
+    home.ok(&["man", "--dir", dir.to_str().unwrap()]);
+    let logs = render_man(&dir.join("muster-logs.1"));
+    assert!(logs.contains("--lines"), "{logs}");
+    assert!(!dir.join("muster-supervise.1").exists());
+}
+
+/// Writes an executable shell script into the home and returns its path.
+fn script(home: &Home, name: &str, body: &str) -> String {
+    let path = home.path(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// An app that writes `tick N` on stdout and `tock N` on stderr five times a second.
+fn ticker(home: &Home) -> String {
+    script(
+        home,
+        "ticker.sh",
+        "i=0\nwhile true; do echo \"tick $i\"; echo \"tock $i\" >&2; i=$((i+1)); sleep 0.2; done\n",
+    )
+}
+
+/// A long-running `muster` command whose stdout lines are read as they come; SIGKILLed and
+/// reaped on drop if it still runs.
+struct Streaming {
+    child: Child,
+    lines: Receiver<String>,
+}
+
+impl Streaming {
+    fn start(home: &Home, args: &[&str]) -> Streaming {
+        Streaming::spawn(home.command(args))
+    }
+
+    fn spawn(mut cmd: Command) -> Streaming {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting muster");
+        let out = child.stdout.take().expect("piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Streaming { child, lines }
+    }
+
+    /// The next line, or a panic naming `what` after `timeout`.
+    fn line(&self, what: &str, timeout: Duration) -> String {
+        self.lines
+            .recv_timeout(timeout)
+            .unwrap_or_else(|e| panic!("no line ({what}) within {timeout:?}: {e}"))
+    }
+
+    /// SIGINT (Ctrl-C), then the exit code within `timeout`.
+    fn interrupt(&mut self, timeout: Duration) -> Option<i32> {
+        self.signal(rustix::process::Signal::INT);
+        self.exit_code(timeout)
+    }
+
+    fn signal(&self, sig: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, sig).unwrap();
+    }
+
+    /// The exit code, waiting at most `timeout` (panics after it).
+    fn exit_code(&mut self, timeout: Duration) -> Option<i32> {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("still running {timeout:?} after the signal");
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn tick_number(line: &str) -> u64 {
+    line.rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not a tick line: {line:?}"))
+}
+
+#[test]
+fn logs_stream_like_pm2_and_nostream_prints_and_exits() {
+    let home = Home::new("logs");
+    let app = ticker(&home);
+    home.ok(&["start", &app, "--name", "tk"]);
+    home.wait_log_line("tk", &["tk out| tick 20"], WAIT);
+
+    // --nostream: N lines per file, then exit.
+    let out = home
+        .ok(&["logs", "tk", "--nostream", "--lines", "3"])
+        .stdout;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 6, "{out}");
+    assert!(
+        lines[..3].iter().all(|l| l.starts_with("tk out| tick ")),
+        "{out}"
+    );
+    assert!(
+        lines[3..].iter().all(|l| l.starts_with("tk err| tock ")),
+        "{out}"
+    );
+
+    // --raw: the lines alone; --err: stderr only.
+    let out = home.ok(&["logs", "tk", "--nostream", "--lines", "2", "--raw", "--err"]);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines.iter().all(|l| l.starts_with("tock ")), "{out}");
+
+    // --timestamp: pm2's default format before the usual prefix.
+    let out = home.ok(&[
+        "logs",
+        "tk",
+        "--nostream",
+        "--lines",
+        "1",
+        "--out",
+        "--timestamp",
+    ]);
+    let line = out.stdout.lines().next().expect("one line");
+    let (stamp, rest) = line.split_once(' ').unwrap();
+    assert_eq!(stamp.len(), "2026-01-01-00:00:00".len(), "{line}");
+    assert!(
+        stamp.chars().nth(10) == Some('-') && rest.starts_with("tk out| tick "),
+        "{line}"
+    );
+
+    // --json without --follow prints and exits, so scripts do not hang.
+    let out = home.ok(&["logs", "tk", "--json", "--lines", "2", "--out"]);
+    assert_eq!(out.stdout.lines().count(), 2, "{out}");
+
+    // Without --nostream: the last 15 lines of the file, then new ones as they are written,
+    // until Ctrl-C (exit 0).
+    let mut s = Streaming::start(&home, &["logs", "tk", "--out"]);
+    let backlog: Vec<u64> = (0..15)
+        .map(|_| tick_number(&s.line("backlog", WAIT)))
+        .collect();
+    assert!(backlog.windows(2).all(|w| w[1] == w[0] + 1), "{backlog:?}");
+    let last = *backlog.last().unwrap();
+    // Lines written after the backlog was read: only streaming can show them.
+    let end = Instant::now() + WAIT;
+    loop {
+        let n = tick_number(&s.line("a streamed line", WAIT));
+        if n > last + 5 {
+            break;
+        }
+        assert!(Instant::now() < end, "no tick beyond {last} streamed");
+    }
+    assert_eq!(s.interrupt(WAIT), Some(0));
+}
+
+fn snapshot_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/ops")
+}
+
+/// Compares `actual` with `tests/snapshots/ops/NAME` (`MUSTER_UPDATE_SNAPSHOTS=1` rewrites it).
+fn assert_snapshot(name: &str, actual: &str) {
+    let path = snapshot_dir().join(name);
+    if std::env::var_os("MUSTER_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(snapshot_dir()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run with MUSTER_UPDATE_SNAPSHOTS=1 to write it. Actual:\n{actual}",
+            path.display()
+        )
+    });
+    assert_eq!(actual, expected, "snapshot {} differs", path.display());
+}
+
+#[test]
+fn startup_writes_the_unit_and_unstartup_removes_it() {
+    let home = Home::new("startup");
+    let dir = home.path("units");
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir_s = dir.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let out = home
+            .command(args)
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .output()
+            .expect("running muster");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let exe = std::fs::canonicalize(harness::exe()).unwrap();
+    let exe = exe.to_str().unwrap();
+
+    // --dry-run prints the unit and writes nothing.
+    let (code, dry, _) = run(&[
+        "startup",
+        "-u",
+        "root",
+        "--hp",
+        "/root",
+        "--unit-dir",
+        dir_s,
+        "--dry-run",
+    ]);
+    assert_eq!(code, Some(0));
+    assert!(
+        std::fs::read_dir(&dir).unwrap().next().is_none(),
+        "--dry-run wrote"
+    );
+
+    let (code, out, err) = run(&[
+        "startup",
+        "-u",
+        "root",
+        "--hp",
+        "/root",
+        "--unit-dir",
+        dir_s,
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let unit_path = dir.join("muster-root.service");
+    let unit = std::fs::read_to_string(&unit_path).expect("the unit was written");
+    // It prints exactly what it wrote, and how to enable it.
+    assert!(out.contains(&unit), "{out}");
+    assert!(dry.contains(&unit), "{dry}");
+    assert!(
+        out.contains("systemctl enable --now muster-root.service"),
+        "{out}"
+    );
+    assert_snapshot("muster-root.service", &unit.replace(exe, "<MUSTER>"));
+    for line in [
+        "KillMode=process",
+        "Type=notify",
+        "User=root",
+        "ExecStartPost=-",
+    ] {
+        assert!(unit.contains(line), "{line} missing:\n{unit}");
+    }
+    // systemd itself accepts it, when its tools are here (.ci/run installs them).
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        let v = Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&unit_path)
+            .output()
+            .unwrap();
+        assert!(v.status.success(), "systemd-analyze verify: {v:?}");
+    } else {
+        eprintln!("SKIPPED systemd-analyze verify: systemd-analyze is not installed");
+    }
+
+    let (code, out, _) = run(&["unstartup", "-u", "root", "--unit-dir", dir_s]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("systemctl disable muster-root.service"),
+        "{out}"
+    );
+    assert!(!unit_path.exists());
+    let (code, _, err) = run(&["unstartup", "-u", "root", "--unit-dir", dir_s]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("muster-root.service"), "{err}");
+    let (code, _, err) = run(&["startup", "upstart", "--unit-dir", dir_s]);
+    assert_eq!(
+        (code, err.contains("only systemd")),
+        (Some(1), true),
+        "{err}"
+    );
+}
+
+/// A datagram socket standing in for systemd's notify socket.
+struct NotifySocket {
+    sock: std::os::unix::net::UnixDatagram,
+    path: std::path::PathBuf,
+}
+
+impl NotifySocket {
+    fn bind(home: &Home) -> NotifySocket {
+        let path = home.path("notify.sock");
+        let sock =
+            std::os::unix::net::UnixDatagram::bind(&path).expect("binding the notify socket");
+        NotifySocket { sock, path }
+    }
+
+    /// Messages until one contains `want` (panics after `timeout`); returns all of them.
+    fn until(&self, want: &str, timeout: Duration) -> Vec<String> {
+        let end = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no {want:?} within {timeout:?}; got {seen:?}"
+            );
+            self.sock.set_read_timeout(Some(left)).unwrap();
+            if let Ok(n) = self.sock.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let done = msg.contains(want);
+                seen.push(msg);
+                if done {
+                    return seen;
+                }
+            }
+        }
+    }
+}
+
+/// An app that reports which of systemd's variables it got, then sleeps.
+fn env_reporter(home: &Home) -> String {
+    script(
+        home,
+        "envreport.sh",
+        "for v in NOTIFY_SOCKET WATCHDOG_USEC WATCHDOG_PID LISTEN_FDS; do\n  \
+         eval \"x=\\${$v-unset}\"; echo \"env $v=$x\"\ndone\necho envdone\nexec sleep 1000\n",
+    )
+}
+
+fn assert_no_private_env(text: &str) {
+    for v in [
+        "NOTIFY_SOCKET",
+        "WATCHDOG_USEC",
+        "WATCHDOG_PID",
+        "LISTEN_FDS",
+    ] {
+        assert!(
+            text.contains(&format!("env {v}=unset")),
+            "{v} reached the app:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn run_tells_systemd_ready_watchdog_stopping_and_keeps_its_variables_from_apps() {
+    let home = Home::new("notify-run");
+    let notify = NotifySocket::bind(&home);
+    let app = env_reporter(&home);
+    let mut cmd = home.command(&["run", &app, "--name", "env"]);
+    cmd.env("NOTIFY_SOCKET", &notify.path)
+        .env("WATCHDOG_USEC", "100000")
+        .env_remove("WATCHDOG_PID");
+    let mut run = Streaming::spawn(cmd);
+    let first = notify.until("READY=1", WAIT);
+    let ready = first.last().unwrap();
+    assert!(ready.contains("STATUS=1 app(s) running"), "{ready}");
+    // The watchdog is fed (every 50 ms here), more than once.
+    let fed = notify.until("WATCHDOG=1", WAIT);
+    assert!(fed.iter().all(|m| !m.contains("STOPPING")), "{fed:?}");
+    notify.until("WATCHDOG=1", WAIT);
+    let mut lines = Vec::new();
+    while !lines.iter().any(|l: &String| l.contains("envdone")) {
+        lines.push(run.line("the app's report", WAIT));
+    }
+    assert_no_private_env(&lines.join("\n"));
+    run.signal(rustix::process::Signal::TERM);
+    notify.until("STOPPING=1", WAIT);
+    assert_eq!(run.exit_code(WAIT), Some(0));
+}
+
+#[test]
+fn daemon_tells_systemd_ready_and_stopping_and_its_apps_outlive_it() {
+    let home = Home::new("notify-daemon");
+    let notify = NotifySocket::bind(&home);
+    let mut cmd = home.command(&["daemon"]);
+    cmd.env("NOTIFY_SOCKET", &notify.path);
+    let mut daemon = Streaming::spawn(cmd);
+    let ready = notify.until("READY=1", WAIT);
+    assert!(
+        ready
+            .last()
+            .unwrap()
+            .contains("STATUS=muster daemon: 0 app(s)"),
+        "{ready:?}"
+    );
+    let app = env_reporter(&home);
+    home.ok(&["start", &app, "--name", "env"]);
+    let report = home.wait_log_line("env", &["envdone"], WAIT);
+    assert!(!report.is_empty());
+    let logs = home.ok(&["logs", "env", "--nostream", "--raw"]).stdout;
+    assert_no_private_env(&logs);
+    let pids = home.wait_online("env", 1, WAIT);
+    // SIGTERM, as systemd stops the unit: STOPPING=1, exit 0, and the app keeps running
+    // (KillMode=process leaves the supervisors alone; the next daemon adopts them).
+    daemon.signal(rustix::process::Signal::TERM);
+    notify.until("STOPPING=1", WAIT);
+    assert_eq!(daemon.exit_code(WAIT), Some(0));
+    assert!(harness::running(pids[0]), "the app died with the daemon");
+    assert_eq!(
+        home.wait_online("env", 1, WAIT),
+        pids,
+        "the next daemon adopts the app"
+    );
+}
