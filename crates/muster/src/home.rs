@@ -50,7 +50,8 @@ pub enum HomeError {
     },
     #[error("refusing {path}: {why}")]
     File { path: PathBuf, why: String },
-    #[error("{what} {path}: {source}")]
+    /// The cause is the source (`{:#}` shows it), not repeated here.
+    #[error("{what} {path}")]
     Io {
         what: &'static str,
         path: PathBuf,

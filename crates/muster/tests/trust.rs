@@ -373,3 +373,134 @@ fn an_environment_value_of_ten_megabytes_is_refused_by_start() {
     );
     assert!(h.apps().is_empty(), "nothing was registered");
 }
+
+/// A tmpfs mounted for a test; lazily unmounted on drop (even while something still uses it).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// Mounts a `size` tmpfs (mode 0700) on `dir`, or says why not.
+    fn mount(dir: &Path, size: &str) -> Result<Tmpfs, String> {
+        let out = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+        }
+        Ok(Tmpfs(dir.to_owned()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Fills the file system of `dir` until a write fails with ENOSPC.
+fn fill(dir: &Path) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(dir.join("filler")).unwrap();
+    let block = vec![b'x'; 64 * 1024];
+    loop {
+        if let Err(e) = f.write_all(&block) {
+            assert_eq!(e.raw_os_error(), Some(28), "filled until ENOSPC: {e}");
+            break;
+        }
+    }
+    // The last partial blocks too.
+    while f.write_all(b"x").is_ok() {}
+}
+
+#[test]
+fn on_a_full_disk_stop_delete_and_kill_act_then_warn() {
+    let h = Home::new("tmpfs");
+    let _fs = match Tmpfs::mount(h.dir(), "4m") {
+        Ok(m) => m,
+        Err(why) => {
+            eprintln!(
+                "SKIPPED: cannot mount a tmpfs here ({why}); the /dev/full and RLIMIT_FSIZE tests cover the log side"
+            );
+            return;
+        }
+    };
+    let chatty = sh_app(
+        &h,
+        "chatty",
+        "i=0; while true; do echo chatty-line-$i; i=$((i+1)); sleep 0.005; done",
+        "",
+    );
+    let calm = sh_app(&h, "calm", "sleep 600", "");
+    h.ok(&["start", &chatty]);
+    h.ok(&["start", &calm]);
+    let calm_pids = harness::worker_pids(&h.must_app("calm"));
+    let chatty_pids = harness::worker_pids(&h.must_app("chatty"));
+    fill(h.dir());
+    h.wait("the full disk in chatty's log health", WAIT, || {
+        let v = health(&h, "chatty");
+        v["error"].as_str()?.contains("No space left").then_some(())
+    });
+    let line = h.ok(&["list"]).stdout;
+    assert!(line.contains("!log"), "{line}");
+
+    let out = h.ok(&["stop", "calm"]);
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        said.contains("warning") && said.contains("No space left"),
+        "stop acts, then warns: {said}"
+    );
+    h.wait("calm's worker gone", WAIT, || {
+        calm_pids.iter().all(|p| !running(*p)).then_some(())
+    });
+
+    let out = h.ok(&["delete", "chatty"]);
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert!(said.contains("warning"), "delete acts, then warns: {said}");
+    h.wait("chatty's worker gone", WAIT, || {
+        chatty_pids.iter().all(|p| !running(*p)).then_some(())
+    });
+
+    // `start` must save first, so it needs room; `kill` does not.
+    let _ = std::fs::remove_file(h.path("filler"));
+    h.ok(&["start", &calm]);
+    fill(h.dir());
+    let out = h.ok(&["kill"]);
+    assert!(
+        out.stdout.contains("warning"),
+        "kill acts, then warns: {out}"
+    );
+    h.wait_no_processes(WAIT);
+}
+
+#[test]
+fn kill_keeps_the_daemon_while_an_app_it_could_not_stop_runs() {
+    let h = Home::new("kill-stuck");
+    let app = sh_app(&h, "stuck", "sleep 600", "kill_timeout_ms = 0");
+    h.ok(&["start", &app]);
+    let v = h.must_app("stuck");
+    let supervisor = v["supervisor_pid"].as_u64().unwrap() as u32;
+    let workers = harness::worker_pids(&v);
+    let daemon = h.daemon_pid().expect("a daemon");
+    let pid = rustix::process::Pid::from_raw(supervisor as i32).unwrap();
+    // A supervisor that cannot answer: `kill` cannot stop its app.
+    rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
+    let out = h.run(&["kill"]);
+    rustix::process::kill_process(pid, rustix::process::Signal::CONT).unwrap();
+    assert_eq!(out.code, Some(1), "{}", h.report("kill must fail"));
+    assert!(out.stderr.contains("could not stop stuck"), "{out}");
+    assert_eq!(h.daemon_pid(), Some(daemon), "the daemon still runs");
+    assert!(workers.iter().all(|p| running(*p)));
+    // Once the supervisor answers again, kill ends everything.
+    h.ok(&["kill"]);
+    h.wait_no_processes(WAIT);
+}

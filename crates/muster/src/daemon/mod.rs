@@ -96,6 +96,16 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// `message`, with the warning of a registry that could not be saved, if any.
+    async fn warned(&self, message: String) -> String {
+        match self.registry.lock().await.take_warning() {
+            Some(w) => format!("{message}\n{w}"),
+            None => message,
+        }
+    }
+}
+
 fn done(message: String, apps: Vec<AppInfo>) -> Response {
     Response::Done { message, apps }
 }

@@ -25,6 +25,10 @@ pub struct Registry {
     /// Where it is saved; `None` only for `Default`.
     #[serde(skip)]
     home: Option<Home>,
+    /// Why the last [`save_or_warn`](Registry::save_or_warn) failed, until one succeeds or
+    /// the warning is taken.
+    #[serde(skip)]
+    unsaved: Option<String>,
 }
 
 impl Registry {
@@ -51,6 +55,29 @@ impl Registry {
         let text = serde_json::to_string_pretty(self)?;
         home.write_private(&home.registry(), text.as_bytes())?;
         Ok(())
+    }
+
+    /// Saves, or remembers why it could not: for commands that must act even when the state
+    /// cannot be written (a full disk must not lock the operator out of `stop`, `delete` and
+    /// `kill`). They act, then warn with [`take_warning`](Registry::take_warning).
+    pub fn save_or_warn(&mut self) {
+        match self.save() {
+            Ok(()) => self.unsaved = None,
+            Err(e) => {
+                tracing::warn!("the registry could not be saved: {e:#}");
+                self.unsaved = Some(format!("{e:#}"));
+            }
+        }
+    }
+
+    /// The warning a failed [`save_or_warn`](Registry::save_or_warn) left, once.
+    pub fn take_warning(&mut self) -> Option<String> {
+        self.unsaved.take().map(|e| {
+            format!(
+                "warning: done, but the app list could not be saved ({e}); a daemon started \
+                 before it can be saved may start these apps again"
+            )
+        })
     }
 
     pub fn apps(&self) -> &[Entry] {

@@ -89,8 +89,10 @@ impl Daemon {
                     message: format!("{e:#}"),
                 },
             };
+            let failed = matches!(resp, Response::Error { .. });
             conn.send(&resp).await?;
-            if kill {
+            // A `kill` that could not stop every app leaves the daemon up to manage them.
+            if kill && !failed {
                 self.shutdown.notify_one();
             }
         }

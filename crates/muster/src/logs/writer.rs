@@ -461,9 +461,10 @@ pub(crate) fn spawn_writer(
                 Ok(()) if failing => {
                     failing = false;
                     h.error = None;
-                    eprintln!(
-                        "muster: writing {} works again; {} line(s), {} byte(s) of output \
-                         dropped so far",
+                    // `tracing`, not `eprintln!`: stderr is daemon.log, on the disk that may
+                    // be full, and a failed `eprintln!` panics.
+                    tracing::warn!(
+                        "writing {} works again; {} line(s), {} byte(s) of output dropped so far",
                         target.name(),
                         h.lines_dropped,
                         h.bytes_dropped
@@ -478,9 +479,9 @@ pub(crate) fn spawn_writer(
                         failing = true;
                         h.since_unix_ms = Some(unix_ms(SystemTime::now()));
                         // Once per episode: a full disk must not also fill daemon.log.
-                        eprintln!(
-                            "muster: writing {} failed: {}; whole lines are dropped (and \
-                             counted in `muster show`) until a write succeeds",
+                        tracing::warn!(
+                            "writing {} failed: {}; whole lines are dropped (and counted in \
+                             `muster show`) until a write succeeds",
                             target.name(),
                             lost.error
                         );
