@@ -196,6 +196,10 @@ pub struct AppInfo {
     /// Whether the app's output reaches its log files.
     #[serde(default)]
     pub log_health: crate::LogHealth,
+    /// Why the last worker could not be started (the OS error: exec failed, too many open
+    /// files…), until a worker is ready again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spawn_error: Option<String>,
 }
 
 /// One worker in [`AppInfo`].

@@ -504,3 +504,32 @@ fn kill_keeps_the_daemon_while_an_app_it_could_not_stop_runs() {
     h.ok(&["kill"]);
     h.wait_no_processes(WAIT);
 }
+
+#[test]
+fn an_exec_failure_is_reported_by_start_restart_and_show() {
+    let h = Home::new("exec-fail");
+    let bin = h.path("not-a-program");
+    std::fs::write(&bin, b"garbage\x01\x02").unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = h.path("bad.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[app]]\nname = \"bad\"\nscript = {:?}\ninterpreter = \"none\"\n",
+            bin.display().to_string()
+        ),
+    )
+    .unwrap();
+    let err = h.fails(&["start", path.to_str().unwrap()]);
+    assert!(
+        err.contains("Exec format error"),
+        "start gives the OS error: {err}"
+    );
+    let show = h.ok(&["show", "bad"]).stdout;
+    assert!(
+        show.contains("spawn error") && show.contains("Exec format error"),
+        "{show}"
+    );
+    let err = h.fails(&["restart", "bad"]);
+    assert!(err.contains("Exec format error"), "restart too: {err}");
+}

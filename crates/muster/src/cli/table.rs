@@ -142,6 +142,9 @@ pub fn show(a: &AppInfo) -> String {
     }
     field(&mut out, "out log", a.out_log.clone());
     field(&mut out, "err log", a.err_log.clone());
+    if let Some(e) = &a.spawn_error {
+        field(&mut out, "spawn error", e.clone());
+    }
     if let Some(health) = log_health(&a.log_health) {
         field(&mut out, "log writing", health);
     }
@@ -233,6 +236,7 @@ mod vocabulary {
             out_log: "/h/logs/a-out.log".into(),
             err_log: "/h/logs/a-err.log".into(),
             log_health: Default::default(),
+            spawn_error: None,
             spec: AppSpec::new("a", "/srv/a.js"),
         }
     }

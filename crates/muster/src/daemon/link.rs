@@ -160,7 +160,11 @@ impl Daemon {
                 views
                     .get(&spec.name)
                     .and_then(|v| v.app.as_ref())
-                    .is_some_and(|a| matches!(a.status, AppStatus::Online | AppStatus::Errored))
+                    // A worker that could not even be started is reported at once.
+                    .is_some_and(|a| {
+                        matches!(a.status, AppStatus::Online | AppStatus::Errored)
+                            || a.spawn_error.is_some()
+                    })
             };
             if up {
                 return;

@@ -21,7 +21,7 @@ use crate::logs::{LogConfig, LogSink};
 use crate::procstat::{CpuSampler, rss_bytes};
 use crate::wire::{Conn, check_peer};
 use anyhow::Context;
-use muster_cluster::policy::{WorkerId, WorkerState};
+use muster_cluster::policy::{PolicyEvent, WorkerId, WorkerState};
 use muster_cluster::primary::{Event, Primary, PrimaryHandle};
 use muster_proto::{AppSpec, HEARTBEAT_MS};
 use std::collections::{HashMap, HashSet};
@@ -43,6 +43,8 @@ struct Tracker {
     samples: HashMap<u64, (f64, u64)>,
     /// Workers whose process was stopped (`/proc` state `T`) at the last heartbeat.
     stopped: HashSet<u64>,
+    /// The last spawn failure, until a worker is ready (`show`, and `start` reports it).
+    spawn_error: Option<String>,
 }
 
 #[derive(Clone)]
@@ -102,6 +104,7 @@ async fn supervise(home: Home, name: &str) -> anyhow::Result<i32> {
             cpu: CpuSampler::default(),
             samples: HashMap::new(),
             stopped: HashSet::new(),
+            spawn_error: None,
         })),
         events: events.clone(),
         changed: Arc::new(watch::channel(0).0),
@@ -188,6 +191,10 @@ fn track(ctx: &Ctx, ev: &Event) {
             t.worker_started.remove(worker);
             t.samples.remove(&worker.0);
         }
+        Event::Policy(PolicyEvent::SpawnFailed { error, .. }) => {
+            t.spawn_error = Some(error.clone());
+        }
+        Event::Policy(PolicyEvent::Ready { .. }) => t.spawn_error = None,
         _ => {}
     }
 }

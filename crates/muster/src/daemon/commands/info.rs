@@ -63,6 +63,7 @@ impl Daemon {
                     err_log: logs.err_path.display().to_string(),
                     spec: shown,
                     log_health: Default::default(),
+                    spawn_error: None,
                 }
             })
             .collect())
