@@ -19,6 +19,9 @@ use crate::instances::Instances;
 /// Bumped only when a field changes meaning; new optional fields do not bump it.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// pm2's name for the variable holding a worker's slot index.
+pub const DEFAULT_INSTANCE_VAR: &str = "NODE_APP_INSTANCE";
+
 /// The longest app name: it becomes part of a Unix socket path, which is capped at 108 bytes.
 pub const MAX_NAME_LEN: usize = 64;
 
@@ -88,6 +91,16 @@ pub struct AppSpec {
     pub log_keep: u32,
     /// Signal that asks a worker to stop (`SIGxxx`).
     pub stop_signal: String,
+    /// Ask a worker to stop with the user message `"shutdown"` instead of `stop_signal` (pm2's
+    /// `shutdown_with_message`, for programs that cannot take signals).
+    pub shutdown_with_message: bool,
+    /// The variable that holds a worker's slot index from 0 (pm2's `instance_var`); muster
+    /// sets `MUSTER_INSTANCE` too.
+    pub instance_var: String,
+    /// A variable of `env` holding a number that each worker gets plus its slot index (pm2's
+    /// `increment_var`: `PORT` 3000 → 3000, 3001, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub increment_var: Option<String>,
 }
 
 impl AppSpec {
@@ -139,6 +152,9 @@ impl Default for AppSpec {
             log_max_size: None,
             log_keep: 5,
             stop_signal: "SIGTERM".to_owned(),
+            shutdown_with_message: false,
+            instance_var: DEFAULT_INSTANCE_VAR.to_owned(),
+            increment_var: None,
         }
     }
 }

@@ -120,10 +120,13 @@ pub enum Request {
     Show {
         target: Target,
     },
-    /// A user message to every worker of the target apps.
+    /// A user message to every worker of the target apps, or to one worker (its id, as
+    /// `list`/`show` print it).
     Send {
         target: Target,
         message: Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        worker: Option<u64>,
     },
     Signal {
         target: Target,
@@ -230,6 +233,8 @@ pub enum SupervisorRequest {
     },
     Send {
         message: Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        worker: Option<u64>,
     },
     Signal {
         signal: String,

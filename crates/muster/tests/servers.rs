@@ -177,3 +177,129 @@ fn which(program: &str) -> Option<PathBuf> {
         .map(|d| d.join(program))
         .find(|p| p.is_file())
 }
+
+#[test]
+fn start_flags_and_the_stop_signal_defaults_reach_the_spec() {
+    require("node");
+    let h = Home::new("flags");
+    h.ok(&[
+        "start",
+        "sleep",
+        "--name",
+        "s",
+        "--stop-signal",
+        "term",
+        "--min-uptime",
+        "2500",
+        "--",
+        "1000",
+    ]);
+    let spec = &h.must_app("s")["spec"];
+    assert_eq!(spec["stop_signal"], "SIGTERM");
+    assert_eq!(spec["min_uptime_ms"], 2500);
+    assert_eq!(spec["shutdown_with_message"], false);
+    assert_eq!(spec["instance_var"], "NODE_APP_INSTANCE");
+    h.ok(&["start", "sleep", "--name", "plain", "--", "1000"]);
+    assert_eq!(h.must_app("plain")["spec"]["stop_signal"], "SIGTERM");
+    // A Node script from the CLI stops with SIGINT, as under pm2.
+    h.ok(&["start", path_str(&fixture("daemon_app.js")), "--name", "n"]);
+    assert_eq!(h.must_app("n")["spec"]["stop_signal"], "SIGINT");
+    let err = h.fails(&[
+        "start",
+        "sleep",
+        "--name",
+        "bad",
+        "--stop-signal",
+        "SIGFOO",
+        "--",
+        "1",
+    ]);
+    assert!(
+        err.contains("--stop-signal") && err.contains("SIGFOO"),
+        "{err}"
+    );
+    assert!(h.app("bad").is_none());
+}
+
+#[test]
+fn send_reaches_one_worker_by_id_and_fails_when_it_reaches_none() {
+    require("python3");
+    let h = Home::new("send");
+    let script = fixture("daemon_app.py");
+    let listen = format!("127.0.0.1:{}", free_port());
+    h.ok(&[
+        "start",
+        path_str(&script),
+        "--name",
+        "py",
+        "-i",
+        "2",
+        "--listen",
+        &listen,
+    ]);
+    h.wait_online("py", 2, WAIT);
+    let app = h.must_app("py");
+    let ids: Vec<u64> = app["workers"]
+        .as_array()
+        .expect("workers")
+        .iter()
+        .map(|w| w["id"].as_u64().expect("a worker id"))
+        .collect();
+    let (first, second) = (ids[0], ids[1]);
+    let out = h.ok(&[
+        "send",
+        "py",
+        r#"{"to":"one"}"#,
+        "--worker",
+        &first.to_string(),
+    ]);
+    assert!(out.stdout.contains("sent to 1 worker(s)"), "{out}");
+    h.wait_log_line(
+        "py",
+        &[&format!("worker {first} "), r#"got message {"to":"one"}"#],
+        WAIT,
+    );
+    // The other worker got nothing: a message to all arrives at it, after none to it.
+    h.ok(&["send", "py", r#"{"to":"all"}"#]);
+    h.wait_log_line(
+        "py",
+        &[&format!("worker {second} "), r#"got message {"to":"all"}"#],
+        WAIT,
+    );
+    let logs = h.ok(&["logs", "py", "--lines", "200", "--nostream"]).stdout;
+    assert!(
+        !logs
+            .lines()
+            .any(|l| l.contains(&format!("worker {second} ")) && l.contains(r#""to":"one""#)),
+        "{logs}"
+    );
+
+    // A worker id that is not there, and a message of the cluster protocol: errors.
+    let err = h.fails(&["send", "py", "{}", "--worker", "999"]);
+    assert!(err.contains("999"), "{err}");
+    let err = h.fails(&["send", "py", r#"{"cmd":"NODE_CLUSTER","act":"disconnect"}"#]);
+    assert!(err.contains("reserved"), "{err}");
+    assert_eq!(
+        h.wait_online("py", 2, WAIT).len(),
+        2,
+        "no worker was disconnected"
+    );
+
+    // A worker that closed its channel receives nothing: that is an error, not "sent to 0".
+    h.ok(&[
+        "start",
+        "python3",
+        "--name",
+        "deaf",
+        "--",
+        "-c",
+        "import os, time; os.close(int(os.environ['NODE_CHANNEL_FD'])); time.sleep(600)",
+    ]);
+    h.wait_online("deaf", 1, WAIT);
+    let out = h.wait("the channel's end to be seen", WAIT, || {
+        let out = h.run(&["send", "deaf", "{}"]);
+        (!out.ok()).then_some(out)
+    });
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("no worker received"), "{out}");
+}

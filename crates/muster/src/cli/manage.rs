@@ -21,7 +21,8 @@ pub enum Manage {
     Scale(String, String),
     List,
     Show(String),
-    Send(String, String),
+    /// Target, JSON message, and one worker's id.
+    Send(String, String, Option<u64>),
     Signal(String, String),
     Flush(Option<String>),
     Save,
@@ -107,10 +108,10 @@ async fn ask(home: Home, cmd: Manage, out: Output) -> anyhow::Result<i32> {
         Manage::Show(t) => Request::Show {
             target: Target::parse(&t),
         },
-        Manage::Send(t, json) => Request::Send {
+        Manage::Send(t, json, worker) => Request::Send {
             target: Target::parse(&t),
-            message: serde_json::from_str(&json)
-                .with_context(|| format!("the message {json:?} is not JSON"))?,
+            message: user_message(&json)?,
+            worker,
         },
         Manage::Signal(sig, t) => {
             crate::app::signal_number(&sig)?;
@@ -210,4 +211,21 @@ pub async fn list_apps(home: &Home, target: Option<&str>) -> anyhow::Result<Vec<
         Response::Error { message } => anyhow::bail!(message),
         other => anyhow::bail!("unexpected answer {other:?}"),
     }
+}
+
+/// The message of `muster send`: JSON, and not one of the cluster protocol's own (a `cmd`
+/// starting with `NODE_`), which a worker would take as the primary's.
+fn user_message(json: &str) -> anyhow::Result<serde_json::Value> {
+    let message: serde_json::Value =
+        serde_json::from_str(json).with_context(|| format!("the message {json:?} is not JSON"))?;
+    if let Some(cmd) = message.get("cmd").and_then(|c| c.as_str())
+        && cmd.starts_with("NODE_")
+        && cmd.len() > "NODE_".len()
+    {
+        anyhow::bail!(
+            "the message has \"cmd\": {cmd:?}, which is reserved for the cluster protocol \
+             (a cmd starting with NODE_); send another cmd"
+        );
+    }
+    Ok(message)
 }

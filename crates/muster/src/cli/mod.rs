@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod bench;
 pub mod cluster;
 pub mod completions;
 pub mod foreground;
@@ -101,6 +102,9 @@ pub enum Command {
     Send {
         target: String,
         message: String,
+        /// Only to this worker (its id, as `list` and `show` print it).
+        #[arg(long, value_name = "ID")]
+        worker: Option<u64>,
         /// Print JSON only (schema: docs/json.md).
         #[arg(long)]
         json: bool,
@@ -150,6 +154,9 @@ pub enum Command {
     Startup(startup::StartupArgs),
     /// Remove the unit `muster startup` wrote.
     Unstartup(startup::UnstartupArgs),
+    /// Load an HTTP(S) URL and report transactions, availability, response times, rate;
+    /// `--during "reload APP"` runs a muster action mid-load and counts the failures around it.
+    Bench(bench::BenchArgs),
     /// Print shell completions: `muster completions bash > /etc/bash_completion.d/muster`.
     Completions(completions::CompletionsArgs),
     /// Print the manual page (roff), or write one page per command with `--dir`.
@@ -199,8 +206,9 @@ pub fn main() -> i32 {
         Command::Send {
             target,
             message,
+            worker,
             json,
-        } => manage::run(Manage::Send(target, message), Output { json }),
+        } => manage::run(Manage::Send(target, message, worker), Output { json }),
         Command::Signal {
             signal,
             target,
@@ -215,6 +223,7 @@ pub fn main() -> i32 {
         Command::Ipc(args) => ipc::run(args),
         Command::Startup(args) => startup::startup(args),
         Command::Unstartup(args) => startup::unstartup(args),
+        Command::Bench(args) => bench::run(args),
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => completions::man(args),
         Command::Daemon => crate::home::Home::from_env().and_then(crate::daemon::run),
@@ -270,6 +279,7 @@ impl Command {
             Command::Logs(a) => a.json,
             Command::Run(a) => a.json,
             Command::Cluster(a) => a.json,
+            Command::Bench(a) => a.json,
             _ => false,
         }
     }

@@ -43,6 +43,17 @@ pub struct AppArgs {
     /// Milliseconds a stopping worker gets to finish before it is killed.
     #[arg(long, value_name = "MS")]
     pub kill_timeout: Option<u64>,
+    /// The signal that asks a worker to stop (`SIGTERM` or `TERM`; default SIGINT for Node
+    /// scripts, as pm2, and SIGTERM for other programs).
+    #[arg(long, value_name = "SIGNAL", alias = "kill-signal")]
+    pub stop_signal: Option<String>,
+    /// Ask workers to stop with the message "shutdown" instead of a signal (pm2's
+    /// `shutdown_with_message`).
+    #[arg(long)]
+    pub shutdown_with_message: bool,
+    /// Milliseconds a worker must live to count as started; a shorter life is a failed start.
+    #[arg(long, value_name = "MS")]
+    pub min_uptime: Option<u64>,
     /// A worker is ready when it sends "ready" (`process.send('ready')`).
     #[arg(long)]
     pub wait_ready: bool,
@@ -136,6 +147,10 @@ pub fn specs(args: &AppArgs) -> anyhow::Result<(Vec<AppSpec>, Vec<String>)> {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     spec.cwd = Some(std::env::current_dir()?);
+    if crate::program::runs_node(&spec) {
+        // pm2 stops Node apps with SIGINT, and apps written for it listen for that.
+        spec.stop_signal = "SIGINT".to_owned();
+    }
     apply_overrides(&mut spec, args, false)?;
     default_schedule(&mut spec, args);
     let mut apps = vec![spec];
@@ -214,6 +229,17 @@ fn apply_overrides(spec: &mut AppSpec, args: &AppArgs, from_file: bool) -> anyho
     }
     if let Some(ms) = args.kill_timeout {
         spec.kill_timeout_ms = ms;
+    }
+    if let Some(sig) = &args.stop_signal {
+        // Canonical (`SIGTERM`), so that `show` prints one spelling; the rule of `stop_signal`.
+        spec.stop_signal =
+            muster_proto::parse_signal(sig).map_err(|e| anyhow::anyhow!("--stop-signal: {e}"))?;
+    }
+    if args.shutdown_with_message {
+        spec.shutdown_with_message = true;
+    }
+    if let Some(ms) = args.min_uptime {
+        spec.min_uptime_ms = ms;
     }
     if args.wait_ready {
         spec.wait_ready = true;

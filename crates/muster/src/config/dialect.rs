@@ -21,7 +21,7 @@ pub(crate) trait Dialect {
 pub(crate) struct Toml;
 
 /// Every key of a muster.toml `[[app]]` table (besides `env_<profile>`).
-pub(crate) const TOML_KEYS: [(&str, Field); 29] = [
+pub(crate) const TOML_KEYS: [(&str, Field); 33] = [
     ("name", Field::Name),
     ("script", Field::Script),
     ("args", Field::Args),
@@ -54,6 +54,10 @@ pub(crate) const TOML_KEYS: [(&str, Field); 29] = [
     ("log_max_size", Field::LogMaxSize),
     ("log_keep", Field::LogKeep),
     ("stop_signal", Field::StopSignal),
+    ("kill_signal", Field::StopSignal),
+    ("shutdown_with_message", Field::ShutdownWithMessage),
+    ("instance_var", Field::InstanceVar),
+    ("increment_var", Field::IncrementVar),
 ];
 
 impl Dialect for Toml {
@@ -84,7 +88,7 @@ pub(crate) struct Pm2;
 
 /// pm2 keys muster supports, with pm2's aliases, and muster's own additions (`listen`,
 /// `schedule`, `restart_window`, `log_max_size`, `log_keep`, `stop_signal`).
-const PM2_KEYS: [(&str, Field); 40] = [
+const PM2_KEYS: [(&str, Field); 44] = [
     ("name", Field::Name),
     ("script", Field::Script),
     ("exec", Field::Script),
@@ -125,10 +129,14 @@ const PM2_KEYS: [(&str, Field); 40] = [
     ("log_max_size", Field::LogMaxSize),
     ("log_keep", Field::LogKeep),
     ("stop_signal", Field::StopSignal),
+    ("kill_signal", Field::StopSignal),
+    ("shutdown_with_message", Field::ShutdownWithMessage),
+    ("instance_var", Field::InstanceVar),
+    ("increment_var", Field::IncrementVar),
 ];
 
 /// pm2 fields (from pm2's `lib/API/schema.json`, with aliases) that muster does not implement.
-const PM2_UNSUPPORTED: [&str; 45] = [
+const PM2_UNSUPPORTED: [&str; 42] = [
     "name_prefix",
     "filter_env",
     "namespace",
@@ -141,7 +149,6 @@ const PM2_UNSUPPORTED: [&str; 45] = [
     "pid",
     "source_map_support",
     "disable_source_map_support",
-    "shutdown_with_message",
     "cron_restart",
     "cron",
     "vizion",
@@ -160,8 +167,6 @@ const PM2_UNSUPPORTED: [&str; 45] = [
     "v8",
     "event_loop_inspector",
     "deep_monitoring",
-    "increment_var",
-    "instance_var",
     "pmx",
     "automation",
     "treekill",
@@ -196,6 +201,34 @@ impl Dialect for Pm2 {
         Key::Unknown {
             suggestion: closest(&snake, known),
         }
+    }
+}
+
+/// Whether an unsupported pm2 field's value asks for nothing muster would have to do: off,
+/// empty, or pm2's own default for fields whose default muster's behaviour already is
+/// (`autostart: true`, `treekill: true`: muster always ends a worker's whole process tree).
+pub(crate) fn asks_for_nothing(key: &str, value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    let key = camel_to_snake(key);
+    // These are on by default in pm2: turning them off asks for something.
+    if matches!(key.as_str(), "autostart" | "treekill") {
+        return value == &Value::Bool(true) || value.is_null();
+    }
+    let off = match value {
+        Value::Null | Value::Bool(false) => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        Value::Bool(true) | Value::Number(_) => false,
+    };
+    off || match (key.as_str(), value) {
+        // pm2's defaults, which muster's behaviour matches or which only concern pm2's own
+        // monitoring and metadata.
+        ("vizion" | "pmx" | "automation", Value::Bool(true)) => true,
+        ("namespace", Value::String(s)) => s == "default",
+        // Windows only.
+        ("windows_hide", _) => true,
+        _ => false,
     }
 }
 
@@ -263,6 +296,32 @@ mod tests {
                 suggestion: Some("instances")
             }
         );
+    }
+
+    #[test]
+    fn values_that_ask_for_nothing() {
+        use serde_json::json;
+        for (k, v) in [
+            ("watch", json!(false)),
+            ("ignoreWatch", json!([])),
+            ("cron_restart", json!("")),
+            ("autostart", json!(true)),
+            ("treekill", json!(true)),
+            ("namespace", json!("default")),
+            ("pid_file", json!(null)),
+        ] {
+            assert!(asks_for_nothing(k, &v), "{k}: {v}");
+        }
+        for (k, v) in [
+            ("watch", json!(true)),
+            ("watch", json!(["src"])),
+            ("cron_restart", json!("0 4 * * *")),
+            ("autostart", json!(false)),
+            ("treekill", json!(false)),
+            ("namespace", json!("billing")),
+        ] {
+            assert!(!asks_for_nothing(k, &v), "{k}: {v}");
+        }
     }
 
     #[test]

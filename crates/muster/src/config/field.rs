@@ -32,6 +32,9 @@ pub(crate) enum Field {
     LogMaxSize,
     LogKeep,
     StopSignal,
+    ShutdownWithMessage,
+    InstanceVar,
+    IncrementVar,
 }
 
 /// What a key in an app table means.

@@ -13,7 +13,7 @@ use muster_proto::{AppSpec, ExecMode, Instances, Schedule};
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use super::dialect::Dialect;
+use super::dialect::{Dialect, asks_for_nothing};
 use super::field::{Field, Key};
 use super::values::{
     AppName, Bytes, Count, EnvTable, ListenList, Millis, NonEmpty, Signal, WholeMillis, Word,
@@ -113,11 +113,14 @@ impl<'de, D: Dialect> Visitor<'de> for AppVisitor<D> {
                     raw.profiles.insert(profile, env.0);
                 }
                 Key::Unsupported => {
-                    map.next_value::<IgnoredAny>()?;
-                    raw.notes.push(Note {
-                        key,
-                        kind: NoteKind::Unsupported,
-                    });
+                    // `watch: false` asks for nothing muster lacks: no warning for it.
+                    let value = map.next_value::<serde_json::Value>()?;
+                    if !asks_for_nothing(&key, &value) {
+                        raw.notes.push(Note {
+                            key,
+                            kind: NoteKind::Unsupported,
+                        });
+                    }
                 }
                 Key::Unknown { suggestion } => {
                     map.next_value::<IgnoredAny>()?;
@@ -228,5 +231,8 @@ fn read_field<'de, D: Dialect, A: MapAccess<'de>>(
         Field::LogMaxSize => set!(Bytes, spec.log_max_size, |v: Bytes| Some(v.0)),
         Field::LogKeep => set!(Count, spec.log_keep, |v: Count| v.0),
         Field::StopSignal => set!(Signal, spec.stop_signal, |v: Signal| v.0),
+        Field::ShutdownWithMessage => set!(bool, spec.shutdown_with_message, |v| v),
+        Field::InstanceVar => set!(NonEmpty, spec.instance_var, |v: NonEmpty| v.0),
+        Field::IncrementVar => set!(NonEmpty, spec.increment_var, |v: NonEmpty| Some(v.0)),
     }
 }

@@ -92,6 +92,28 @@ pub(crate) fn resolve(path: &str, raw: RawApp, ctx: &Context<'_>) -> Result<AppS
         }
     }
 
+    if given.contains(&Field::InstanceVar) {
+        check_var_name(&spec.instance_var).map_err(|m| error("instance_var", m))?;
+    }
+    if let Some(var) = &spec.increment_var {
+        check_var_name(var).map_err(|m| error("increment_var", m))?;
+        match spec.env.get(var) {
+            Some(v) if v.trim().parse::<u32>().is_ok() => {}
+            Some(v) => {
+                return Err(error(
+                    "increment_var",
+                    format!("env.{var} is {v:?}; it must be a whole number from 0 to 4294967295"),
+                ));
+            }
+            None => {
+                return Err(error(
+                    "increment_var",
+                    format!("names {var:?}, which the app's env does not set"),
+                ));
+            }
+        }
+    }
+
     if spec.schedule == Schedule::Reuseport
         && let Some(unix) = spec.listen.iter().find(|a| !is_tcp(a))
     {
@@ -101,6 +123,35 @@ pub(crate) fn resolve(path: &str, raw: RawApp, ctx: &Context<'_>) -> Result<AppS
         ));
     }
     Ok(spec)
+}
+
+/// Variables muster sets for its own protocol, which an app may not take over.
+const RESERVED_VARS: [&str; 8] = [
+    "NODE_UNIQUE_ID",
+    "NODE_CHANNEL_FD",
+    "NODE_CHANNEL_SERIALIZATION_MODE",
+    "MUSTER_WORKER_ID",
+    "MUSTER_INSTANCE",
+    "LISTEN_FDS",
+    "LISTEN_PID",
+    "LISTEN_FDNAMES",
+];
+
+/// An environment variable name (letters, digits, `_`, not starting with a digit) that is not
+/// one of muster's own.
+fn check_var_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(format!(
+            "{name:?} is no variable name (letters, digits and _, not starting with a digit)"
+        ));
+    }
+    if RESERVED_VARS.contains(&name) {
+        return Err(format!("{name:?} is set by muster itself"));
+    }
+    Ok(())
 }
 
 /// Whether a canonical listen address is TCP.
@@ -200,6 +251,15 @@ mod tests {
             "unix:/srv/run/a.sock"
         );
         assert_eq!(absolute_listen(cwd, "127.0.0.1:80"), "127.0.0.1:80");
+    }
+
+    #[test]
+    fn variable_names() {
+        assert!(check_var_name("NODE_APP_INSTANCE").is_ok());
+        assert!(check_var_name("pm_id_2").is_ok());
+        for bad in ["", "2X", "A-B", "A=B", "NODE_UNIQUE_ID", "MUSTER_WORKER_ID"] {
+            assert!(check_var_name(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

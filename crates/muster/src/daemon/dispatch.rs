@@ -26,8 +26,12 @@ impl Daemon {
             Request::Show { target } => Response::Apps {
                 apps: self.infos(&self.resolve(&target).await?).await?,
             },
-            Request::Send { target, message } => {
-                self.forward(&target, SupervisorRequest::Send { message })
+            Request::Send {
+                target,
+                message,
+                worker,
+            } => {
+                self.forward(&target, SupervisorRequest::Send { message, worker })
                     .await?
             }
             Request::Signal { target, signal } => {

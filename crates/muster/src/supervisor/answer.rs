@@ -3,7 +3,7 @@
 use super::{Ctx, link, state};
 use crate::app;
 use crate::wire::Conn;
-use muster_cluster::policy::{PolicyEvent, ReloadFailure};
+use muster_cluster::policy::{PolicyEvent, ReloadFailure, WorkerId};
 use muster_cluster::primary::Event;
 use muster_proto::{PROTOCOL_VERSION, SupervisorRequest, SupervisorResponse};
 use std::sync::Arc;
@@ -60,10 +60,17 @@ async fn answer(ctx: &Ctx, req: SupervisorRequest) -> SupervisorResponse {
             ctx.primary.scale(instances as usize);
             done(&format!("scaled to {instances}"))
         }
-        SupervisorRequest::Send { message } => match ctx.primary.send(None, message).await {
-            Ok(n) => done(&format!("sent to {n} worker(s)")),
-            Err(e) => SupervisorResponse::Error { message: e },
-        },
+        SupervisorRequest::Send { message, worker } => {
+            match ctx.primary.send(worker.map(WorkerId), message).await {
+                // Reaching nobody is no success (all workers restarting, or none running).
+                Ok(0) => SupervisorResponse::Error {
+                    message: "no worker received the message (none is running and connected)"
+                        .into(),
+                },
+                Ok(n) => done(&format!("sent to {n} worker(s)")),
+                Err(e) => SupervisorResponse::Error { message: e },
+            }
+        }
         SupervisorRequest::Signal { signal } => match app::signal_number(&signal) {
             Ok(n) => {
                 ctx.primary.signal(n);
