@@ -240,6 +240,13 @@ pub struct AppInfo {
     pub out_log: String,
     pub err_log: String,
     pub spec: AppSpec,
+    /// Whether the app's output reaches its log files.
+    #[serde(default)]
+    pub log_health: crate::LogHealth,
+    /// Why the last worker could not be started (the OS error: exec failed, too many open
+    /// files…), until a worker is ready again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spawn_error: Option<String>,
 }
 
 /// One worker in [`AppInfo`].

@@ -63,11 +63,7 @@ impl Client {
 async fn start_daemon(home: &Home) -> anyhow::Result<UnixStream> {
     home.ensure()?;
     let exe = std::env::current_exe().context("finding the muster executable")?;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(home.daemon_log())
-        .with_context(|| format!("opening {}", home.daemon_log().display()))?;
+    let log = home.open_append(&home.daemon_log())?;
     std::process::Command::new(exe)
         .arg("daemon")
         .env("MUSTER_HOME", home.root())

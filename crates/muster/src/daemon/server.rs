@@ -33,7 +33,7 @@ const BAD_LOG_PER_MINUTE: u32 = 10;
 
 pub(super) async fn serve(home: Home) -> anyhow::Result<i32> {
     let listener = control_socket::bind(&home.daemon_socket()).await?;
-    let registry = Registry::load(&home.registry())?;
+    let registry = Registry::load(&home)?;
     let daemon = Arc::new(Daemon {
         exe: std::env::current_exe().context("finding the muster executable")?,
         started: Instant::now(),
@@ -144,8 +144,10 @@ impl Daemon {
                     message: format!("{e:#}"),
                 },
             };
+            let failed = matches!(resp, Response::Error { .. });
             conn.send(&resp).await?;
-            if kill {
+            // A `kill` that could not stop every app leaves the daemon up to manage them.
+            if kill && !failed {
                 self.shutdown.notify_one();
             }
         }

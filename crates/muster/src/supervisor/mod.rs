@@ -21,7 +21,7 @@ use crate::logs::{LogConfig, LogSink};
 use crate::procstat::{CpuSampler, rss_bytes};
 use crate::wire::{Conn, check_peer};
 use anyhow::Context;
-use muster_cluster::policy::{WorkerId, WorkerState};
+use muster_cluster::policy::{PolicyEvent, WorkerId, WorkerState};
 use muster_cluster::primary::{Event, Primary, PrimaryHandle};
 use muster_proto::{AppSpec, HEARTBEAT_MS};
 use std::collections::{HashMap, HashSet};
@@ -46,6 +46,8 @@ struct Tracker {
     samples: HashMap<u64, (f64, u64)>,
     /// Workers whose process was stopped (`/proc` state `T`) at the last heartbeat.
     stopped: HashSet<u64>,
+    /// The last spawn failure, until a worker is ready (`show`, and `start` reports it).
+    spawn_error: Option<String>,
 }
 
 #[derive(Clone)]
@@ -87,9 +89,10 @@ pub fn run(home: Home, name: &str) -> anyhow::Result<i32> {
 
 async fn supervise(home: Home, name: &str) -> anyhow::Result<i32> {
     let spec_path = home.supervisor_spec(name);
-    let text = std::fs::read_to_string(&spec_path)
-        .with_context(|| format!("reading the app spec {}", spec_path.display()))?;
-    let spec: AppSpec = serde_json::from_str(&text)
+    let text = home
+        .read_private(&spec_path)?
+        .with_context(|| format!("the app spec {} is missing", spec_path.display()))?;
+    let spec: AppSpec = serde_json::from_slice(&text)
         .with_context(|| format!("the app spec {} is malformed", spec_path.display()))?;
     let socket_path = home.supervisor_socket(name);
     let listener = control_socket::bind(&socket_path).await?;
@@ -112,6 +115,7 @@ async fn supervise(home: Home, name: &str) -> anyhow::Result<i32> {
             cpu: CpuSampler::default(),
             samples: HashMap::new(),
             stopped: HashSet::new(),
+            spawn_error: None,
         })),
         events: events.clone(),
         notes: broadcast::channel(64).0,
@@ -168,6 +172,9 @@ async fn supervise(home: Home, name: &str) -> anyhow::Result<i32> {
             },
             _ = heartbeat.tick() => {
                 state::sample(&ctx).await;
+                if ctx.sink.health_changed() {
+                    ctx.changed.send_modify(|n| *n += 1); // `list` shows lost log lines
+                }
                 ctx.beat.send_modify(|n| *n += 1);
             }
             _ = memory_check.tick(), if ctx.spec.max_memory_restart.is_some() => {
@@ -218,6 +225,10 @@ fn track(ctx: &Ctx, ev: &Event) {
             t.worker_started.remove(worker);
             t.samples.remove(&worker.0);
         }
+        Event::Policy(PolicyEvent::SpawnFailed { error, .. }) => {
+            t.spawn_error = Some(error.clone());
+        }
+        Event::Policy(PolicyEvent::Ready { .. }) => t.spawn_error = None,
         _ => {}
     }
 }
