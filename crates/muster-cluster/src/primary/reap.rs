@@ -213,7 +213,10 @@ fn our_children() -> Vec<u32> {
         let Ok(list) = std::fs::read_to_string(task.path().join("children")) else {
             continue;
         };
-        pids.extend(list.split_ascii_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+        pids.extend(
+            list.split_ascii_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok()),
+        );
     }
     pids
 }
