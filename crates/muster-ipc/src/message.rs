@@ -171,18 +171,6 @@ impl SendHandle {
         self
     }
 
-    /// Old form of [`from_shared`](Self::from_shared) + [`already_prepared`](Self::already_prepared).
-    #[doc(hidden)]
-    pub fn shared(kind: HandleType, fd: Arc<OwnedFd>, prepared: bool) -> SendHandle {
-        SendHandle {
-            kind,
-            fd,
-            dgram_type: None,
-            key: None,
-            prepared,
-        }
-    }
-
     /// A listening TCP or unix socket, received by Node as a `net.Server`.
     pub fn server(fd: impl Into<OwnedFd>) -> SendHandle {
         SendHandle::new(HandleType::NetServer, fd)
