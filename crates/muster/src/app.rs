@@ -143,6 +143,20 @@ pub fn primary_config(spec: &AppSpec) -> anyhow::Result<PrimaryConfig> {
             .with_context(|| format!("app {:?}: stop_signal", spec.name))?,
     );
     config.shutdown_with_message = spec.shutdown_with_message;
+    config.instance_var = Some(spec.instance_var.clone().into());
+    config.increment_var = match &spec.increment_var {
+        Some(var) => {
+            let base = spec.env.get(var).and_then(|v| v.trim().parse::<i64>().ok());
+            let base = base.with_context(|| {
+                format!(
+                    "app {:?}: increment_var {var:?} needs a number in env",
+                    spec.name
+                )
+            })?;
+            Some((var.into(), base))
+        }
+        None => None,
+    };
     // A Node cluster worker drains on `disconnect` and closes its channel when its servers
     // (and their connections) are closed: its stop signal waits for that, or comes at four
     // fifths of the kill timeout, so that its handlers still run before SIGKILL. Any other

@@ -76,6 +76,12 @@ pub struct PrimaryConfig {
     /// Variables of the primary's own environment the workers must not see (systemd's
     /// `NOTIFY_SOCKET`, `WATCHDOG_USEC`, … are addressed to muster, not to its apps).
     pub env_remove: Vec<OsString>,
+    /// The variable that also carries the worker's slot index (pm2's `instance_var`,
+    /// `NODE_APP_INSTANCE` by default); `MUSTER_INSTANCE` always does.
+    pub instance_var: Option<OsString>,
+    /// pm2's `increment_var`: this variable is set to the number plus the worker's slot index
+    /// (`PORT` 3000 → 3000, 3001, …).
+    pub increment_var: Option<(OsString, i64)>,
     pub cwd: Option<PathBuf>,
     pub policy: PolicyConfig,
     pub schedule: Schedule,
@@ -134,6 +140,8 @@ impl PrimaryConfig {
             args: Vec::new(),
             env: Vec::new(),
             env_remove: Vec::new(),
+            instance_var: Some("NODE_APP_INSTANCE".into()),
+            increment_var: None,
             cwd: None,
             policy: PolicyConfig::default(),
             schedule: Schedule::default(),

@@ -90,6 +90,14 @@ pub(crate) fn spawn(
     for k in &config.env_remove {
         spawn = spawn.env_remove(k);
     }
+    // The slot, not the worker id: stable across restarts of the slot (pm2's contract).
+    spawn = spawn.env("MUSTER_INSTANCE", slot.to_string());
+    if let Some(var) = &config.instance_var {
+        spawn = spawn.env(var, slot.to_string());
+    }
+    if let Some((var, base)) = &config.increment_var {
+        spawn = spawn.env(var, base.saturating_add(slot as i64).to_string());
+    }
     if let Some(dir) = &config.cwd {
         spawn = spawn.current_dir(dir);
     }
