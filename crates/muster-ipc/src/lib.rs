@@ -49,7 +49,7 @@ pub use listen_fds::{
 pub use message::{
     DgramType, HandleType, Message, ReceivedHandle, SendHandle, internal_cmd, is_internal,
 };
-pub use spawn::{DEFAULT_CHANNEL_FD, Spawn, Spawned};
+pub use spawn::{DEFAULT_CHANNEL_FD, Spawn, Spawned, resolve_program};
 
 /// Signals, re-exported for [`Spawn::parent_death_signal`].
 pub use rustix::process::Signal;

@@ -374,7 +374,7 @@ fn write_decimal(out: &mut [u8], mut n: u32) {
 }
 
 /// `execvp`'s search, done before fork so that a missing program is a clear error.
-fn resolve_program(program: &OsStr, path_var: Option<&OsString>) -> io::Result<PathBuf> {
+pub fn resolve_program(program: &OsStr, path_var: Option<&OsString>) -> io::Result<PathBuf> {
     let p = Path::new(program);
     if program.as_bytes().contains(&b'/') {
         return Ok(p.to_owned());

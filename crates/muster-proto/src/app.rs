@@ -211,10 +211,11 @@ pub enum Schedule {
 impl FromStr for Schedule {
     type Err = ValueError;
 
-    /// Also accepts Node's `NODE_CLUSTER_SCHED_POLICY` word `none` for `shared`.
+    /// Also accepts Node's `NODE_CLUSTER_SCHED_POLICY` words `none` for `shared` and
+    /// `round-robin` (Node's `cluster.SCHED_RR` name) for `rr`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
-            "rr" => Ok(Schedule::Rr),
+            "rr" | "round-robin" => Ok(Schedule::Rr),
             "shared" | "none" => Ok(Schedule::Shared),
             "reuseport" => Ok(Schedule::Reuseport),
             _ => Err(ValueError::OneOf {

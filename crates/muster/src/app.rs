@@ -4,7 +4,7 @@
 use anyhow::Context;
 use muster_cluster::listen::ListenSpec;
 use muster_cluster::policy::{PolicyConfig, Readiness};
-use muster_cluster::primary::{PrimaryConfig, Schedule};
+use muster_cluster::primary::PrimaryConfig;
 use muster_proto::{AppSpec, ExecMode, Interpreter, NamedListen};
 use std::ffi::OsString;
 use std::path::Path;
@@ -56,14 +56,21 @@ pub fn check_runnable(spec: &AppSpec) -> anyhow::Result<()> {
     let (program, _) = command_line(spec);
     let program = Path::new(&program);
     let found = if program.components().count() > 1 || program.is_absolute() {
-        cwd.join(program).is_file()
+        is_executable(&cwd.join(program))
     } else {
-        std::env::var_os("PATH")
-            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+        // The search the spawn itself does: the app's PATH (its env, then the environment it
+        // was started from), and only files with an execute bit.
+        let path: Option<OsString> = spec
+            .env
+            .get("PATH")
+            .or(spec.inherited_env.get("PATH"))
+            .map(OsString::from)
+            .or_else(|| std::env::var_os("PATH"));
+        muster_ipc::resolve_program(program.as_os_str(), path.as_ref()).is_ok()
     };
     if !found {
         anyhow::bail!(
-            "app {:?}: cannot run {}: no such file{}",
+            "app {:?}: cannot run {}: no such executable file{}",
             spec.name,
             program.display(),
             if program.components().count() > 1 {
@@ -84,6 +91,12 @@ pub fn check_runnable(spec: &AppSpec) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A file someone may execute (what `execve` needs besides permission for our uid).
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// The primary's configuration for `spec` (stdio is left to the caller).
@@ -126,11 +139,7 @@ pub fn primary_config(spec: &AppSpec) -> anyhow::Result<PrimaryConfig> {
         };
         config.env.push(("NODE_OPTIONS".into(), options.into()));
     }
-    config.schedule = match spec.schedule {
-        muster_proto::Schedule::Rr => Schedule::Rr,
-        muster_proto::Schedule::Shared => Schedule::Shared,
-        muster_proto::Schedule::Reuseport => Schedule::ReusePort,
-    };
+    config.schedule = spec.schedule;
     config.listen = spec
         .listen
         .iter()

@@ -27,41 +27,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-/// How workers share a listening port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Schedule {
-    /// The primary accepts and hands each connection to the next ready worker.
-    #[default]
-    Rr,
-    /// One listening socket that every worker accepts on (Node's SCHED_NONE).
-    Shared,
-    /// One `SO_REUSEPORT` socket per worker slot, kept across restarts of that slot.
-    ReusePort,
-}
-
-impl Schedule {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Schedule::Rr => "rr",
-            Schedule::Shared => "shared",
-            Schedule::ReusePort => "reuseport",
-        }
-    }
-}
-
-impl std::str::FromStr for Schedule {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Schedule, String> {
-        match s {
-            "rr" | "round-robin" => Ok(Schedule::Rr),
-            "shared" | "none" => Ok(Schedule::Shared),
-            "reuseport" => Ok(Schedule::ReusePort),
-            _ => Err(format!(
-                "unknown schedule {s:?}: expected rr, shared or reuseport"
-            )),
-        }
-    }
-}
+/// How workers share a listening port: the app spec's own type, one definition.
+pub use muster_proto::Schedule;
 
 /// Gives each new worker its stdout and stderr (the daemon points them at log pipes).
 pub type StdioFactory = Arc<dyn Fn(WorkerId) -> io::Result<(Stdio, Stdio)> + Send + Sync>;
@@ -177,6 +144,29 @@ pub enum StartError {
     Subreaper(#[source] io::Error),
 }
 
+/// Why a message was not sent.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    #[error("the primary has stopped")]
+    Stopped,
+    #[error("no worker {0}")]
+    NoSuchWorker(WorkerId),
+    #[error(
+        "the message has \"cmd\": {0:?}, which is reserved for Node's internal messages \
+         (a \"cmd\" starting with NODE_)"
+    )]
+    Reserved(String),
+    #[error("no worker received the message (none is running and connected)")]
+    NoWorker,
+    #[error("worker {worker}: {source}")]
+    Channel {
+        worker: WorkerId,
+        #[source]
+        source: muster_ipc::SendError,
+    },
+}
+
 /// A snapshot for status displays.
 #[derive(Debug, Clone)]
 pub struct Status {
@@ -193,7 +183,7 @@ pub(crate) enum Command {
     Send {
         worker: Option<WorkerId>,
         message: Value,
-        done: oneshot::Sender<Result<usize, String>>,
+        done: oneshot::Sender<Result<usize, SendError>>,
     },
     Signal {
         signal: i32,
@@ -255,9 +245,11 @@ impl PrimaryHandle {
         let _ = self.tx.send(Command::Scale(instances));
     }
 
-    /// Sends a user message to one worker, or to every worker with `None`. Returns how many
-    /// workers it was queued for.
-    pub async fn send(&self, worker: Option<WorkerId>, message: Value) -> Result<usize, String> {
+    /// Sends a user message to one worker, or to every connected worker with `None`. Returns
+    /// how many workers it was queued for (at least one: reaching none is
+    /// [`SendError::NoWorker`]). A message Node would take as internal (`cmd` starting with
+    /// `NODE_`) is refused.
+    pub async fn send(&self, worker: Option<WorkerId>, message: Value) -> Result<usize, SendError> {
         let (done, rx) = oneshot::channel();
         self.tx
             .send(Command::Send {
@@ -265,8 +257,8 @@ impl PrimaryHandle {
                 message,
                 done,
             })
-            .map_err(|_| "the primary has stopped".to_owned())?;
-        rx.await.map_err(|_| "the primary has stopped".to_owned())?
+            .map_err(|_| SendError::Stopped)?;
+        rx.await.map_err(|_| SendError::Stopped)?
     }
 
     /// Replaces one worker the zero-downtime way (its replacement first, then it drains): for a

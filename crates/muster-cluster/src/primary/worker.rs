@@ -75,7 +75,7 @@ pub(crate) fn spawn(
     let mut spawn = Spawn::new(&config.program)
         .args(&config.args)
         .env("MUSTER_WORKER_ID", id.0.to_string())
-        .env("MUSTER_SCHEDULE", config.schedule.as_str())
+        .env("MUSTER_SCHEDULE", config.schedule.to_string())
         .parent_death_signal(Signal::KILL)
         .process_group(true)
         .stdin(Stdio::null());

@@ -126,11 +126,7 @@ fn build_config(args: &ClusterArgs) -> anyhow::Result<PrimaryConfig> {
         )?,
     };
     spec.listen = args.listen.clone();
-    spec.schedule = match args.schedule {
-        Schedule::Rr => muster_proto::Schedule::Rr,
-        Schedule::Shared => muster_proto::Schedule::Shared,
-        Schedule::ReusePort => muster_proto::Schedule::Reuseport,
-    };
+    spec.schedule = args.schedule;
     spec.max_restarts = args.max_restarts;
     spec.restart_window_ms = args.restart_window;
     spec.min_uptime_ms = args.min_uptime;

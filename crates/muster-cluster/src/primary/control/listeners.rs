@@ -37,7 +37,7 @@ impl Control {
                         .map_err(|e| listen_err(&spec.addr, e))?;
                     self.listen_shared.push((spec.name.clone(), fd));
                 }
-                Schedule::ReusePort => {
+                Schedule::Reuseport => {
                     // Slot 0's socket now, to fail early and to learn a port 0's real port.
                     let fd = listen::bind_stream(&spec.addr, Sharing::ReusePort, backlog)
                         .map_err(|e| listen_err(&spec.addr, e))?;
@@ -65,7 +65,7 @@ impl Control {
                     out.push((name.clone(), fd.try_clone()?));
                 }
             }
-            Schedule::ReusePort if !self.listen_reuse.is_empty() => {
+            Schedule::Reuseport if !self.listen_reuse.is_empty() => {
                 if !self.reuse_slots.contains_key(&slot) {
                     let mut sockets = Vec::new();
                     for (name, addr) in &self.listen_reuse {
@@ -127,7 +127,7 @@ impl Control {
                 Schedule::Shared => Kind::Shared {
                     socket: handles::bind_node_stream(&addr, Sharing::Exclusive, backlog)?,
                 },
-                Schedule::ReusePort => {
+                Schedule::Reuseport => {
                     let fd = handles::bind_node_stream(&addr, Sharing::ReusePort, backlog)?;
                     let resolved = match (&addr, listen::local_addr(&fd)?) {
                         (ListenAddr::Tcp(_), Some(a)) => ListenAddr::Tcp(a),

@@ -7,7 +7,7 @@ use crate::node::{self, Errno, HandleKey, QueryOutcome, QueryServer, Sockname};
 use crate::policy::{Input, WorkerId};
 use crate::primary::event::{Event, ListeningAddress};
 use crate::primary::handles::{self, Handle, Kind, QueryAddr};
-use muster_ipc::{HandleType, SendHandle};
+use muster_ipc::SendHandle;
 use serde_json::Value;
 use std::os::fd::OwnedFd;
 
@@ -185,10 +185,7 @@ fn shared_reply(q: &QueryServer, data: &Value, seq: u64) -> Value {
 }
 
 fn ipc_handle(address_type: &node::AddressType, fd: OwnedFd) -> SendHandle {
-    match address_type.handle_type() {
-        node::HandleType::NetNative => SendHandle::new(HandleType::NetNative, fd),
-        node::HandleType::DgramNative => SendHandle::new(HandleType::DgramNative, fd),
-    }
+    SendHandle::new(address_type.handle_type(), fd)
 }
 
 fn describe(q: &QueryServer) -> String {
