@@ -182,12 +182,15 @@ pub fn primary_config(spec: &AppSpec) -> anyhow::Result<PrimaryConfig> {
         _ if spec.restart_delay_ms > 0 => (ms(spec.restart_delay_ms), ms(spec.restart_delay_ms)),
         _ => (ms(100), ms(5_000)),
     };
+    // Never "spawned": a program that is not a Node cluster worker is ready when it says so
+    // (`READY=1` on its NOTIFY_SOCKET, or the `ready` message), or once it has lived
+    // `min_uptime`, whichever comes first.
     let readiness = if spec.wait_ready {
         Readiness::Message
     } else if node && cluster {
         Readiness::Listening
     } else {
-        Readiness::Spawn
+        Readiness::Uptime
     };
     config.policy = PolicyConfig {
         // As in pm2, `instances` runs that many processes in either mode; the mode decides

@@ -9,6 +9,7 @@
 mod control;
 mod event;
 mod handles;
+mod notify;
 mod reap;
 mod rr;
 mod worker;

@@ -68,8 +68,9 @@ pub struct ClusterArgs {
     #[arg(long)]
     pub wait_ready: bool,
     /// When a worker counts as ready; default: `message` with --wait-ready, `listening` for
-    /// Node, `spawn` for other programs.
-    #[arg(long, value_name = "spawn|online|listening|message")]
+    /// Node, `uptime` for other programs (READY=1 on NOTIFY_SOCKET, the `ready` message, or
+    /// --min-uptime alive, whichever first).
+    #[arg(long, value_name = "spawn|online|listening|message|notify|uptime")]
     pub ready_on: Option<String>,
     /// Milliseconds a new worker has to become ready; a timeout is a failure.
     #[arg(long, default_value_t = 8000, value_name = "MS")]
@@ -159,9 +160,11 @@ fn build_config(args: &ClusterArgs) -> anyhow::Result<PrimaryConfig> {
         Some("online") => Readiness::Online,
         Some("listening") => Readiness::Listening,
         Some("message") => Readiness::Message,
-        Some(other) => {
-            anyhow::bail!("--ready-on {other:?}: expected spawn, online, listening or message")
-        }
+        Some("notify") => Readiness::Notify,
+        Some("uptime") => Readiness::Uptime,
+        Some(other) => anyhow::bail!(
+            "--ready-on {other:?}: expected spawn, online, listening, message, notify or uptime"
+        ),
         None if args.wait_ready => Readiness::Message,
         None if node && config.send_listener.is_some() => Readiness::Online,
         None => config.policy.readiness,

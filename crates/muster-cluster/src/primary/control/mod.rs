@@ -245,6 +245,7 @@ impl Control {
                 self.on_sigchld();
                 self.forget_if_gone(id);
             }
+            FromWorker::Notified(id) => self.feed(Input::Notified { id }),
             FromWorker::Received(id, Received::Problem(p)) => {
                 if matches!(p, muster_ipc::Problem::HandleRefused) {
                     self.rr.on_refused(id, &mut self.workers, &mut self.seq);
