@@ -101,6 +101,10 @@ pub struct AppSpec {
     /// `increment_var`: `PORT` 3000 → 3000, 3001, …).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub increment_var: Option<String>,
+    /// The most listening sockets the supervisor opens for the app's Node workers (each
+    /// distinct `listen()` address is one); `None` is muster's default, 64.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_listeners: Option<u32>,
 }
 
 impl AppSpec {
@@ -155,6 +159,7 @@ impl Default for AppSpec {
             shutdown_with_message: false,
             instance_var: DEFAULT_INSTANCE_VAR.to_owned(),
             increment_var: None,
+            max_listeners: None,
         }
     }
 }

@@ -152,6 +152,9 @@ pub fn primary_config(spec: &AppSpec) -> anyhow::Result<PrimaryConfig> {
             .with_context(|| format!("app {:?}: stop_signal", spec.name))?,
     );
     config.shutdown_with_message = spec.shutdown_with_message;
+    if let Some(n) = spec.max_listeners {
+        config.max_listeners = n as usize;
+    }
     config.instance_var = Some(spec.instance_var.clone().into());
     config.increment_var = match &spec.increment_var {
         Some(var) => {

@@ -31,6 +31,9 @@ use tokio::sync::{mpsc, oneshot};
 /// How workers share a listening port: the app spec's own type, one definition.
 pub use muster_proto::Schedule;
 
+/// The default cap on listeners per app ([`PrimaryConfig::max_listeners`]).
+pub const DEFAULT_MAX_LISTENERS: usize = 64;
+
 /// Gives each new worker its stdout and stderr (the daemon points them at log pipes).
 pub type StdioFactory = Arc<dyn Fn(WorkerId) -> io::Result<(Stdio, Stdio)> + Send + Sync>;
 
@@ -62,6 +65,9 @@ pub struct PrimaryConfig {
     /// pm2's `shutdown_with_message`: the user message `"shutdown"` replaces the stop signal
     /// (the signal is still sent when the worker has no channel left).
     pub shutdown_with_message: bool,
+    /// The most listening sockets Node workers may have the primary open for the app (each
+    /// distinct `listen()` address is one); `listen()` beyond it fails with an error.
+    pub max_listeners: usize,
     /// How long a draining worker may keep its channel open before it gets the stop request.
     /// Zero for programs whose drain starts with the signal; longer for Node cluster workers,
     /// which drain on `disconnect` and close their channel when done (a signal earlier would
@@ -117,6 +123,7 @@ impl PrimaryConfig {
             stop_signal: Some(libc_sigterm()),
             shutdown_with_message: false,
             stop_grace: Duration::ZERO,
+            max_listeners: DEFAULT_MAX_LISTENERS,
             default_host: None,
             send_listener: None,
             stdio: None,

@@ -49,6 +49,10 @@ pub struct ClusterArgs {
     /// (pm2's shutdown_with_message).
     #[arg(long)]
     pub shutdown_with_message: bool,
+    /// The most listening sockets the primary opens for Node workers (each distinct
+    /// `listen()` address is one); a `listen()` beyond it fails.
+    #[arg(long, default_value_t = 64, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65535))]
+    pub max_listeners: u32,
     /// Restarts allowed within the restart window before giving up.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub max_restarts: u32,
@@ -136,6 +140,7 @@ fn build_config(args: &ClusterArgs) -> anyhow::Result<PrimaryConfig> {
     spec.wait_ready = args.wait_ready;
     spec.stop_signal = args.stop_signal.clone();
     spec.shutdown_with_message = args.shutdown_with_message;
+    spec.max_listeners = Some(args.max_listeners);
     crate::app::check_runnable(&spec)?;
     let node = crate::app::runs_node(&spec);
     let mut config = crate::app::primary_config(&spec)?;

@@ -212,6 +212,10 @@ impl Control {
                 let pid = self.workers.get(&id).map_or(0, |w| w.pid);
                 self.emit(Event::Ready { worker: id, pid });
             }
+            PolicyEvent::GiveUp { .. } => {
+                self.close_all_listeners();
+                self.emit(Event::Policy(ev));
+            }
             PolicyEvent::Stopped => {
                 self.emit(Event::Policy(PolicyEvent::Stopped));
                 self.stopped = true;

@@ -67,6 +67,7 @@ impl Control {
                 if let Some(rr) = self.handles.rr_of(&key) {
                     self.rr.leave(rr, id);
                 }
+                self.on_server_closed(id, &key);
             }
             node::FromWorker::ExitedAfterDisconnect { seq } => {
                 // Without this ack the worker never finishes disconnecting.
@@ -101,7 +102,15 @@ impl Control {
             return; // as Node's primary: a leaving worker gets no new servers
         }
         if !self.handles.map.contains_key(&q.key) {
-            match self.create_handle(&q, slot) {
+            let cap = self.config.max_listeners;
+            let created = if self.handles.map.len() >= cap {
+                Err(std::io::Error::other(format!(
+                    "the app already has {cap} listeners, its cap (max_listeners)"
+                )))
+            } else {
+                self.create_handle(&q, slot)
+            };
+            match created {
                 Ok(h) => {
                     self.handles.map.insert(q.key.clone(), h);
                 }
@@ -127,6 +136,7 @@ impl Control {
         }
         let h = self.handles.map.get_mut(&q.key).expect("inserted above");
         h.data.offer(&q.data);
+        h.holders.insert(id);
         let seq = self.seq.next_seq();
         let w = self.workers.get_mut(&id).expect("checked above");
         w.keys.insert(q.key.clone());
