@@ -3,6 +3,9 @@
 //! then refused, not left hanging; a worker's death or restart alone does not close it.
 
 #[allow(dead_code)]
+#[path = "support/daemon.rs"]
+mod harness;
+#[allow(dead_code)]
 mod support;
 
 use rustix::process::{Pid, Signal, kill_process};
@@ -115,4 +118,38 @@ fn listen_beyond_max_listeners_fails_with_a_clear_error() {
     );
     c.signal(Signal::TERM);
     c.wait_exit(WAIT);
+}
+
+/// Through the daemon: an app that crash-loops into giveup leaves no listener behind (its
+/// port refuses connections instead of queueing them for a worker that never comes).
+#[test]
+fn daemon_a_crash_loop_that_ends_in_giveup_leaves_no_listener() {
+    support::require_node();
+    let h = harness::Home::new("giveup");
+    let port = free_port();
+    let script = support::fixture("listen_then_crash.js");
+    let env = format!("PORT={port}");
+    // `start` may fail (it waits for a ready app): the outcome is checked below.
+    let _ = h.run(&[
+        "start",
+        &script,
+        "--name",
+        "loop",
+        "-i",
+        "1",
+        "--max-restarts",
+        "2",
+        "--env",
+        &env,
+    ]);
+    h.wait("the app errored", WAIT, || {
+        h.app("loop")
+            .filter(|a| a["status"] == "errored")
+            .map(|_| ())
+    });
+    assert!(
+        harness::port_closed(port),
+        "{}",
+        h.report("port still open")
+    );
 }
