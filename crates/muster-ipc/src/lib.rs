@@ -26,6 +26,7 @@ mod env;
 mod event;
 pub mod frame;
 mod inbox;
+mod inherited;
 mod listen_fds;
 mod message;
 mod outbox;
@@ -43,6 +44,7 @@ pub use env::{
 };
 pub use event::{Problem, Received, SendError};
 pub use frame::{DEFAULT_MAX_FRAME, FrameError};
+pub use inherited::close_on_exec_inherited;
 pub use listen_fds::{
     LISTEN_FDNAMES_VAR, LISTEN_FDS_START, LISTEN_FDS_VAR, LISTEN_PID_VAR, take_listen_fds,
 };

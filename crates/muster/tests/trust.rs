@@ -533,3 +533,34 @@ fn an_exec_failure_is_reported_by_start_restart_and_show() {
     let err = h.fails(&["restart", "bad"]);
     assert!(err.contains("Exec format error"), "restart too: {err}");
 }
+
+#[test]
+fn the_callers_pipe_sees_its_end_once_the_cli_exits() {
+    use std::io::Read;
+    let h = Home::new("inherit");
+    let (mut reader, writer) = std::io::pipe().unwrap();
+    // Inheritable, as a shell or CI runner leaves such a descriptor.
+    rustix::io::fcntl_setfd(&writer, rustix::io::FdFlags::empty()).unwrap();
+    let app = sh_app(&h, "calm", "echo up; sleep 600", "");
+    let out = h
+        .command(&["start", &app])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    drop(writer);
+    assert!(out.success());
+    h.wait_online("calm", 1, WAIT);
+    // The daemon, the supervisor and the worker all run now; none may hold the pipe.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        tx.send(reader.read_to_end(&mut buf).map(|_| buf.len()))
+    });
+    let got = rx.recv_timeout(WAIT);
+    assert!(
+        matches!(got, Ok(Ok(0))),
+        "the pipe never ended: something muster started holds it ({got:?})\n{}",
+        h.report("inherited descriptor")
+    );
+}

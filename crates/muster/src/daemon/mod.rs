@@ -48,6 +48,8 @@ struct Daemon {
 
 /// `muster daemon`: serves until `muster kill`. Returns the exit code.
 pub fn run(home: Home) -> anyhow::Result<i32> {
+    // Nothing the daemon starts inherits what its own starter left open (docs/security.md).
+    muster_ipc::close_on_exec_inherited(&[]).context("marking inherited descriptors")?;
     crate::diag::init("daemon");
     home.ensure()?;
     // One daemon per home: the lock is held for the process's life.
