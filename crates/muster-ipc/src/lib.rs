@@ -29,6 +29,7 @@ mod inbox;
 mod inherited;
 mod listen_fds;
 mod message;
+mod nofile;
 mod outbox;
 mod spawn;
 mod sys;
@@ -51,6 +52,7 @@ pub use listen_fds::{
 pub use message::{
     DgramType, HandleType, Message, ReceivedHandle, SendHandle, internal_cmd, is_internal,
 };
+pub use nofile::{NofileLimits, raise_nofile_limit};
 pub use spawn::{DEFAULT_CHANNEL_FD, Spawn, Spawned};
 
 /// Signals, re-exported for [`Spawn::parent_death_signal`].

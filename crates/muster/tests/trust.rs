@@ -50,6 +50,23 @@ fn sh_app(h: &Home, name: &str, script: &str, extra: &str) -> String {
     path.to_str().unwrap().to_owned()
 }
 
+/// `muster ARGS` for this home run by `sh -c 'LIMIT && exec muster ARGS'`: a daemon it starts
+/// inherits the limit.
+fn limited(h: &Home, limit: &str, args: &[&str]) -> std::process::Output {
+    let exe = harness::exe().display().to_string();
+    let words: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
+    std::process::Command::new("sh")
+        .args([
+            "-c",
+            &format!("{limit} && exec '{exe}' {}", words.join(" ")),
+        ])
+        .env("MUSTER_HOME", h.dir())
+        .current_dir(h.dir())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
 /// A root-only file outside the home, as the target of planted links.
 fn secret(h: &Home, tag: &str) -> std::path::PathBuf {
     let path = std::env::temp_dir().join(format!(
@@ -562,5 +579,56 @@ fn the_callers_pipe_sees_its_end_once_the_cli_exits() {
         matches!(got, Ok(Ok(0))),
         "the pipe never ended: something muster started holds it ({got:?})\n{}",
         h.report("inherited descriptor")
+    );
+}
+
+#[test]
+fn supervisors_raise_their_descriptor_limit_and_workers_get_the_callers_back() {
+    let h = Home::new("nofile");
+    let app = sh_app(&h, "lim", "echo soft=$(ulimit -Sn); sleep 600", "");
+    let out = limited(&h, "ulimit -Sn 64", &["start", &app]);
+    assert!(out.status.success(), "{out:?}");
+    h.wait_log_line("lim", &["soft=64"], WAIT);
+    let v = h.must_app("lim");
+    let supervisor = v["supervisor_pid"].as_u64().unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{supervisor}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let nums: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(
+        nums[0], nums[1],
+        "the supervisor's soft limit is its hard one: {line}"
+    );
+    assert_ne!(nums[0], "64", "{line}");
+}
+
+#[test]
+fn an_app_short_of_descriptors_is_errored_with_the_reason_and_the_others_stay_online() {
+    let h = Home::new("emfile");
+    let calm = sh_app(&h, "calm", "sleep 600", "");
+    let many = sh_app(
+        &h,
+        "many",
+        "sleep 600",
+        "exec_mode = \"cluster\"\ninstances = 40",
+    );
+    // A hard limit of 64: no one can raise it.
+    let out = limited(&h, "ulimit -n 64", &["start", &calm]);
+    assert!(out.status.success(), "{out:?}");
+    let out = limited(&h, "ulimit -n 64", &["start", &many]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("Too many open files"),
+        "start gives the reason: {err}"
+    );
+    let show = h.ok(&["show", "many"]).stdout;
+    assert!(show.contains("Too many open files"), "{show}");
+    assert_eq!(
+        h.must_app("calm")["status"],
+        "online",
+        "the running app is untouched"
     );
 }

@@ -51,6 +51,7 @@ pub fn run(home: Home) -> anyhow::Result<i32> {
     // Nothing the daemon starts inherits what its own starter left open (docs/security.md).
     muster_ipc::close_on_exec_inherited(&[]).context("marking inherited descriptors")?;
     crate::diag::init("daemon");
+    crate::nofile::raise_in_daemon();
     home.ensure()?;
     // One daemon per home: the lock is held for the process's life.
     let lock = home
