@@ -632,3 +632,19 @@ fn an_app_short_of_descriptors_is_errored_with_the_reason_and_the_others_stay_on
         "the running app is untouched"
     );
 }
+
+#[test]
+fn a_daemon_log_past_its_limit_is_rotated_when_the_daemon_starts() {
+    let h = Home::new("daemon-log");
+    std::fs::create_dir_all(h.dir()).unwrap();
+    let big = vec![b'x'; 11 << 20];
+    std::fs::write(h.path("daemon.log"), &big).unwrap();
+    h.ok(&["list"]);
+    h.wait("daemon.log rotated", WAIT, || {
+        let len = std::fs::metadata(h.path("daemon.log")).ok()?.len();
+        (len < 1 << 20).then_some(())
+    });
+    let rotated = std::fs::metadata(h.path("daemon.log.1")).unwrap();
+    assert_eq!(rotated.len(), 11 << 20);
+    assert_eq!(rotated.mode() & 0o777, 0o600);
+}

@@ -73,6 +73,7 @@ pub fn run(home: Home) -> anyhow::Result<i32> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    home.keep_daemon_log_rotated();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
