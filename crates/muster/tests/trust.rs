@@ -263,6 +263,11 @@ fn a_full_disk_under_the_log_is_reported_in_list_show_and_daemon_log_once() {
         "show says what, since when, how much:\n{show}"
     );
     let log = std::fs::read_to_string(h.path("daemon.log")).unwrap();
+    eprintln!(
+        "/dev/full: {} lines dropped and counted; daemon.log mentions the failure {} time(s)",
+        health(&h, "full")["lines_dropped"],
+        log.matches("/dev/full failed").count()
+    );
     assert_eq!(
         log.matches("/dev/full failed").count(),
         1,
@@ -306,6 +311,12 @@ fn a_file_size_limit_drops_whole_lines_and_counts_them() {
         (written + dropped == LINES).then_some((text, dropped))
     });
     assert!(dropped > 0, "the limit was reached");
+    eprintln!(
+        "RLIMIT_FSIZE 200 blocks: {} lines written whole ({} bytes), {dropped} whole lines \
+         dropped and counted, of {LINES}",
+        written.lines().count(),
+        written.len()
+    );
     assert!(written.ends_with('\n'), "the file ends with a whole line");
     for (n, line) in written.lines().enumerate() {
         let mut parts = line.split('-');
