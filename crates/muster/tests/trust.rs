@@ -14,6 +14,16 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
 
+/// Whether this test can act as root (chown a home to another user); if not, says why it
+/// is skipped.
+fn as_root(test: &str) -> bool {
+    let root = rustix::process::geteuid().is_root();
+    if !root {
+        eprintln!("SKIPPED {test}: it needs root to give a home to another user (chown)");
+    }
+    root
+}
+
 /// `nobody`'s uid and gid, from /etc/passwd.
 fn nobody() -> (u32, u32) {
     let passwd = std::fs::read_to_string("/etc/passwd").expect("reading /etc/passwd");
@@ -81,6 +91,9 @@ fn secret(h: &Home, tag: &str) -> std::path::PathBuf {
 
 #[test]
 fn a_home_owned_by_another_user_is_refused_even_for_root() {
+    if !as_root("a_home_owned_by_another_user_is_refused_even_for_root") {
+        return;
+    }
     let h = Home::new("foreign");
     let (uid, gid) = nobody();
     chown_all(h.dir(), uid, gid);
@@ -119,6 +132,9 @@ fn a_logs_directory_writable_by_all_is_refused() {
 
 #[test]
 fn a_foreign_user_editing_the_registry_cannot_make_root_run_a_script() {
+    if !as_root("a_foreign_user_editing_the_registry_cannot_make_root_run_a_script") {
+        return;
+    }
     let h = Home::new("foreign-reg");
     let marker = h.path("pwned");
     let mut spec = muster_proto::AppSpec::new("evil", "/bin/sh");
@@ -452,6 +468,9 @@ fn fill(dir: &Path) {
 
 #[test]
 fn on_a_full_disk_stop_delete_and_kill_act_then_warn() {
+    if !as_root("on_a_full_disk_stop_delete_and_kill_act_then_warn") {
+        return;
+    }
     let h = Home::new("tmpfs");
     let _fs = match Tmpfs::mount(h.dir(), "4m") {
         Ok(m) => m,

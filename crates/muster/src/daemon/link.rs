@@ -286,7 +286,17 @@ impl Daemon {
         let hello = SupervisorRequest::Hello {
             version: PROTOCOL_VERSION,
         };
-        let what = format!("{req:?}").to_lowercase();
+        let what = match &req {
+            SupervisorRequest::Hello { .. } => "hello",
+            SupervisorRequest::Status => "status",
+            SupervisorRequest::Reload => "reload",
+            SupervisorRequest::Scale { .. } => "scale",
+            SupervisorRequest::Send { .. } => "send",
+            SupervisorRequest::Signal { .. } => "signal",
+            SupervisorRequest::Flush => "flush",
+            SupervisorRequest::Shutdown => "shutdown",
+            SupervisorRequest::Watch => "watch",
+        };
         let path = self.home.supervisor_socket(name);
         match tokio::time::timeout(deadline, control_socket::ask(&path, &hello, &req)).await {
             Ok(r) => r.with_context(|| format!("asking the supervisor of {name}")),

@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
-use timers::{Timers, sleep_until};
+use timers::{Due, Timers, sleep_until};
 use tokio::signal::unix::{Signal as SignalStream, SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -110,7 +110,6 @@ impl Control {
 
     pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         self.feed(Input::Start);
-        let mut fallback = tokio::time::interval(Duration::from_secs(1));
         let mut commands_open = true;
         while !self.stopped {
             let next_timer = self.timers.next_deadline();
@@ -133,18 +132,23 @@ impl Control {
                 }
                 _ = sleep_until(next_timer), if next_timer.is_some() => self.fire_timers(),
                 _ = sleep_until(orphan_kill), if orphan_kill.is_some() => self.on_sigchld(),
-                _ = fallback.tick() => self.on_sigchld(),
             }
         }
         self.kill_all();
         if self.config.subreaper {
-            self.await_orphans(&mut fallback).await;
+            self.await_orphans().await;
         }
     }
 
     /// What the workers left behind has had its stop signal; it is killed at its deadline.
     /// Waits for that (bounded), so that nothing outlives a stopped app.
-    async fn await_orphans(&mut self, fallback: &mut tokio::time::Interval) {
+    /// Nothing wakes an idle primary but SIGCHLD, its timers and its channels: no periodic
+    /// check (a once-a-second wake in each of 100 supervisors is what idle must not cost).
+    /// An orphan is found when a SIGCHLD arrives (a worker's exit re-parents its descendants
+    /// before that signal is sent) and here, at stop; only here is a short poll kept, bounded
+    /// by `give_up`, for an orphan whose own descendants are re-parented without a SIGCHLD.
+    async fn await_orphans(&mut self) {
+        let mut fallback = tokio::time::interval(Duration::from_millis(200));
         let give_up = Instant::now() + self.config.policy.kill_timeout + Duration::from_secs(5);
         reap::reap();
         while reap::orphans_left() && Instant::now() < give_up {
@@ -199,7 +203,9 @@ impl Control {
                     signal_group(w.pid, rustix::process::Signal::KILL.as_raw());
                 }
             }
-            Action::Arm { timer, at } => self.timers.arm(timer, Instant::from_std(at)),
+            Action::Arm { timer, at } => {
+                self.timers.arm(Due::Policy(timer), Instant::from_std(at));
+            }
             Action::Emit(ev) => self.emit_policy(ev),
         }
     }
@@ -229,8 +235,15 @@ impl Control {
                     return;
                 };
                 w.disconnected = true;
-                let pid = w.pid;
+                let (pid, draining) = (w.pid, w.draining && !w.leaving_on_its_own);
                 self.emit(Event::Disconnect { worker: id, pid });
+                if draining {
+                    // It has closed its servers (Node closes the channel last, once their
+                    // connections are done): the drain is over, so the stop signal cannot cut
+                    // a request. A worker that is leaving on its own may have closed its
+                    // servers earlier and still serve: it gets the signal at its grace's end.
+                    self.request_stop(id);
+                }
                 self.rr.worker_gone(id, &mut self.workers, &mut self.seq);
                 // The exit may already be waiting to be reaped.
                 self.on_sigchld();
@@ -259,6 +272,9 @@ impl Control {
         };
         let is_ready = v.as_str() == Some("ready");
         let is_suicide = v.get("act").and_then(Value::as_str) == Some("suicide");
+        if is_suicide && let Some(w) = self.workers.get_mut(&id) {
+            w.leaving_on_its_own = true;
+        }
         self.emit(Event::Message {
             worker: id,
             pid,
