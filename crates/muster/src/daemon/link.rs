@@ -92,6 +92,7 @@ impl Daemon {
             .arg("supervise")
             .arg(&spec.name)
             .env("MUSTER_HOME", self.home.root())
+            .env(crate::nofile::VAR, crate::nofile::for_supervisors())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

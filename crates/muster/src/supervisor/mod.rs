@@ -80,7 +80,10 @@ struct Ctx {
 
 /// `muster supervise <name>`: runs until the app is shut down. Returns the exit code.
 pub fn run(home: Home, name: &str) -> anyhow::Result<i32> {
+    // Workers get the descriptors their spawn places, nothing inherited (docs/security.md).
+    muster_ipc::close_on_exec_inherited(&[]).context("marking inherited descriptors")?;
     crate::diag::init(&format!("supervisor {name}"));
+    crate::nofile::raise_in_supervisor();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
