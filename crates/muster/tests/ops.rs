@@ -638,3 +638,150 @@ fn socket_activation_gives_systemds_socket_to_node_cluster_and_listen_fds_apps()
     }
     assert_eq!(refused.exit_code(WAIT), Some(1));
 }
+
+/// The app's worker pids now.
+fn pids(home: &Home, name: &str) -> Vec<u32> {
+    harness::worker_pids(&home.must_app(name))
+}
+
+/// Waits until `name` is online with `n` workers none of which is in `old`.
+fn wait_replaced(home: &Home, name: &str, n: usize, old: &[u32], why: &str) -> Vec<u32> {
+    home.wait(why, WAIT, || {
+        let app = home.app(name)?;
+        let now = harness::worker_pids(&app);
+        let ready = app["workers"]
+            .as_array()?
+            .iter()
+            .all(|w| w["state"] == "ready");
+        (app["status"] == "online"
+            && ready
+            && now.len() == n
+            && now.iter().all(|p| !old.contains(p)))
+        .then_some(now)
+    })
+}
+
+#[test]
+fn watch_restarts_a_fork_app_on_a_change_but_not_in_ignored_dirs() {
+    let home = Home::new("watch");
+    let dir = home.path("wapp");
+    std::fs::create_dir_all(dir.join("node_modules/dep")).unwrap();
+    std::fs::create_dir_all(dir.join(".git")).unwrap();
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    let app = script(&home, "wapp/app.sh", "exec sleep 1000\n");
+    let dir_s = dir.to_str().unwrap();
+    home.ok(&[
+        "start",
+        &app,
+        "--name",
+        "w",
+        "--cwd",
+        dir_s,
+        "--watch",
+        "--watch-delay",
+        "100",
+    ]);
+    let first = home.wait_online("w", 1, WAIT);
+    let shown = home.ok(&["show", "w"]).stdout;
+    assert!(
+        shown.contains(&format!("watch             {dir_s} (restart 100 ms")),
+        "{shown}"
+    );
+    assert!(shown.contains("node_modules, .git"), "{shown}");
+    // Let the daemon's watch task start (it looks for new apps every second).
+    std::thread::sleep(Duration::from_secs(3));
+
+    // Changes in ignored directories restart nothing.
+    std::fs::write(dir.join("node_modules/dep/index.js"), "x").unwrap();
+    std::fs::write(dir.join(".git/HEAD"), "ref").unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        pids(&home, "w"),
+        first,
+        "a change in node_modules or .git restarted the app"
+    );
+
+    // A change in the app's own files does.
+    std::fs::write(dir.join("src/index.js"), "changed").unwrap();
+    wait_replaced(
+        &home,
+        "w",
+        1,
+        &first,
+        "the app restarted after src/index.js changed",
+    );
+}
+
+#[test]
+fn watch_reloads_a_cluster_app_and_cron_restart_restarts() {
+    let home = Home::new("watchcl");
+    let dir = home.path("wdir");
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = harness::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let exe = harness::exe().to_str().unwrap();
+    let dir_s = dir.to_str().unwrap();
+    home.ok(&[
+        "start",
+        exe,
+        "--name",
+        "cl",
+        "-i",
+        "2",
+        "--listen",
+        &listen,
+        "--wait-ready",
+        "--watch-path",
+        dir_s,
+        "--watch-delay",
+        "100",
+        "--",
+        "hello-worker",
+    ]);
+    let first = home.wait_online("cl", 2, WAIT);
+    std::thread::sleep(Duration::from_secs(3));
+    std::fs::write(dir.join("config.json"), "{}").unwrap();
+    // A reload replaces every worker; the app stays up.
+    wait_replaced(
+        &home,
+        "cl",
+        2,
+        &first,
+        "both workers replaced after config.json changed",
+    );
+    harness::get(port).expect("serving after the reload");
+
+    // cron_restart every second: the app is restarted (its workers replaced).
+    let app = script(&home, "cron.sh", "exec sleep 1000\n");
+    home.ok(&[
+        "start",
+        &app,
+        "--name",
+        "cr",
+        "--cron-restart",
+        "* * * * * *",
+    ]);
+    let before = home.wait_online("cr", 1, WAIT);
+    let shown = home.ok(&["show", "cr"]).stdout;
+    assert!(
+        shown.contains("cron restart      * * * * * * (next "),
+        "{shown}"
+    );
+    wait_replaced(
+        &home,
+        "cr",
+        1,
+        &before,
+        "the cron restart replaced the worker",
+    );
+    let bad = home.run(&[
+        "start",
+        &app,
+        "--name",
+        "bad",
+        "--cron-restart",
+        "every day",
+    ]);
+    assert_eq!(bad.code, Some(1), "{bad}");
+    assert!(bad.stderr.contains("not a cron expression"), "{bad}");
+}

@@ -136,6 +136,7 @@ pub fn show(a: &AppInfo) -> String {
     }
     field(&mut out, "out log", a.out_log.clone());
     field(&mut out, "err log", a.err_log.clone());
+    crate::triggers::show_fields(a, |k, v| field(&mut out, k, v));
     if !a.workers.is_empty() {
         let _ = writeln!(out, "  workers:");
         for w in &a.workers {
