@@ -23,6 +23,10 @@ use std::fmt;
 /// Bumped when a message changes incompatibly; both sides refuse a different version.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// The longest request line the daemon reads from a client (a `start` of many apps, each
+/// with its environment, stays below); a longer one is refused with an error.
+pub const MAX_REQUEST_BYTES: usize = 4 << 20;
+
 /// How often a supervisor sends its heartbeat (and samples its workers' CPU and memory).
 pub const HEARTBEAT_MS: u64 = 5_000;
 
@@ -86,6 +90,18 @@ impl<'de> Deserialize<'de> for Target {
     }
 }
 
+/// What `start`, `reload` or `restart` of an ecosystem file does to an app that runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApplyAction {
+    /// Reload it if its spec changed; leave it alone otherwise.
+    Start,
+    /// Reload it.
+    Reload,
+    /// Restart it.
+    Restart,
+}
+
 /// CLI → daemon.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -98,6 +114,16 @@ pub enum Request {
     /// Start these apps (a name that exists and is stopped is started again with the new spec).
     Start {
         apps: Vec<AppSpec>,
+    },
+    /// Apply an ecosystem file to the apps (pm2's startOrReload): apps not registered, or not
+    /// running, start with the file's spec; running ones get it and `action`.
+    Apply {
+        apps: Vec<AppSpec>,
+        action: ApplyAction,
+        /// The caller's environment replaces the registered one and counts as a change (pm2's
+        /// `--update-env`); without it, only the file counts.
+        #[serde(default)]
+        update_env: bool,
     },
     Stop {
         target: Target,
@@ -141,6 +167,20 @@ pub enum Request {
     Resurrect,
     /// Stop every app gracefully, then the daemon.
     Kill,
+    /// What happened: the kept events (of `app`, or of every app), those since `since_ms`
+    /// (Unix time, milliseconds), then only the `last` N; then, with `follow`, every new one
+    /// as it happens, until the client closes the connection. Answered by one
+    /// [`Response::Event`] per event, then [`Response::Done`] when not following.
+    Events {
+        #[serde(default)]
+        app: Option<String>,
+        #[serde(default)]
+        since_ms: Option<u64>,
+        #[serde(default)]
+        last: Option<usize>,
+        #[serde(default)]
+        follow: bool,
+    },
 }
 
 /// Daemon → CLI.
@@ -166,6 +206,10 @@ pub enum Response {
     },
     Error {
         message: String,
+    },
+    /// One event, for [`Request::Events`]: `{"time_ms":…,"app":"web","event":"exit",…}`.
+    Event {
+        event: Value,
     },
 }
 
@@ -196,6 +240,13 @@ pub struct AppInfo {
     pub out_log: String,
     pub err_log: String,
     pub spec: AppSpec,
+    /// Whether the app's output reaches its log files.
+    #[serde(default)]
+    pub log_health: crate::LogHealth,
+    /// Why the last worker could not be started (the OS error: exec failed, too many open
+    /// files…), until a worker is ready again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spawn_error: Option<String>,
 }
 
 /// One worker in [`AppInfo`].

@@ -266,7 +266,7 @@ fn send_reaches_one_worker_by_id_and_fails_when_it_reaches_none() {
         &[&format!("worker {second} "), r#"got message {"to":"all"}"#],
         WAIT,
     );
-    let logs = h.ok(&["logs", "py", "--lines", "200"]).stdout;
+    let logs = h.ok(&["logs", "py", "--lines", "200", "--nostream"]).stdout;
     assert!(
         !logs
             .lines()
@@ -302,4 +302,146 @@ fn send_reaches_one_worker_by_id_and_fails_when_it_reaches_none() {
     });
     assert_eq!(out.code, Some(1), "{out}");
     assert!(out.stderr.contains("no worker received"), "{out}");
+}
+
+/// The Python executable itself, not a wrapper: a version manager's shim (pyenv) forks
+/// helpers that inherit the worker's listening socket and can outlive it for a moment, so a
+/// restart on the same port would find it taken (what muster's process-tree handling is for;
+/// these tests are about something else).
+fn real_python() -> String {
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("running python3");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// An ecosystem file for the python fixture: `apps` as (name, env FOO, env_prod FOO), each
+/// listening on a port of its own.
+fn eco_file(h: &Home, apps: &[(&str, &str, u16)]) -> PathBuf {
+    let script = fixture("daemon_app.py");
+    let python = real_python();
+    let mut text = String::new();
+    for (name, value, port) in apps {
+        text.push_str(&format!(
+            "[[app]]\nname = \"{name}\"\nscript = \"{}\"\ninterpreter = \"{python}\"\n\
+             listen = [\"127.0.0.1:{port}\"]\n\
+             [app.env]\nFOO = \"{value}\"\n[app.env_prod]\nFOO = \"prod\"\n\n",
+            script.display()
+        ));
+    }
+    let path = h.path("muster.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn pids_of(h: &Home, name: &str) -> Vec<u32> {
+    worker_pids(&h.must_app(name))
+}
+
+#[test]
+fn start_reload_restart_of_a_file_apply_it_to_the_running_apps() {
+    require("python3");
+    let h = Home::new("apply");
+    let (pa, pb, pc) = (free_port(), free_port(), free_port());
+    let file = eco_file(&h, &[("a", "1", pa), ("b", "1", pb)]);
+    let file = path_str(&file);
+    h.ok(&["start", file]);
+    let a = h.wait_online("a", 1, WAIT);
+    let b = h.wait_online("b", 1, WAIT);
+
+    // Again, unchanged: nothing happens.
+    let out = h.ok(&["start", file]);
+    assert!(out.stdout.contains("a unchanged, b unchanged"), "{out}");
+    assert_eq!((pids_of(&h, "a"), pids_of(&h, "b")), (a.clone(), b.clone()));
+
+    // a's env changed, c is new: a is replaced, c starts, b stays.
+    eco_file(&h, &[("a", "2", pa), ("b", "1", pb), ("c", "1", pc)]);
+    let out = h.ok(&["start", file]);
+    assert!(
+        out.stdout.contains("b unchanged") && out.stdout.contains("c started"),
+        "{out}"
+    );
+    let a2 = wait_replaced(&h, "a", 1, &a);
+    h.wait_online("c", 1, WAIT);
+    assert_eq!(pids_of(&h, "b"), b);
+    assert_eq!(h.must_app("a")["spec"]["env"]["FOO"], "2");
+
+    // The caller's environment is a change only with --update-env.
+    let with_var = |extra: &[&str]| {
+        let mut args = vec!["start", file];
+        args.extend_from_slice(extra);
+        let out = h
+            .command(&args)
+            .env("MUSTER_TEST_CALLER_VAR", "x")
+            .output()
+            .expect("running muster");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let out = with_var(&[]);
+    assert!(
+        out.contains("a unchanged, b unchanged, c unchanged"),
+        "{out}"
+    );
+    let out = with_var(&["--update-env"]);
+    assert!(out.contains("b restarted"), "{out}");
+    let b2 = wait_replaced(&h, "b", 1, &b);
+
+    // reload FILE --env prod: every app gets the profile.
+    h.ok(&["reload", file, "--env", "prod"]);
+    wait_replaced(&h, "b", 1, &b2);
+    wait_replaced(&h, "a", 1, &a2);
+    for name in ["a", "b", "c"] {
+        assert_eq!(h.must_app(name)["spec"]["env"]["FOO"], "prod", "{name}");
+    }
+}
+
+#[test]
+fn start_of_a_registered_name_or_id_starts_it_again() {
+    require("python3");
+    let h = Home::new("startname");
+    let port = free_port();
+    let python = real_python();
+    h.ok(&[
+        "start",
+        path_str(&fixture("daemon_app.py")),
+        "--interpreter",
+        &python,
+        "--name",
+        "api",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    let first = h.wait_online("api", 1, WAIT);
+    h.ok(&["stop", "api"]);
+    assert_eq!(h.must_app("api")["status"], "stopped");
+    h.ok(&["start", "api"]);
+    let second = wait_replaced(&h, "api", 1, &first);
+    let id = h.must_app("api")["id"].to_string();
+    h.ok(&["stop", &id]);
+    h.ok(&["start", &id]);
+    wait_replaced(&h, "api", 1, &second);
+    // A name that is no app and no file is still an error naming it.
+    let err = h.fails(&["start", "no-such-app-or-program"]);
+    assert!(err.contains("no-such-app-or-program"), "{err}");
+}
+
+#[test]
+fn ping_starts_the_daemon_as_pm2s_does_unless_told_only_to_look() {
+    let h = Home::new("ping");
+    let (out, v) = h.json_any(&["ping", "--no-start", "--json"]);
+    assert_eq!(
+        (out.code, &v["running"]),
+        (Some(1), &serde_json::json!(false))
+    );
+    assert!(
+        h.processes().is_empty(),
+        "ping --no-start started something"
+    );
+    let v = h.json(&["ping", "--json"]);
+    assert_eq!(v["running"], true, "{v}");
+    let pid = v["pid"].as_u64().expect("the daemon's pid") as u32;
+    assert!(harness::running(pid));
+    assert_eq!(h.daemon_pid(), Some(pid), "the same daemon answers");
 }

@@ -1,18 +1,26 @@
 //! The commands that ask the daemon: start, stop, restart, reload, delete, scale, list, show,
 //! send, signal, flush, save, resurrect, kill, ping.
 
-use super::start::{AppArgs, specs};
+use super::start::{AppArgs, FileArgs, file_specs, is_config_file, specs};
 use super::table;
 use crate::client::Client;
 use crate::home::Home;
 use anyhow::Context;
-use muster_proto::{AppInfo, Request, Response, Target};
+use muster_proto::{AppInfo, ApplyAction, Request, Response, Target};
 use std::io::Write;
 
 /// A daemon command, parsed.
 #[derive(Debug)]
 pub enum Manage {
-    Start(Box<AppArgs>),
+    /// The app flags, and `--update-env`.
+    Start(Box<AppArgs>, bool),
+    /// An ecosystem file applied to the apps (`start|reload|restart FILE`).
+    Apply {
+        file: std::path::PathBuf,
+        profile: Option<String>,
+        action: ApplyAction,
+        update_env: bool,
+    },
     Stop(String),
     Restart(String),
     Reload(String),
@@ -28,13 +36,32 @@ pub enum Manage {
     Save,
     Resurrect,
     Kill,
-    Ping,
+    Ping {
+        no_start: bool,
+    },
 }
 
 /// Output of reading commands: `--json` prints JSON only.
 #[derive(Debug, Clone, Copy)]
 pub struct Output {
     pub json: bool,
+}
+
+/// `reload`/`restart` of a target, or of an ecosystem file (when TARGET is one that exists).
+pub fn on_target_or_file(target: String, file: FileArgs, action: ApplyAction) -> Manage {
+    let path = std::path::Path::new(&target);
+    if is_config_file(path) && path.exists() {
+        return Manage::Apply {
+            file: path.to_owned(),
+            profile: file.profile,
+            action,
+            update_env: file.update_env,
+        };
+    }
+    match action {
+        ApplyAction::Restart => Manage::Restart(target),
+        _ => Manage::Reload(target),
+    }
 }
 
 pub fn run(cmd: Manage, out: Output) -> anyhow::Result<i32> {
@@ -47,21 +74,55 @@ pub fn run(cmd: Manage, out: Output) -> anyhow::Result<i32> {
 
 async fn ask(home: Home, cmd: Manage, out: Output) -> anyhow::Result<i32> {
     // `kill` and `ping` never start a daemon just to stop it or to see it.
-    let autostart = !matches!(cmd, Manage::Kill | Manage::Ping);
+    // `ping` starts one as pm2's does, unless told only to look.
+    let autostart = !matches!(cmd, Manage::Kill | Manage::Ping { no_start: true });
     let req = match cmd {
-        Manage::Start(args) => {
-            let (apps, warnings) = specs(&args)?;
+        Manage::Start(args, update_env) => {
+            if let Some(target) = registered_app(&home, &args).await? {
+                // pm2's `start <name|id>`: the registered app starts (or restarts) as it is.
+                if !out.json {
+                    eprintln!("muster: {target} is a registered app; starting it again…");
+                }
+                Request::Restart { target }
+            } else {
+                let (apps, warnings) = specs(&args)?;
+                for w in &warnings {
+                    eprintln!("muster: warning: {w}");
+                }
+                if !out.json {
+                    let names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
+                    eprintln!(
+                        "muster: starting {} and waiting until its workers are ready…",
+                        names.join(", ")
+                    );
+                }
+                if is_config_file(&args.target) {
+                    // pm2's startOrReload: running apps get the file's spec.
+                    Request::Apply {
+                        apps,
+                        action: ApplyAction::Start,
+                        update_env,
+                    }
+                } else {
+                    Request::Start { apps }
+                }
+            }
+        }
+        Manage::Apply {
+            file,
+            profile,
+            action,
+            update_env,
+        } => {
+            let (apps, warnings) = file_specs(&file, profile.as_deref())?;
             for w in &warnings {
                 eprintln!("muster: warning: {w}");
             }
-            if !out.json {
-                let names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
-                eprintln!(
-                    "muster: starting {} and waiting until its workers are ready…",
-                    names.join(", ")
-                );
+            Request::Apply {
+                apps,
+                action,
+                update_env,
             }
-            Request::Start { apps }
         }
         Manage::Stop(t) => Request::Stop {
             target: Target::parse(&t),
@@ -126,7 +187,7 @@ async fn ask(home: Home, cmd: Manage, out: Output) -> anyhow::Result<i32> {
         Manage::Save => Request::Save,
         Manage::Resurrect => Request::Resurrect,
         Manage::Kill => Request::Kill,
-        Manage::Ping => Request::Ping,
+        Manage::Ping { .. } => Request::Ping,
     };
     let is_show = matches!(req, Request::Show { .. });
     let mut client = match Client::connect(&home, autostart).await {
@@ -161,6 +222,7 @@ fn print_response(resp: &Response, out: Output, detailed: bool) -> anyhow::Resul
                 serde_json::json!({"schema": 1, "ok": false, "error": message})
             }
             Response::Hello { .. } => serde_json::json!({"schema": 1}),
+            Response::Event { event } => event.clone(),
         };
         writeln!(stdout, "{v}")?;
         return Ok(if matches!(resp, Response::Error { .. }) {
@@ -193,6 +255,7 @@ fn print_response(resp: &Response, out: Output, detailed: bool) -> anyhow::Resul
             return Ok(1);
         }
         Response::Hello { .. } => {}
+        Response::Event { event } => writeln!(stdout, "{}", crate::cli::events::human(event))?,
     }
     Ok(0)
 }
@@ -228,4 +291,25 @@ fn user_message(json: &str) -> anyhow::Result<serde_json::Value> {
         );
     }
     Ok(message)
+}
+
+/// The app `muster start TARGET` means when TARGET is no file but names (or numbers) a
+/// registered app, as in pm2; `None` to start TARGET as a program.
+async fn registered_app(home: &Home, args: &AppArgs) -> anyhow::Result<Option<Target>> {
+    let word = args.target.to_string_lossy();
+    let plain = args.target.components().count() == 1 && !word.contains('/');
+    if !plain || args.target.exists() || is_config_file(&args.target) || args.name.is_some() {
+        return Ok(None);
+    }
+    let target = Target::parse(&word);
+    if matches!(target, Target::All) {
+        return Ok(Some(target));
+    }
+    let apps = list_apps(home, None).await?;
+    let known = apps.iter().any(|a| match &target {
+        Target::Id(id) => a.id == *id,
+        Target::Name(n) => a.name == *n,
+        Target::All => true,
+    });
+    Ok(known.then_some(target))
 }

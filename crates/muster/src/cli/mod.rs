@@ -1,10 +1,12 @@
 //! The command line: one module per command, each with its clap arguments and a `run`.
 
 use clap::{Parser, Subcommand};
+use muster_proto::ApplyAction;
 
 pub mod bench;
 pub mod cluster;
 pub mod completions;
+pub mod events;
 pub mod foreground;
 pub mod ipc;
 pub mod logs;
@@ -32,6 +34,10 @@ pub enum Command {
     Start {
         #[command(flatten)]
         app: start::AppArgs,
+        /// With an ecosystem file: the caller's environment replaces the running apps' and
+        /// counts as a change (pm2's `--update-env`).
+        #[arg(long)]
+        update_env: bool,
         /// Print JSON only.
         #[arg(long)]
         json: bool,
@@ -45,14 +51,20 @@ pub enum Command {
     },
     /// Stop and start apps again.
     Restart {
+        /// `all`, a name, an id, or an ecosystem file (its apps get the file's spec).
         target: String,
+        #[command(flatten)]
+        file: start::FileArgs,
         /// Print JSON only (schema: docs/json.md).
         #[arg(long)]
         json: bool,
     },
     /// Rolling reload: each worker's replacement is ready before it drains; no request fails.
     Reload {
+        /// `all`, a name, an id, or an ecosystem file (its apps get the file's spec).
         target: String,
+        #[command(flatten)]
+        file: start::FileArgs,
         /// Print JSON only (schema: docs/json.md).
         #[arg(long)]
         json: bool,
@@ -91,6 +103,9 @@ pub enum Command {
     },
     /// Print an app's logs (all apps without a name).
     Logs(logs::LogsArgs),
+    /// What happens to the apps: worker exits, restarts, messages, giveups — the kept ones,
+    /// then live.
+    Events(events::EventsArgs),
     /// Empty the log files.
     Flush {
         target: Option<String>,
@@ -135,8 +150,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Is the daemon running?
+    /// Is the daemon running? Starts it if not, as pm2's ping does.
     Ping {
+        /// Only look: never start a daemon (exit 1 when none runs).
+        #[arg(long)]
+        no_start: bool,
         /// Print JSON only.
         #[arg(long)]
         json: bool,
@@ -189,10 +207,20 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     let json = cli.command.wants_json();
     let result = match cli.command {
-        Command::Start { app, json } => manage::run(Manage::Start(Box::new(app)), Output { json }),
+        Command::Start {
+            app,
+            update_env,
+            json,
+        } => manage::run(Manage::Start(Box::new(app), update_env), Output { json }),
         Command::Stop { target, json } => manage::run(Manage::Stop(target), Output { json }),
-        Command::Restart { target, json } => manage::run(Manage::Restart(target), Output { json }),
-        Command::Reload { target, json } => manage::run(Manage::Reload(target), Output { json }),
+        Command::Restart { target, file, json } => manage::run(
+            manage::on_target_or_file(target, file, ApplyAction::Restart),
+            Output { json },
+        ),
+        Command::Reload { target, file, json } => manage::run(
+            manage::on_target_or_file(target, file, ApplyAction::Reload),
+            Output { json },
+        ),
         Command::Delete { target, json } => manage::run(Manage::Delete(target), Output { json }),
         Command::Scale {
             name,
@@ -202,6 +230,7 @@ pub fn main() -> i32 {
         Command::List { json } => manage::run(Manage::List, Output { json }),
         Command::Show { target, json } => manage::run(Manage::Show(target), Output { json }),
         Command::Logs(args) => logs::run(args),
+        Command::Events(args) => events::run(args),
         Command::Flush { target, json } => manage::run(Manage::Flush(target), Output { json }),
         Command::Send {
             target,
@@ -217,7 +246,7 @@ pub fn main() -> i32 {
         Command::Save { json } => manage::run(Manage::Save, Output { json }),
         Command::Resurrect { json } => manage::run(Manage::Resurrect, Output { json }),
         Command::Kill { json } => manage::run(Manage::Kill, Output { json }),
-        Command::Ping { json } => manage::run(Manage::Ping, Output { json }),
+        Command::Ping { no_start, json } => manage::run(Manage::Ping { no_start }, Output { json }),
         Command::Run(args) => run::run(args),
         Command::Cluster(args) => cluster::run(args),
         Command::Ipc(args) => ipc::run(args),
@@ -275,8 +304,9 @@ impl Command {
             | Command::Kill { json }
             | Command::List { json }
             | Command::Show { json, .. }
-            | Command::Ping { json } => *json,
+            | Command::Ping { json, .. } => *json,
             Command::Logs(a) => a.json,
+            Command::Events(a) => a.json,
             Command::Run(a) => a.json,
             Command::Cluster(a) => a.json,
             Command::Bench(a) => a.json,

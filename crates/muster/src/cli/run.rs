@@ -43,6 +43,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     // Check every app before starting any: nothing starts half-way from a broken file.
     let mut configs = Vec::with_capacity(apps.len());
     for spec in &apps {
+        crate::config::check_startable(spec).map_err(anyhow::Error::msg)?;
         crate::app::check_runnable(spec)?;
         configs.push(crate::app::primary_config(spec)?);
     }
@@ -69,6 +70,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
                 } else {
                     Prefix::AppWorker(spec.name.clone())
                 },
+                private_root: None,
             })?;
             config.stdio = Some(sink.stdio_factory());
             let stop_signal = config.stop_signal;

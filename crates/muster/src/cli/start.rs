@@ -101,6 +101,29 @@ pub struct AppArgs {
     pub args: Vec<OsString>,
 }
 
+/// The flags of `reload` and `restart` for an ecosystem file.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct FileArgs {
+    /// With an ecosystem file: its `env_<PROFILE>` profile, as pm2's `--env production`.
+    #[arg(long = "env", value_name = "PROFILE")]
+    pub profile: Option<String>,
+    /// With an ecosystem file: the caller's environment replaces the running apps' and counts
+    /// as a change (pm2's `--update-env`).
+    #[arg(long)]
+    pub update_env: bool,
+}
+
+/// The apps of an ecosystem file with `profile`, seeing the caller's environment.
+pub fn file_specs(
+    path: &Path,
+    profile: Option<&str>,
+) -> anyhow::Result<(Vec<AppSpec>, Vec<String>)> {
+    let loaded = crate::config::load(path, profile)?;
+    let mut apps = loaded.apps;
+    inherit_caller_env(&mut apps);
+    Ok((apps, loaded.warnings))
+}
+
 /// Whether `path` names an ecosystem file rather than a program to run.
 pub fn is_config_file(path: &Path) -> bool {
     let name = path
@@ -126,8 +149,7 @@ pub fn specs(args: &AppArgs) -> anyhow::Result<(Vec<AppSpec>, Vec<String>)> {
             .iter()
             .find(|e| !e.contains('='))
             .map(String::as_str);
-        let loaded = crate::config::load(&args.target, profile)?;
-        let mut apps = loaded.apps;
+        let (mut apps, warnings) = file_specs(&args.target, profile)?;
         if args.name.is_some() && apps.len() != 1 {
             anyhow::bail!(
                 "--name renames one app, and {} has {}; use each app's `name` in the file",
@@ -138,8 +160,7 @@ pub fn specs(args: &AppArgs) -> anyhow::Result<(Vec<AppSpec>, Vec<String>)> {
         for spec in &mut apps {
             apply_overrides(spec, args, true)?;
         }
-        inherit_caller_env(&mut apps);
-        return Ok((apps, loaded.warnings));
+        return Ok((apps, warnings));
     }
     if let Some(profile) = args.env.iter().find(|e| !e.contains('=')) {
         anyhow::bail!(

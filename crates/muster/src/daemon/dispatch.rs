@@ -10,11 +10,19 @@ impl Daemon {
             Request::Hello { .. } => Response::Error {
                 message: "hello was already exchanged".into(),
             },
+            Request::Events { .. } => Response::Error {
+                message: "events is a stream, served by the connection".into(),
+            },
             Request::Ping => Response::Pong {
                 pid: std::process::id(),
                 uptime_ms: self.started.elapsed().as_millis() as u64,
             },
             Request::Start { apps } => self.start(apps).await?,
+            Request::Apply {
+                apps,
+                action,
+                update_env,
+            } => self.apply(apps, action, update_env).await?,
             Request::Stop { target } => self.stop_apps(&target).await?,
             Request::Restart { target } => self.restart_apps(&target).await?,
             Request::Reload { target } => self.reload_apps(&target).await?,

@@ -1,6 +1,8 @@
 //! One handler per command (the `impl Daemon` blocks here are split by command).
 
+mod apply;
 mod delete;
+mod events;
 mod forward;
 mod info;
 mod kill;

@@ -1,0 +1,83 @@
+//! `start|reload|restart <ecosystem file>`: the file applied to the apps, as pm2's
+//! startOrReload: new or stopped apps start, running ones get the file's spec and are reloaded
+//! (or restarted), and with `start` an unchanged running app is left alone.
+
+use crate::daemon::{Daemon, done};
+use anyhow::Context;
+use muster_proto::{AppSpec, AppStatus, ApplyAction, Response};
+use std::sync::Arc;
+
+impl Daemon {
+    pub(in crate::daemon) async fn apply(
+        self: Arc<Self>,
+        apps: Vec<AppSpec>,
+        action: ApplyAction,
+        update_env: bool,
+    ) -> anyhow::Result<Response> {
+        // Check everything first: nothing is applied half-way from a bad file.
+        for spec in &apps {
+            muster_proto::validate_name(&spec.name)
+                .with_context(|| format!("app name {:?}", spec.name))?;
+            crate::app::primary_config(spec)?;
+            crate::app::check_runnable(spec)?;
+        }
+        let mut said = Vec::new();
+        let mut names = Vec::new();
+        for mut spec in apps {
+            let name = spec.name.clone();
+            let old = self
+                .registry
+                .lock()
+                .await
+                .get(&name)
+                .map(|e| e.spec.clone());
+            let running = old.is_some() && self.linked(&name);
+            if let Some(old) = &old
+                && !update_env
+            {
+                // The shell's environment is no change unless asked (pm2's --update-env).
+                spec.inherited_env = old.inherited_env.clone();
+            }
+            let changed = old.as_ref() != Some(&spec);
+            {
+                let mut reg = self.registry.lock().await;
+                reg.upsert(spec);
+                reg.save()?;
+            }
+            let what = match (running, action, changed) {
+                (false, ..) => {
+                    self.clone().launch(&name).await?;
+                    "started"
+                }
+                (true, ApplyAction::Start, false) => "unchanged",
+                (true, ApplyAction::Reload, false) => {
+                    self.clone().reload(&name).await?;
+                    "reloaded"
+                }
+                // A running supervisor keeps the spec it started with: a new one takes a
+                // new supervisor.
+                (true, ApplyAction::Restart, _) | (true, _, true) => {
+                    self.stop(&name).await?;
+                    self.clone().launch(&name).await?;
+                    if changed {
+                        "restarted (its spec changed)"
+                    } else {
+                        "restarted"
+                    }
+                }
+            };
+            said.push(format!("{name} {what}"));
+            names.push(name);
+        }
+        let apps = self.infos(&names).await?;
+        if let Some(bad) = apps.iter().find(|a| a.status == AppStatus::Errored) {
+            anyhow::bail!(
+                "{} failed to start (errored after {} restarts); see `muster logs {}`",
+                bad.name,
+                bad.restarts,
+                bad.name
+            );
+        }
+        Ok(done(said.join(", "), apps))
+    }
+}
