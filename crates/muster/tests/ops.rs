@@ -785,3 +785,111 @@ fn watch_reloads_a_cluster_app_and_cron_restart_restarts() {
     assert_eq!(bad.code, Some(1), "{bad}");
     assert!(bad.stderr.contains("not a cron expression"), "{bad}");
 }
+
+/// `GET path` on 127.0.0.1:port: the status line and the body.
+fn http_get(port: u16, path: &str) -> Result<(String, String), String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).map_err(|e| e.to_string())?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or(format!("no head: {text:?}"))?;
+    Ok((
+        head.lines().next().unwrap_or("").to_owned(),
+        body.to_owned(),
+    ))
+}
+
+#[test]
+fn metrics_serve_prometheus_text_that_promtool_accepts() {
+    let home = Home::new("metrics");
+    let port = harness::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let exe = harness::exe().to_str().unwrap();
+    let app_port = harness::free_port();
+    let app_listen = format!("127.0.0.1:{app_port}");
+    home.ok(&[
+        "start",
+        exe,
+        "--name",
+        "met",
+        "-i",
+        "2",
+        "--listen",
+        &app_listen,
+        "--wait-ready",
+        "--",
+        "hello-worker",
+    ]);
+    home.wait_online("met", 2, WAIT);
+    let _server = Streaming::start(&home, &["metrics", "--listen", &listen]);
+    let end = Instant::now() + WAIT;
+    let (status, body) = loop {
+        match http_get(port, "/metrics") {
+            Ok(r) => break r,
+            Err(e) => {
+                assert!(Instant::now() < end, "metrics never answered: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+    for line in [
+        "muster_up 1",
+        "muster_app_status{app=\"met\",status=\"online\"} 1",
+        "muster_app_status{app=\"met\",status=\"stopped\"} 0",
+        "muster_app_workers{app=\"met\"} 2",
+        "muster_worker_ready{app=\"met\",slot=\"1\"} 1",
+        "# TYPE muster_worker_cpu_seconds_total counter",
+    ] {
+        assert!(
+            body.lines().any(|l| l == line),
+            "no line {line:?} in\n{body}"
+        );
+    }
+    let rss = body
+        .lines()
+        .find(|l| l.starts_with("muster_worker_resident_memory_bytes{app=\"met\",slot=\"0\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no worker memory in\n{body}"));
+    assert!(rss > 0.0, "{body}");
+    assert_eq!(http_get(port, "/nope").unwrap().0, "HTTP/1.1 404 Not Found");
+
+    // Debian's promtool judges the format.
+    match Command::new("promtool").arg("--version").output() {
+        Ok(_) => {
+            let mut child = Command::new("promtool")
+                .args(["check", "metrics"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(body.as_bytes())
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "promtool check metrics: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Err(e) => eprintln!(
+            "SKIPPED promtool check: cannot run promtool ({e}); apt-get install prometheus"
+        ),
+    }
+
+    // Without a daemon: muster_up 0, still valid.
+    home.ok(&["kill"]);
+    let (_, body) = http_get(port, "/metrics").unwrap();
+    assert!(body.lines().any(|l| l == "muster_up 0"), "{body}");
+}
