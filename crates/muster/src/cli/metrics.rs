@@ -260,7 +260,8 @@ pub fn render(daemon: Option<u32>, apps: &[AppInfo]) -> String {
             );
         }
     }
-    let per_app: [(&str, &str, &str, fn(&AppInfo) -> f64); 4] = [
+    type AppValue = fn(&AppInfo) -> f64;
+    let per_app: [(&str, &str, &str, AppValue); 4] = [
         (
             "muster_app_uptime_seconds",
             "gauge",
