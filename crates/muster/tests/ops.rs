@@ -893,3 +893,83 @@ fn metrics_serve_prometheus_text_that_promtool_accepts() {
     let (_, body) = http_get(port, "/metrics").unwrap();
     assert!(body.lines().any(|l| l == "muster_up 0"), "{body}");
 }
+
+/// GETs `path` until its status line is `want` (panics after WAIT); returns the body.
+fn wait_status(port: u16, path: &str, want: &str) -> String {
+    let end = Instant::now() + WAIT;
+    let mut last = String::new();
+    loop {
+        match http_get(port, path) {
+            Ok((status, body)) if status == want => return body,
+            Ok((status, body)) => last = format!("{status}: {body}"),
+            Err(e) => last = e,
+        }
+        assert!(
+            Instant::now() < end,
+            "{path} never answered {want:?}; last: {last}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn run_probes_say_live_and_ready_from_the_apps_state() {
+    let home = Home::new("probes");
+    let exe = harness::exe().to_str().unwrap();
+    let (port, probe) = (harness::free_port(), harness::free_port());
+    let listen = format!("127.0.0.1:{port}");
+    let probe_listen = format!("127.0.0.1:{probe}");
+    let mut run = Streaming::start(
+        &home,
+        &[
+            "run",
+            exe,
+            "--name",
+            "web",
+            "-i",
+            "2",
+            "--listen",
+            &listen,
+            "--wait-ready",
+            "--probe-listen",
+            &probe_listen,
+            "--",
+            "hello-worker",
+        ],
+    );
+    let body = wait_status(probe, "/readyz", "HTTP/1.1 200 OK");
+    assert!(body.contains("web running 2/2 ready"), "{body}");
+    wait_status(probe, "/livez", "HTTP/1.1 200 OK");
+    assert_eq!(
+        http_get(probe, "/nope").unwrap().0,
+        "HTTP/1.1 404 Not Found"
+    );
+    run.signal(rustix::process::Signal::TERM);
+    assert_eq!(run.exit_code(WAIT), Some(0));
+
+    // A worker that never says "ready": alive, not ready.
+    let sleeper = script(&home, "sleeper.sh", "exec sleep 1000\n");
+    let probe = harness::free_port();
+    let probe_listen = format!("127.0.0.1:{probe}");
+    let mut run = Streaming::start(
+        &home,
+        &[
+            "run",
+            &sleeper,
+            "--name",
+            "slow",
+            "-i",
+            "1",
+            "--wait-ready",
+            "--listen-timeout",
+            "60000",
+            "--probe-listen",
+            &probe_listen,
+        ],
+    );
+    let body = wait_status(probe, "/readyz", "HTTP/1.1 503 Service Unavailable");
+    assert!(body.contains("slow running 0/1 ready"), "{body}");
+    wait_status(probe, "/livez", "HTTP/1.1 200 OK");
+    run.signal(rustix::process::Signal::TERM);
+    run.exit_code(WAIT);
+}

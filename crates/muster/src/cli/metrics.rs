@@ -3,16 +3,14 @@
 //! one request per connection, bounded and with deadlines; nothing runs in the daemon or the
 //! supervisors for it.
 
+use super::http::{read_request, respond};
 use crate::client::Client;
 use crate::home::Home;
 use muster_proto::{AppInfo, AppStatus, Request, Response};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// The most of a request we read: a scraper's request head is a few hundred bytes.
-const MAX_REQUEST: usize = 8 * 1024;
 /// How long one connection may take, from accept to the last byte written.
 const CONNECTION_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -57,25 +55,12 @@ async fn serve(home: Home, addr: SocketAddr) -> anyhow::Result<i32> {
     }
 }
 
-/// Reads one request head and answers it.
+/// Reads one request and answers it.
 async fn answer(home: &Home, mut stream: tokio::net::TcpStream) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        if buf.len() >= MAX_REQUEST {
-            return respond(&mut stream, "431 Request Header Fields Too Large", "", "").await;
-        }
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let head = String::from_utf8_lossy(&buf);
-    let mut words = head.split_whitespace();
-    let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-    let path = path.split('?').next().unwrap_or("");
-    match (method, path) {
+    let Some((method, path)) = read_request(&mut stream).await? else {
+        return Ok(());
+    };
+    match (method.as_str(), path.as_str()) {
         ("GET" | "HEAD", "/metrics") => {
             let body = scrape(home).await;
             let body = if method == "HEAD" {
@@ -113,21 +98,6 @@ async fn answer(home: &Home, mut stream: tokio::net::TcpStream) -> std::io::Resu
             .await
         }
     }
-}
-
-async fn respond(
-    stream: &mut tokio::net::TcpStream,
-    status: &str,
-    content_type: &str,
-    body: &str,
-) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
-    stream.shutdown().await
 }
 
 /// The daemon's answer, as metrics; without a daemon, `muster_up 0` alone.
