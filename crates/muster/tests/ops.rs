@@ -897,13 +897,12 @@ fn metrics_serve_prometheus_text_that_promtool_accepts() {
 /// GETs `path` until its status line is `want` (panics after WAIT); returns the body.
 fn wait_status(port: u16, path: &str, want: &str) -> String {
     let end = Instant::now() + WAIT;
-    let mut last = String::new();
     loop {
-        match http_get(port, path) {
+        let last = match http_get(port, path) {
             Ok((status, body)) if status == want => return body,
-            Ok((status, body)) => last = format!("{status}: {body}"),
-            Err(e) => last = e,
-        }
+            Ok((status, body)) => format!("{status}: {body}"),
+            Err(e) => e,
+        };
         assert!(
             Instant::now() < end,
             "{path} never answered {want:?}; last: {last}"
