@@ -972,3 +972,167 @@ fn run_probes_say_live_and_ready_from_the_apps_state() {
     run.signal(rustix::process::Signal::TERM);
     run.exit_code(WAIT);
 }
+
+/// A private tmux server (its own socket), killed with everything in it on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn new(tag: &str) -> Option<Tmux> {
+        if Command::new("tmux").arg("-V").output().is_err() {
+            eprintln!("SKIPPED: tmux is not installed (apt-get install tmux)");
+            return None;
+        }
+        Some(Tmux {
+            socket: format!("muster-test-{}-{tag}", std::process::id()),
+        })
+    }
+
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("running tmux")
+    }
+
+    /// The pane's text (with `-e`, its escape sequences too).
+    fn screen(&self, escapes: bool) -> String {
+        let mut args = vec!["capture-pane", "-p", "-t", "monit"];
+        if escapes {
+            args.push("-e");
+        }
+        String::from_utf8_lossy(&self.cmd(&args).stdout).into_owned()
+    }
+
+    fn wait_screen(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let end = Instant::now() + WAIT;
+        loop {
+            let s = self.screen(false);
+            if pred(&s) {
+                return s;
+            }
+            assert!(Instant::now() < end, "the screen never showed {what}:\n{s}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+    }
+}
+
+/// Whether SGR sequences in `s` set a foreground or background colour (not just reset it).
+fn has_colour(s: &str) -> bool {
+    s.split("\u{1b}[").skip(1).any(|seq| {
+        let Some(end) = seq.find(|c: char| !(c.is_ascii_digit() || c == ';')) else {
+            return false;
+        };
+        seq[end..].starts_with('m')
+            && seq[..end].split(';').any(|p| {
+                matches!(
+                    p.parse::<u32>(),
+                    Ok(30..=37 | 38 | 40..=47 | 48 | 90..=97 | 100..=107)
+                )
+            })
+    })
+}
+
+/// Starts `muster monit` in a 120×36 tmux pane; its exit code lands in `exit_file`.
+fn monit_in_tmux(tmux: &Tmux, home: &Home, env: &str, exit_file: &std::path::Path) {
+    let shell = format!(
+        "env MUSTER_HOME='{}' {env} '{}' monit; echo EXIT=$? > '{}'; sleep 60",
+        home.dir().display(),
+        harness::exe().display(),
+        exit_file.display()
+    );
+    let out = tmux.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "monit",
+        "-x",
+        "120",
+        "-y",
+        "36",
+        &shell,
+    ]);
+    assert!(out.status.success(), "tmux new-session: {out:?}");
+}
+
+#[test]
+fn monit_shows_the_apps_reloads_on_r_and_quits_on_q() {
+    let Some(tmux) = Tmux::new("monit") else {
+        return;
+    };
+    let home = Home::new("monit");
+    let exe = harness::exe().to_str().unwrap();
+    let listen = format!("127.0.0.1:{}", harness::free_port());
+    home.ok(&[
+        "start",
+        exe,
+        "--name",
+        "dash",
+        "-i",
+        "2",
+        "--listen",
+        &listen,
+        "--wait-ready",
+        "--",
+        "hello-worker",
+    ]);
+    let first = home.wait_online("dash", 2, WAIT);
+    let exit_file = home.path("monit.exit");
+    monit_in_tmux(&tmux, &home, "", &exit_file);
+    let screen = tmux.wait_screen("the app online with its workers", |s| {
+        s.contains("dash")
+            && s.contains("online")
+            && first.iter().all(|p| s.contains(&format!("pid {p}")))
+    });
+    assert!(screen.contains("r reload"), "{screen}");
+    assert!(
+        has_colour(&tmux.screen(true)),
+        "colours expected without NO_COLOR"
+    );
+
+    // r reloads the selected app: every worker replaced, and the screen shows the new ones.
+    tmux.cmd(&["send-keys", "-t", "monit", "r"]);
+    let now = wait_replaced(&home, "dash", 2, &first, "the workers replaced after `r`");
+    tmux.wait_screen("the new workers", |s| {
+        now.iter().all(|p| s.contains(&format!("pid {p}")))
+    });
+
+    // q quits with 0.
+    tmux.cmd(&["send-keys", "-t", "monit", "q"]);
+    let end = Instant::now() + WAIT;
+    let code = loop {
+        if let Ok(s) = std::fs::read_to_string(&exit_file) {
+            break s;
+        }
+        assert!(
+            Instant::now() < end,
+            "monit did not exit after q:\n{}",
+            tmux.screen(false)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code.trim(), "EXIT=0");
+    // The terminal is back: the dashboard is gone from the screen.
+    let after = tmux.screen(false);
+    assert!(!after.contains("r reload"), "{after}");
+    drop(tmux);
+
+    // NO_COLOR: the same screen without colours.
+    let tmux = Tmux::new("nocolor").unwrap();
+    monit_in_tmux(&tmux, &home, "NO_COLOR=1", &home.path("nocolor.exit"));
+    tmux.wait_screen("the app", |s| s.contains("dash") && s.contains("online"));
+    let escaped = tmux.screen(true);
+    assert!(
+        !has_colour(&escaped),
+        "a colour with NO_COLOR:\n{escaped:?}"
+    );
+}

@@ -13,6 +13,7 @@ pub mod ipc;
 pub mod logs;
 pub mod manage;
 pub mod metrics;
+pub mod monit;
 pub mod probes;
 pub mod run;
 pub mod start;
@@ -178,6 +179,8 @@ pub enum Command {
     /// Load an HTTP(S) URL and report transactions, availability, response times, rate;
     /// `--during "reload APP"` runs a muster action mid-load and counts the failures around it.
     Bench(bench::BenchArgs),
+    /// A terminal dashboard: apps, workers, CPU and memory history, logs; keys to act.
+    Monit(monit::MonitArgs),
     /// Serve the apps' state in Prometheus' text format: `muster metrics --listen 127.0.0.1:9209`.
     Metrics(metrics::MetricsArgs),
     /// Print shell completions: `muster completions bash > /etc/bash_completion.d/muster`.
@@ -259,6 +262,7 @@ pub fn main() -> i32 {
         Command::Unstartup(args) => startup::unstartup(args),
         Command::Bench(args) => bench::run(args),
         Command::Metrics(args) => metrics::run(args),
+        Command::Monit(args) => monit::run(args),
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => completions::man(args),
         Command::Daemon => crate::home::Home::from_env().and_then(crate::daemon::run),
