@@ -258,6 +258,29 @@ fn logs_stream_like_pm2_and_nostream_prints_and_exits() {
         assert!(Instant::now() < end, "no tick beyond {last} streamed");
     }
     assert_eq!(s.interrupt(WAIT), Some(0));
+
+    // Without --out/--err, the apps' lifecycle events come in between, marked `event`.
+    let mut s = Streaming::start(&home, &["logs", "tk", "--lines", "0"]);
+    // The stream subscribes to events as it starts: restart until one shows (at most 5).
+    let mut seen = false;
+    for _ in 0..5 {
+        home.ok(&["restart", "tk"]);
+        let end = Instant::now() + Duration::from_secs(4);
+        while let Ok(line) = s
+            .lines
+            .recv_timeout(end.saturating_duration_since(Instant::now()))
+        {
+            if line.starts_with("tk event| ") {
+                seen = true;
+                break;
+            }
+        }
+        if seen {
+            break;
+        }
+    }
+    assert!(seen, "no `tk event| ` line after restarts");
+    assert_eq!(s.interrupt(WAIT), Some(0));
 }
 
 fn snapshot_dir() -> std::path::PathBuf {
