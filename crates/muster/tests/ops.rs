@@ -1128,6 +1128,10 @@ fn monit_shows_the_apps_reloads_on_r_and_quits_on_q() {
     tmux.wait_screen("the new workers", |s| {
         now.iter().all(|p| s.contains(&format!("pid {p}")))
     });
+    // …and the reload's events in the events pane.
+    tmux.wait_screen("the reload's events", |s| {
+        s.contains("dash events") && now.iter().any(|p| s.contains(&format!("pid={p}")))
+    });
 
     // q quits with 0.
     tmux.cmd(&["send-keys", "-t", "monit", "q"]);

@@ -7,6 +7,8 @@ use crate::logs::tail_lines;
 use muster_proto::{AppInfo, Request, Response};
 use std::collections::{HashMap, VecDeque};
 
+/// Events shown for the selected app.
+pub const EVENTS: usize = 6;
 /// Samples kept per app for the sparklines (one a second).
 pub const HISTORY: usize = 120;
 
@@ -20,6 +22,8 @@ pub struct Model {
     pub memory: HashMap<String, VecDeque<u64>>,
     /// The selected app's last log lines, `out`/`err` marked.
     pub log: Vec<(String, &'static str)>,
+    /// The selected app's last lifecycle events (`muster events`), oldest first.
+    pub events: Vec<String>,
     lines: usize,
     /// Re-read the log tail on every refresh (`f` pauses it to read).
     pub follow: bool,
@@ -35,6 +39,7 @@ impl Model {
             cpu: HashMap::new(),
             memory: HashMap::new(),
             log: Vec::new(),
+            events: Vec::new(),
             lines,
             follow: true,
             message: String::new(),
@@ -85,7 +90,34 @@ impl Model {
         }
         if self.follow || self.log.is_empty() {
             self.read_log();
+            self.read_events(home).await;
         }
+    }
+
+    /// The selected app's last kept events, as `muster events` prints them.
+    async fn read_events(&mut self, home: &Home) {
+        let Some(app) = self.apps.get(self.selected) else {
+            self.events.clear();
+            return;
+        };
+        let query = crate::client::EventQuery {
+            app: Some(app.name.clone()),
+            last: Some(EVENTS),
+            follow: false,
+            ..Default::default()
+        };
+        let Ok(mut stream) = crate::client::events(home, &query).await else {
+            return;
+        };
+        let mut events = Vec::with_capacity(EVENTS);
+        // Bounded: the daemon sends at most EVENTS, then says it is done.
+        while events.len() < EVENTS {
+            match stream.next().await {
+                Ok(Some(e)) => events.push(crate::cli::events::human(&e)),
+                _ => break,
+            }
+        }
+        self.events = events;
     }
 
     fn read_log(&mut self) {

@@ -20,9 +20,10 @@ pub fn draw(frame: &mut Frame, model: &Model, color: bool) {
         }
     };
     let workers = model.selected().map_or(0, |a| a.workers.len()) as u16;
-    let [apps_area, detail_area, log_area, keys_area] = Layout::vertical([
+    let [apps_area, detail_area, events_area, log_area, keys_area] = Layout::vertical([
         Constraint::Length((model.apps.len() as u16).max(1) + 3),
         Constraint::Length(workers.max(1) + 6),
+        Constraint::Length(super::model::EVENTS as u16 + 2),
         Constraint::Min(3),
         Constraint::Length(1),
     ])
@@ -80,6 +81,15 @@ pub fn draw(frame: &mut Frame, model: &Model, color: bool) {
     draw_detail(frame, model, detail_area, color);
 
     let name = model.selected().map_or("", |a| a.name.as_str());
+    let events: Vec<Line> = model.events.iter().map(|e| Line::raw(e.clone())).collect();
+    frame.render_widget(
+        Paragraph::new(events).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(format!(" {name} events ")),
+        ),
+        events_area,
+    );
     let height = log_area.height.saturating_sub(2) as usize;
     let start = model.log.len().saturating_sub(height);
     let lines: Vec<Line> = model.log[start..]
