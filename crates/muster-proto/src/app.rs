@@ -105,6 +105,20 @@ pub struct AppSpec {
     /// distinct `listen()` address is one); `None` is muster's default, 64.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_listeners: Option<u32>,
+    /// Restart (fork mode) or reload (cluster mode) when files change under these paths
+    /// (relative to `cwd`; an empty list is `cwd` itself); `None` watches nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watch: Option<Vec<PathBuf>>,
+    /// Paths or patterns (`*` matches within a name) not to watch, besides `node_modules`,
+    /// `.git` and muster's own logs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignore_watch: Vec<String>,
+    /// How long changes are gathered before one restart, milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watch_delay_ms: Option<u64>,
+    /// Restart the app on this cron schedule (5 fields, or 6 with seconds first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cron_restart: Option<String>,
 }
 
 impl AppSpec {
@@ -160,6 +174,10 @@ impl Default for AppSpec {
             instance_var: DEFAULT_INSTANCE_VAR.to_owned(),
             increment_var: None,
             max_listeners: None,
+            watch: None,
+            ignore_watch: Vec::new(),
+            watch_delay_ms: None,
+            cron_restart: None,
         }
     }
 }

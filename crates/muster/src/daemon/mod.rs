@@ -77,7 +77,7 @@ pub fn run(home: Home) -> anyhow::Result<i32> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let code = rt.block_on(crate::systemd::daemon_service(
+    let code = rt.block_on(crate::beside_daemon::serve(
         home.clone(),
         server::serve(home),
     ))?;
