@@ -445,3 +445,77 @@ fn ping_starts_the_daemon_as_pm2s_does_unless_told_only_to_look() {
     assert!(harness::running(pid));
     assert_eq!(h.daemon_pid(), Some(pid), "the same daemon answers");
 }
+
+#[test]
+fn a_port_in_use_fails_start_at_once_with_the_address_and_leaves_nothing_behind() {
+    require("python3");
+    let h = Home::new("inuse");
+    plain_server(&h);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a port");
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = h.run(&["start", "./server", "--listen", &addr, "-i", "2"]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr.contains(&addr) && out.stderr.contains("Address already in use"),
+        "{out}"
+    );
+    // Not the old 10 s wait for a supervisor that had died (a generous bound, not a speed test).
+    assert!(out.took < Duration::from_secs(5), "{out}");
+    assert!(
+        !h.path("apps/server.sock").exists(),
+        "a socket was left behind"
+    );
+    assert!(
+        !h.path("apps/server.failed").exists(),
+        "the failure file was left behind"
+    );
+    let app = h.must_app("server");
+    assert_eq!(app["workers"], serde_json::json!([]), "{app}");
+    assert_eq!(app["supervisor_pid"], serde_json::Value::Null, "{app}");
+    // Once the port is free, the same start works.
+    drop(taken);
+    h.ok(&["start", "./server", "--listen", &addr, "-i", "2"]);
+    h.wait_online("server", 2, WAIT);
+}
+
+#[test]
+fn workers_that_crash_at_once_fail_start_with_the_exit_and_the_error_log() {
+    require("python3");
+    let h = Home::new("crash");
+    let cases: [(&str, &[&str], &str, &str); 3] = [
+        (
+            "fork-code",
+            &[],
+            "import sys; print('cannot open db.sqlite', file=sys.stderr); sys.exit(3)",
+            "exited with code 3",
+        ),
+        (
+            "cluster-code",
+            &["-i", "2"],
+            "import sys; print('cannot open db.sqlite', file=sys.stderr); sys.exit(3)",
+            "exited with code 3",
+        ),
+        (
+            "fork-signal",
+            &[],
+            "import os, signal, sys; print('cannot open db.sqlite', file=sys.stderr, flush=True); \
+             os.kill(os.getpid(), signal.SIGSEGV)",
+            "was killed by SIGSEGV",
+        ),
+    ];
+    // The interpreter itself (a shim's start-up alone can outlast min_uptime on a loaded
+    // machine), and a min_uptime that a slow start-up stays well inside.
+    let python = real_python();
+    for (name, flags, code, how) in cases {
+        let mut args = vec!["start", &python, "--name", name, "--min-uptime", "4000"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["--", "-c", code]);
+        let out = h.run(&args);
+        assert_eq!(out.code, Some(1), "{name}: {out}");
+        assert!(
+            out.stderr.contains(how) && out.stderr.contains("cannot open db.sqlite"),
+            "{name}: {out}"
+        );
+        h.ok(&["delete", name]);
+    }
+}
