@@ -88,7 +88,7 @@ fn big_blocking(ch: &mut BlockingChannel, big: &mut Value, samples: usize) -> Re
     for i in 0..samples as u64 {
         big["seq"] = json!(i);
         let t0 = Instant::now();
-        ch.send(big)?;
+        ch.send(&*big)?;
         let v = recv_blocking(ch)?;
         out.push(t0.elapsed().as_secs_f64());
         check_echo(&v, i)?;
@@ -178,7 +178,7 @@ async fn big_async(
     for i in 0..samples as u64 {
         big["seq"] = json!(i);
         let t0 = Instant::now();
-        tx.send(big).await?;
+        tx.send(&*big).await?;
         let v = recv_async(rx).await?;
         out.push(t0.elapsed().as_secs_f64());
         check_echo(&v, i)?;

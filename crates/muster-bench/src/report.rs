@@ -104,7 +104,7 @@ impl Report {
     pub fn text(&self) -> String {
         let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2} ms"));
         let mut s = String::new();
-        let mut line = |k: &str, v: String| s.push_str(&format!("{k:<26}{v}\n"));
+        let mut line = |k: &str, v: String| s.push_str(&format!("{k:<25} {v}\n"));
         line("Transactions:", format!("{}", self.transactions));
         line("Availability:", format!("{:.2} %", self.availability_pct));
         line("Elapsed time:", format!("{:.2} s", self.elapsed_s));

@@ -2,6 +2,7 @@
 //! (round-robin, shared, or `SO_REUSEPORT`), speaks Node's cluster protocol, and supervises them
 //! (restart limits, suicide handover, rolling reload, graceful stop).
 
+pub mod activated;
 pub mod listen;
 pub mod node;
 pub mod policy;

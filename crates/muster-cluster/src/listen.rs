@@ -41,6 +41,10 @@ pub fn bind_stream(
     sharing: Sharing,
     backlog: Option<i32>,
 ) -> io::Result<OwnedFd> {
+    // A socket systemd passed for this address is used instead (see activated.rs).
+    if let Some(fd) = crate::activated::lookup(addr, sharing)? {
+        return Ok(fd);
+    }
     let (domain, sockaddr) = match addr {
         ListenAddr::Tcp(a) => (Domain::for_address(*a), SockAddr::from(*a)),
         ListenAddr::Unix(p) => (Domain::UNIX, SockAddr::unix(p)?),

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use muster_cluster::node::{self, FromWorker, HandleKey};
-use muster_ipc::{BlockingChannel, HandleType, Received, SendHandle, Signal, Spawn};
+use muster_ipc::{BlockingChannel, HandleType, Outgoing, Received, SendHandle, Signal, Spawn};
 use serde_json::{Value, json};
 
 /// Every test must be over by then.
@@ -117,7 +117,9 @@ impl Worker {
     }
 
     fn disconnect(&mut self, seq: u64) {
-        self.channel.send_internal(&node::disconnect(seq)).unwrap();
+        self.channel
+            .send(Outgoing::internal(&node::disconnect(seq)))
+            .unwrap();
     }
 }
 
@@ -299,7 +301,10 @@ fn rr_schedule_takes_handed_over_connections() {
     let key = HandleKey::new("http");
     let handle = SendHandle::new(HandleType::NetNative, conn.try_clone().unwrap());
     w.channel
-        .send_internal_handle(&node::newconn(&key, 0), handle)
+        .send(Outgoing::internal_with_handle(
+            &node::newconn(&key, 0),
+            handle,
+        ))
         .unwrap();
     let reply = w.expect_message();
     assert_eq!(
@@ -327,7 +332,10 @@ fn rr_schedule_takes_handed_over_connections() {
     let (conn2, _) = primary_socket.accept().unwrap();
     let handle = SendHandle::new(HandleType::NetNative, conn2.try_clone().unwrap());
     w.channel
-        .send_internal_handle(&node::newconn(&HandleKey::new("admin"), 1), handle)
+        .send(Outgoing::internal_with_handle(
+            &node::newconn(&HandleKey::new("admin"), 1),
+            handle,
+        ))
         .unwrap();
     assert_eq!(
         w.expect_message(),
@@ -341,7 +349,10 @@ fn rr_schedule_takes_handed_over_connections() {
     let handle = SendHandle::new(HandleType::NetNative, conn3.try_clone().unwrap());
     // The worker may already be gone: then the send fails, which is fine too.
     if w.channel
-        .send_internal_handle(&node::newconn(&key, 3), handle)
+        .send(Outgoing::internal_with_handle(
+            &node::newconn(&key, 3),
+            handle,
+        ))
         .is_ok()
         && let Some(m) = w.next_message()
     {

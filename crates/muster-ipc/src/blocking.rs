@@ -4,10 +4,11 @@
 //! peers writing large messages at each other cannot deadlock: while a send waits for room it
 //! keeps reading (and queues what it read for the next `recv`).
 
-use crate::core::{Class, Core, ReadOutcome, encode_handle, encode_plain};
+use crate::core::{Core, ReadOutcome};
 use crate::event::{Received, SendError};
 use crate::frame::DEFAULT_MAX_FRAME;
 use crate::message::SendHandle;
+use crate::outgoing::Outgoing;
 use crate::sys::set_nonblocking;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use serde_json::Value;
@@ -23,6 +24,8 @@ pub struct BlockingChannel {
     /// The last read may have left data behind (it filled the buffer, or stopped at a
     /// descriptor): read again before waiting.
     maybe_more: bool,
+    /// Bound on what [`try_send`](Self::try_send) may leave queued.
+    max_queued: usize,
 }
 
 impl BlockingChannel {
@@ -38,6 +41,7 @@ impl BlockingChannel {
             sock,
             core: Core::new(max_frame),
             maybe_more: true,
+            max_queued: crate::DEFAULT_MAX_QUEUED,
         })
     }
 
@@ -49,43 +53,82 @@ impl BlockingChannel {
             .transpose()
     }
 
-    /// Sends a user message (what `process.on('message')` receives).
-    pub fn send(&mut self, message: &Value) -> Result<(), SendError> {
-        let frame = encode_plain(Class::User, message)?;
-        self.core.outbox.push_plain(frame);
+    /// Sends a message, or several ([`Outgoing`]; a `&Value` is a user message), and blocks
+    /// until it and everything queued before it is written (frames held behind a handle wait for
+    /// the peer's ACK). Messages that arrive meanwhile are kept for [`recv`](Self::recv). What
+    /// is queued leaves in as few writes as the socket allows: a batch of small messages is one
+    /// `write`.
+    pub fn send(&mut self, message: impl Into<Outgoing>) -> Result<(), SendError> {
+        let mut message = message.into();
+        if let Some(e) = message.take_error() {
+            return Err(e);
+        }
+        self.queue(message);
         self.flush()
     }
 
-    /// Sends an internal message (`cmd` starting with `NODE_`).
+    /// Queues a message without writing anything and without blocking: what is queued is
+    /// written, together, by the next [`send`](Self::send), [`flush`](Self::flush) or
+    /// [`recv`](Self::recv). Fails with [`SendError::Full`] when the queue would then hold more
+    /// than [`max_queued`](Self::max_queued) bytes, with [`SendError::TooLarge`] for a message
+    /// larger than that alone, and with [`SendError::Closed`] once the peer has gone.
+    pub fn try_send(&mut self, message: impl Into<Outgoing>) -> Result<(), SendError> {
+        let mut message = message.into();
+        if let Some(e) = message.take_error() {
+            return Err(e);
+        }
+        if self.core.eof {
+            return Err(SendError::Closed);
+        }
+        let cost = message.cost();
+        if cost > self.max_queued {
+            return Err(SendError::TooLarge {
+                len: message.len_bytes(),
+                limit: self.max_queued,
+            });
+        }
+        if self.core.outbox.queued_bytes() + cost > self.max_queued {
+            return Err(SendError::Full);
+        }
+        self.queue(message);
+        Ok(())
+    }
+
+    /// The bound on what [`try_send`](Self::try_send) may leave queued, in bytes.
+    pub fn max_queued(&self) -> usize {
+        self.max_queued
+    }
+
+    /// Sets [`max_queued`](Self::max_queued).
+    pub fn set_max_queued(&mut self, bytes: usize) {
+        self.max_queued = bytes;
+    }
+
+    fn queue(&mut self, message: Outgoing) {
+        if let Ok(parts) = message.into_parts() {
+            for part in parts {
+                self.core.outbox.push_part(part);
+            }
+        }
+    }
+
+    #[doc(hidden)]
     pub fn send_internal(&mut self, message: &Value) -> Result<(), SendError> {
-        let frame = encode_plain(Class::Internal, message)?;
-        self.core.outbox.push_plain(frame);
-        self.flush()
+        self.send(Outgoing::internal(message))
     }
 
-    /// Sends a user message with a socket.
+    #[doc(hidden)]
     pub fn send_handle(&mut self, message: &Value, handle: SendHandle) -> Result<(), SendError> {
-        self.push_handle(Class::User, message, handle)
+        self.send(Outgoing::user_with_handle(message, handle))
     }
 
-    /// Sends an internal message with a socket (cluster's `net.Native` replies, `newconn`).
+    #[doc(hidden)]
     pub fn send_internal_handle(
         &mut self,
         message: &Value,
         handle: SendHandle,
     ) -> Result<(), SendError> {
-        self.push_handle(Class::Internal, message, handle)
-    }
-
-    fn push_handle(
-        &mut self,
-        class: Class,
-        message: &Value,
-        handle: SendHandle,
-    ) -> Result<(), SendError> {
-        let frame = encode_handle(class, message, &handle)?;
-        self.core.outbox.push_handle(frame, handle.fd);
-        self.flush()
+        self.send(Outgoing::internal_with_handle(message, handle))
     }
 
     /// Blocks until everything queued has been written, including frames held behind a handle
@@ -123,6 +166,15 @@ impl BlockingChannel {
     }
 
     fn recv_deadline(&mut self, deadline: Option<Instant>) -> io::Result<Option<Received>> {
+        // What `try_send` queued goes out now, as far as the socket takes it without waiting.
+        if self.core.outbox.has_ready()
+            && let Err(e) = self.core.write(self.sock.as_fd())
+        {
+            if !is_closed(&e) {
+                return Err(e);
+            }
+            self.core.outbox.clear();
+        }
         loop {
             if let Some(ev) = self.core.events.pop_front() {
                 return Ok(Some(ev));
@@ -131,7 +183,8 @@ impl BlockingChannel {
                 return Ok(None);
             }
             // After a read that drained the socket, a second one would only fail: wait first.
-            if self.maybe_more {
+            // Nothing is read while the peer leaves the replies we owe it unread (`MAX_OWED`).
+            if self.maybe_more && self.core.may_read() {
                 match self.read()? {
                     ReadOutcome::Data | ReadOutcome::Drained | ReadOutcome::Eof => {
                         // ACKs we owe go out at once: the peer's later messages wait on them.
@@ -163,7 +216,7 @@ impl BlockingChannel {
     /// writes what it can.
     fn wait(&mut self, deadline: Option<Instant>) -> io::Result<()> {
         let mut flags = PollFlags::empty();
-        if !self.core.eof {
+        if self.core.may_read() {
             flags |= PollFlags::IN;
         }
         if self.core.outbox.has_ready() {
@@ -182,7 +235,9 @@ impl BlockingChannel {
             Err(e) => return Err(e.into()),
         }
         let revents = fds[0].revents();
-        if revents.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) && !self.core.eof {
+        if revents.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR)
+            && self.core.may_read()
+        {
             self.read()?;
         }
         // Write whatever is ready: the ACK/NACK a read just queued (the peer holds its next

@@ -1,49 +1,60 @@
 //! The async channel, on tokio.
 //!
 //! One driver task owns the socket. Senders encode on their own task and hand finished frames
-//! to the driver through a bounded queue; the driver writes them (many small frames coalesce
-//! into one `send`), reads, answers handle ACK/NACKs, and hands decoded events to the receiver
-//! through another bounded queue. Both bounds are back-pressure: a peer that does not read makes
-//! our senders wait, and a receiver that does not keep up makes the driver stop reading, instead
-//! of memory growing.
+//! to the driver through a queue bounded in bytes ([`ChannelOptions::max_queued`]); the driver
+//! writes them (many small frames coalesce into one `send`), reads, answers handle ACK/NACKs,
+//! and hands decoded events to the receiver through another bounded queue. The bounds are
+//! back-pressure: a peer that does not read makes `send` wait and `try_send` fail with
+//! [`SendError::Full`], a peer that does not read the ACK/NACKs it is owed stops being read, and
+//! a receiver that does not keep up makes the driver stop reading, instead of memory growing.
 
-use crate::core::{Class, Core, ReadOutcome, encode_handle, encode_plain};
+use crate::core::{Core, ReadOutcome};
 use crate::event::{Problem, Received, SendError};
 use crate::frame::DEFAULT_MAX_FRAME;
 use crate::message::SendHandle;
+use crate::outgoing::{DEFAULT_MAX_QUEUED, Outgoing};
 use crate::sys::set_nonblocking;
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
-/// Frames waiting between senders and the driver.
-const SEND_QUEUE: usize = 1024;
 /// Events waiting between the driver and the receiver.
 const RECV_QUEUE: usize = 1024;
-/// The driver stops taking frames from senders while this much is unwritten.
-const OUTBOX_HIGH_WATER: usize = 4 << 20;
+/// The driver stops taking messages from senders while this much is unwritten: it holds at most
+/// this much plus one message.
+pub(crate) const OUTBOX_HIGH_WATER: usize = 1 << 20;
 
+/// A message on its way to the driver, with what it was charged.
 #[derive(Debug)]
-enum Outgoing {
-    Plain(Vec<u8>),
-    Handle(Vec<u8>, std::sync::Arc<OwnedFd>),
+struct Queued {
+    message: Outgoing,
+    cost: usize,
 }
 
 /// Options for a channel.
 #[derive(Debug, Clone)]
 pub struct ChannelOptions {
-    /// Longest incoming frame accepted; longer ones are skipped and reported.
+    /// Longest incoming frame accepted; longer ones are skipped and reported
+    /// ([`FrameError::TooLong`](crate::FrameError::TooLong)). See [`crate::frame`] for what a
+    /// frame may cost in memory.
     pub max_frame: usize,
+    /// Bytes that may wait between senders and the channel's driver (each message is charged
+    /// its encoded length plus 64). `send` waits for room, `try_send` fails with
+    /// [`SendError::Full`], and a message larger than this alone fails with
+    /// [`SendError::TooLarge`]. At most `u32::MAX`.
+    pub max_queued: usize,
 }
 
 impl Default for ChannelOptions {
     fn default() -> Self {
         ChannelOptions {
             max_frame: DEFAULT_MAX_FRAME,
+            max_queued: DEFAULT_MAX_QUEUED,
         }
     }
 }
@@ -59,7 +70,11 @@ pub struct Channel {
 /// queued and shuts down the write direction (the peer sees the channel close).
 #[derive(Debug, Clone)]
 pub struct Sender {
-    tx: mpsc::Sender<Outgoing>,
+    tx: mpsc::UnboundedSender<Queued>,
+    /// One permit per byte of room in the queue; the driver gives them back as it takes
+    /// messages.
+    room: Arc<Semaphore>,
+    max_queued: usize,
 }
 
 /// The receiving half.
@@ -75,7 +90,9 @@ impl Channel {
         Channel::with_options(sock, ChannelOptions::default())
     }
 
+    /// Like [`from_fd`](Self::from_fd), with options.
     pub fn with_options(sock: OwnedFd, options: ChannelOptions) -> io::Result<Channel> {
+        let max_queued = options.max_queued.clamp(1, u32::MAX as usize);
         set_nonblocking(sock.as_fd(), true)?;
         // SAFETY: the `AsyncFd` owns the `OwnedFd`, so the descriptor stays open and names the
         // same socket for the `AsyncFd`'s whole life; nothing swaps it out (`get_mut` is unused).
@@ -85,17 +102,24 @@ impl Channel {
         // only while a write is blocked (`WriteWatch`).
         let fd = unsafe { AsyncFd::register_with_interest(sock, Interest::READABLE) }
             .map_err(|e| e.into_parts().1)?;
-        let (out_tx, out_rx) = mpsc::channel(SEND_QUEUE);
+        // Unbounded in count, bounded in bytes by `room`.
+        let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (in_tx, in_rx) = mpsc::channel(RECV_QUEUE);
+        let room = Arc::new(Semaphore::new(max_queued));
         let driver = Driver {
             fd,
             core: Core::new(options.max_frame),
             out_rx,
+            room: Arc::clone(&room),
             in_tx,
         };
         tokio::spawn(driver.run());
         Ok(Channel {
-            sender: Sender { tx: out_tx },
+            sender: Sender {
+                tx: out_tx,
+                room,
+                max_queued,
+            },
             receiver: Receiver { rx: in_rx },
         })
     }
@@ -116,87 +140,86 @@ impl Channel {
         &self.sender
     }
 
-    pub async fn send(&self, message: &Value) -> Result<(), SendError> {
+    /// [`Sender::send`].
+    pub async fn send(&self, message: impl Into<Outgoing>) -> Result<(), SendError> {
         self.sender.send(message).await
     }
 
+    /// [`Sender::try_send`].
+    pub fn try_send(&self, message: impl Into<Outgoing>) -> Result<(), SendError> {
+        self.sender.try_send(message)
+    }
+
+    #[doc(hidden)]
     pub async fn send_internal(&self, message: &Value) -> Result<(), SendError> {
-        self.sender.send_internal(message).await
+        self.sender.send(Outgoing::internal(message)).await
     }
 
+    #[doc(hidden)]
     pub async fn send_handle(&self, message: &Value, handle: SendHandle) -> Result<(), SendError> {
-        self.sender.send_handle(message, handle).await
+        self.sender
+            .send(Outgoing::user_with_handle(message, handle))
+            .await
     }
 
+    /// [`Receiver::recv`].
     pub async fn recv(&mut self) -> Option<Received> {
         self.receiver.recv().await
     }
 }
 
 impl Sender {
-    /// Queues a user message (what `process.on('message')` receives). Waits only while the
-    /// queue is full.
-    pub async fn send(&self, message: &Value) -> Result<(), SendError> {
-        let frame = encode_plain(Class::User, message)?;
-        self.push(Outgoing::Plain(frame)).await
-    }
-
-    /// Queues an internal message (`cmd` starting with `NODE_`).
-    pub async fn send_internal(&self, message: &Value) -> Result<(), SendError> {
-        let frame = encode_plain(Class::Internal, message)?;
-        self.push(Outgoing::Plain(frame)).await
-    }
-
-    /// Queues a user message with a socket.
-    pub async fn send_handle(&self, message: &Value, handle: SendHandle) -> Result<(), SendError> {
-        let frame = encode_handle(Class::User, message, &handle)?;
-        self.push(Outgoing::Handle(frame, handle.fd)).await
-    }
-
-    /// Queues an internal message with a socket (cluster replies and `newconn`).
-    pub async fn send_internal_handle(
-        &self,
-        message: &Value,
-        handle: SendHandle,
-    ) -> Result<(), SendError> {
-        let frame = encode_handle(Class::Internal, message, &handle)?;
-        self.push(Outgoing::Handle(frame, handle.fd)).await
+    /// Queues a message, or several ([`Outgoing`]; a `&Value` is a user message), waiting only
+    /// while the queue has no room for it (the peer is not reading). Fails with
+    /// [`SendError::Closed`] once the channel is closed, with [`SendError::TooLarge`] for a
+    /// message larger than the whole queue, and with the message's own error (see
+    /// [`Outgoing`]) without queueing anything.
+    pub async fn send(&self, message: impl Into<Outgoing>) -> Result<(), SendError> {
+        let (message, cost) = self.admit(message.into())?;
+        let permits = self
+            .room
+            .acquire_many(cost as u32)
+            .await
+            .map_err(|_| SendError::Closed)?;
+        permits.forget();
+        self.push(message, cost)
     }
 
     /// Like [`send`](Self::send), but fails with [`SendError::Full`] instead of waiting: for
     /// event loops that serve many channels and must not stall on one slow peer.
-    pub fn try_send(&self, message: &Value) -> Result<(), SendError> {
-        let frame = encode_plain(Class::User, message)?;
-        self.try_push(Outgoing::Plain(frame))
+    pub fn try_send(&self, message: impl Into<Outgoing>) -> Result<(), SendError> {
+        let (message, cost) = self.admit(message.into())?;
+        match self.room.try_acquire_many(cost as u32) {
+            Ok(permits) => permits.forget(),
+            Err(tokio::sync::TryAcquireError::NoPermits) => return Err(SendError::Full),
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(SendError::Closed),
+        }
+        self.push(message, cost)
     }
 
-    /// Like [`send_internal`](Self::send_internal), without waiting.
-    pub fn try_send_internal(&self, message: &Value) -> Result<(), SendError> {
-        let frame = encode_plain(Class::Internal, message)?;
-        self.try_push(Outgoing::Plain(frame))
+    fn admit(&self, mut message: Outgoing) -> Result<(Outgoing, usize), SendError> {
+        if let Some(e) = message.take_error() {
+            return Err(e);
+        }
+        let cost = message.cost();
+        if cost > self.max_queued {
+            return Err(SendError::TooLarge {
+                len: message.len_bytes(),
+                limit: self.max_queued,
+            });
+        }
+        Ok((message, cost))
     }
 
-    /// Like [`send_handle`](Self::send_handle), without waiting.
-    pub fn try_send_handle(&self, message: &Value, handle: SendHandle) -> Result<(), SendError> {
-        let frame = encode_handle(Class::User, message, &handle)?;
-        self.try_push(Outgoing::Handle(frame, handle.fd))
+    fn push(&self, message: Outgoing, cost: usize) -> Result<(), SendError> {
+        self.tx
+            .send(Queued { message, cost })
+            .map_err(|_| SendError::Closed)
     }
 
-    /// Like [`send_internal_handle`](Self::send_internal_handle), without waiting.
-    pub fn try_send_internal_handle(
-        &self,
-        message: &Value,
-        handle: SendHandle,
-    ) -> Result<(), SendError> {
-        let frame = encode_handle(Class::Internal, message, &handle)?;
-        self.try_push(Outgoing::Handle(frame, handle.fd))
-    }
-
-    fn try_push(&self, o: Outgoing) -> Result<(), SendError> {
-        self.tx.try_send(o).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => SendError::Full,
-            mpsc::error::TrySendError::Closed(_) => SendError::Closed,
-        })
+    /// The bound on queued bytes ([`ChannelOptions::max_queued`]).
+    pub fn max_queued(&self) -> usize {
+        self.max_queued
     }
 
     /// Whether the driver is gone (the channel closed).
@@ -204,8 +227,43 @@ impl Sender {
         self.tx.is_closed()
     }
 
-    async fn push(&self, o: Outgoing) -> Result<(), SendError> {
-        self.tx.send(o).await.map_err(|_| SendError::Closed)
+    #[doc(hidden)]
+    pub async fn send_internal(&self, message: &Value) -> Result<(), SendError> {
+        self.send(Outgoing::internal(message)).await
+    }
+
+    #[doc(hidden)]
+    pub async fn send_handle(&self, message: &Value, handle: SendHandle) -> Result<(), SendError> {
+        self.send(Outgoing::user_with_handle(message, handle)).await
+    }
+
+    #[doc(hidden)]
+    pub async fn send_internal_handle(
+        &self,
+        message: &Value,
+        handle: SendHandle,
+    ) -> Result<(), SendError> {
+        self.send(Outgoing::internal_with_handle(message, handle))
+            .await
+    }
+
+    #[doc(hidden)]
+    pub fn try_send_internal(&self, message: &Value) -> Result<(), SendError> {
+        self.try_send(Outgoing::internal(message))
+    }
+
+    #[doc(hidden)]
+    pub fn try_send_handle(&self, message: &Value, handle: SendHandle) -> Result<(), SendError> {
+        self.try_send(Outgoing::user_with_handle(message, handle))
+    }
+
+    #[doc(hidden)]
+    pub fn try_send_internal_handle(
+        &self,
+        message: &Value,
+        handle: SendHandle,
+    ) -> Result<(), SendError> {
+        self.try_send(Outgoing::internal_with_handle(message, handle))
     }
 }
 
@@ -220,7 +278,8 @@ impl Receiver {
 struct Driver {
     fd: AsyncFd<OwnedFd>,
     core: Core,
-    out_rx: mpsc::Receiver<Outgoing>,
+    out_rx: mpsc::UnboundedReceiver<Queued>,
+    room: Arc<Semaphore>,
     in_tx: mpsc::Sender<Received>,
 }
 
@@ -230,8 +289,11 @@ impl Driver {
             fd,
             mut core,
             mut out_rx,
+            room,
             in_tx,
         } = self;
+        // However the driver ends, senders waiting for room learn that the channel closed.
+        let _close_room = CloseOnDrop(Arc::clone(&room));
         let sock = fd.get_ref().as_fd();
         let mut senders_open = true;
         let mut write_watch: Option<WriteWatch> = None;
@@ -243,7 +305,7 @@ impl Driver {
             // Take what senders queued, while the outbox is not over its high water.
             while senders_open && core.outbox.queued_bytes() < OUTBOX_HIGH_WATER {
                 match out_rx.try_recv() {
-                    Ok(o) => enqueue(&mut core, o),
+                    Ok(q) => enqueue(&mut core, &room, q),
                     Err(mpsc::error::TryRecvError::Empty) => break,
                     Err(mpsc::error::TryRecvError::Disconnected) => senders_open = false,
                 }
@@ -256,7 +318,7 @@ impl Driver {
                 failure = Some(e);
             }
             if let Some(e) = failure.take() {
-                on_write_failure(&mut core, &mut out_rx, e);
+                on_write_failure(&mut core, &mut out_rx, &room, e);
                 write_failed = true;
             }
             let all_sent = core.outbox.is_empty() && !core.outbox.handle_in_flight();
@@ -281,14 +343,15 @@ impl Driver {
                 return; // nobody sends, nobody listens
             }
 
-            let want_read = backlog.is_empty() && !core.eof;
+            // Not while we owe the peer more replies than it reads (`MAX_OWED`).
+            let want_read = backlog.is_empty() && core.may_read();
             // Something is still ready after the write above: the socket was full.
             let want_write = !write_failed && core.outbox.has_ready();
             if want_write && write_watch.is_none() {
                 match WriteWatch::new(sock) {
                     Ok(w) => write_watch = Some(w),
                     Err(e) => {
-                        on_write_failure(&mut core, &mut out_rx, e);
+                        on_write_failure(&mut core, &mut out_rx, &room, e);
                         write_failed = true;
                         continue;
                     }
@@ -328,13 +391,13 @@ impl Driver {
                         Err(e) => failure = Some(e),
                     }
                 }
-                o = out_rx.recv(), if want_frames => match o {
-                    Some(o) => enqueue(&mut core, o),
+                q = out_rx.recv(), if want_frames => match q {
+                    Some(q) => enqueue(&mut core, &room, q),
                     None => senders_open = false,
                 },
             }
             if let Some(e) = failure {
-                on_write_failure(&mut core, &mut out_rx, e);
+                on_write_failure(&mut core, &mut out_rx, &room, e);
                 write_failed = true;
             }
         }
@@ -368,17 +431,37 @@ impl WriteWatch {
     }
 }
 
-fn enqueue(core: &mut Core, o: Outgoing) {
-    match o {
-        Outgoing::Plain(f) => core.outbox.push_plain(f),
-        Outgoing::Handle(f, fd) => core.outbox.push_handle(f, fd),
+/// Moves a message into the outbox and gives its room in the queue back to senders.
+fn enqueue(core: &mut Core, room: &Semaphore, q: Queued) {
+    room.add_permits(q.cost);
+    // Errors were taken out before the message was queued.
+    if let Ok(parts) = q.message.into_parts() {
+        for part in parts {
+            core.outbox.push_part(part);
+        }
+    }
+}
+
+/// Closes the senders' room when the driver ends, so that a `send` waiting for room fails with
+/// `Closed` instead of waiting for ever.
+struct CloseOnDrop(Arc<Semaphore>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }
 
 /// Writing is over: drop what is queued and make later sends fail with `Closed`.
-fn on_write_failure(core: &mut Core, out_rx: &mut mpsc::Receiver<Outgoing>, e: io::Error) {
+fn on_write_failure(
+    core: &mut Core,
+    out_rx: &mut mpsc::UnboundedReceiver<Queued>,
+    room: &Semaphore,
+    e: io::Error,
+) {
     core.outbox.clear();
     out_rx.close();
+    room.close();
     // A peer that went away shows up as EPIPE/ECONNRESET here and as EOF on the read side;
     // anything else is worth reporting.
     if !crate::blocking::is_closed(&e) {

@@ -1,12 +1,10 @@
 //! The state both channel flavours share: inbox, outbox, the read buffer and decoded events.
 //! The blocking and async channels differ only in how they wait for the socket.
 
-use crate::event::{Received, SendError};
+use crate::event::Received;
 use crate::inbox::Inbox;
-use crate::message::{SendHandle, encode_handle_frame, internal_cmd};
 use crate::outbox::Outbox;
-use crate::sys::{SocketWire, prepare_handle, recv_with_fds};
-use serde_json::Value;
+use crate::sys::{SocketWire, recv_with_fds};
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};
@@ -14,39 +12,11 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 /// Node reads 64 KiB at a time; so do we.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Which class a message to send must be in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Class {
-    User,
-    Internal,
-}
-
-/// Checks the class and encodes a message as a plain frame.
-pub(crate) fn encode_plain(class: Class, value: &Value) -> Result<Vec<u8>, SendError> {
-    check_class(class, value)?;
-    Ok(crate::frame::encode(value))
-}
-
-/// Checks the class and the descriptor, and encodes the `NODE_HANDLE` frame.
-pub(crate) fn encode_handle(
-    class: Class,
-    value: &Value,
-    handle: &SendHandle,
-) -> Result<Vec<u8>, SendError> {
-    check_class(class, value)?;
-    if !handle.prepared {
-        prepare_handle(handle)?;
-    }
-    Ok(encode_handle_frame(value, handle))
-}
-
-fn check_class(class: Class, value: &Value) -> Result<(), SendError> {
-    match (class, internal_cmd(value)) {
-        (Class::User, Some(cmd)) => Err(SendError::InternalCmd(cmd.to_owned())),
-        (Class::Internal, None) => Err(SendError::NotInternal),
-        _ => Ok(()),
-    }
-}
+/// While more than this many bytes of `NODE_HANDLE_ACK`/`NACK` replies we owe the peer are
+/// unwritten (the peer does not read), nothing more is read from it: every frame it sends may
+/// owe it another reply, and a peer that never reads would otherwise grow our queue without
+/// bound (`NODE_HANDLE` frames without a descriptor, each answered with a NACK).
+pub(crate) const MAX_OWED: usize = 64 * 1024;
 
 #[derive(Debug)]
 pub(crate) struct Core {
@@ -116,6 +86,12 @@ impl Core {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Whether reading more from the peer is allowed: not while we owe it more than
+    /// [`MAX_OWED`] bytes of replies it does not read.
+    pub fn may_read(&self) -> bool {
+        !self.eof && self.outbox.owed_bytes() < MAX_OWED
     }
 
     /// Writes what the socket takes; `Ok(true)` when nothing ready is left.

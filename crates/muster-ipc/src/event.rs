@@ -19,6 +19,7 @@ pub enum Received {
 
 /// A per-frame problem on the receiving side. None of these closes the channel.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Problem {
     #[error(transparent)]
     BadFrame(#[from] FrameError),
@@ -46,13 +47,19 @@ pub enum Problem {
 
 /// Why a message could not be queued for sending.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SendError {
     /// The channel is closed (the peer went away, or the channel was shut down).
     #[error("the channel is closed")]
     Closed,
-    /// `try_send*` found the send queue full (the peer is not reading).
-    #[error("the channel's send queue is full (the peer is not reading)")]
+    /// `try_send` found the send queue full: its bytes are bounded
+    /// ([`ChannelOptions::max_queued`](crate::ChannelOptions::max_queued)) and the peer is not
+    /// reading what is queued already. Nothing was queued.
+    #[error("the channel's send queue is full (the peer is not reading what was sent)")]
     Full,
+    /// The message alone is larger than the whole send queue may hold; nothing was queued.
+    #[error("the message is {len} bytes, over the channel's {limit}-byte send queue")]
+    TooLarge { len: usize, limit: usize },
     /// A user message whose `cmd` starts with `NODE_`: Node would swallow it as internal.
     #[error(
         "a user message may not have a \"cmd\" starting with \"NODE_\" (got {0:?}); Node would treat it as internal"

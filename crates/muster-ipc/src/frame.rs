@@ -5,16 +5,43 @@
 //! multi-byte sequence, so splitting on the byte 0x0A is always safe. A bad frame is reported on
 //! its own and decoding carries on with the next one; a frame longer than the cap is skipped up
 //! to its LF without being buffered whole.
+//!
+//! # What a frame may cost
+//!
+//! A frame is measured before it is parsed. A parsed JSON tree can be far larger than its
+//! text: each value is a 72-byte `serde_json::Value` plus its share of the array or map holding
+//! it, so `[0,0,0,…]` takes 36 times its length and `[[[]],[[]],…]` about 75 times. Two limits
+//! keep that in proportion:
+//!
+//! - a frame is at most `max_frame` bytes ([`DEFAULT_MAX_FRAME`], 16 MiB); a longer one is
+//!   skipped as it arrives, never buffered ([`FrameError::TooLong`]);
+//! - a frame holds at most [`max_values`]`(max_frame)` values (`max_frame / 64`, at least
+//!   4096; 262,144 for the default), counted as the `[`, `{`, `,` and `:` outside strings, a
+//!   cheap scan done before parsing; a frame with more is skipped unparsed
+//!   ([`FrameError::TooManyValues`]). At about 128 bytes per value at most, its tree stays
+//!   under twice `max_frame` beyond the frame's own length.
+//!
+//! So decoding one frame never holds more than about 5 × `max_frame` (the frame being
+//! gathered, the line, the tree): 80 MiB with the defaults, where a 60 MB `[0,0,…]` frame
+//! would have taken 2.2 GB.
 
 use serde_json::Value;
 use std::fmt;
 
 /// Default cap on one frame's length: large enough for any sane message, small enough that a
-/// peer cannot make us buffer without bound.
-pub const DEFAULT_MAX_FRAME: usize = 64 << 20;
+/// peer cannot make us buffer without bound (see the module documentation).
+pub const DEFAULT_MAX_FRAME: usize = 16 << 20;
+
+/// How many JSON values a frame may hold under a given `max_frame`: `max_frame / 64`, at least
+/// 4096. See the module documentation.
+pub const fn max_values(max_frame: usize) -> usize {
+    let n = max_frame / 64;
+    if n < 4096 { 4096 } else { n }
+}
 
 /// Why one frame could not be decoded. The channel keeps working after any of these.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FrameError {
     /// An empty line: Node's own reader would die on this (`JSON.parse("")`).
     #[error("empty frame at byte {offset}")]
@@ -39,6 +66,16 @@ pub enum FrameError {
     /// Longer than the configured cap; the whole frame was skipped.
     #[error("frame at byte {offset} is {len} bytes, over the {limit}-byte limit; skipped")]
     TooLong { offset: u64, len: u64, limit: usize },
+    /// More JSON values than [`max_values`] allows: parsed, it would take many times its own
+    /// length in memory. Skipped unparsed.
+    #[error(
+        "frame at byte {offset} ({len} bytes) holds more than {limit} JSON values; skipped unparsed"
+    )]
+    TooManyValues {
+        offset: u64,
+        len: usize,
+        limit: usize,
+    },
 }
 
 /// The first bytes of a bad frame, for error messages (lossy, escaped, at most 80 bytes).
@@ -186,6 +223,15 @@ impl Decoder {
         if line.is_empty() {
             return Err(FrameError::Empty { offset });
         }
+        let limit = max_values(self.max_frame);
+        // A frame shorter than the limit cannot hold more values than it has bytes.
+        if line.len() > limit && count_values(line, limit) > limit {
+            return Err(FrameError::TooManyValues {
+                offset,
+                len: line.len(),
+                limit,
+            });
+        }
         serde_json::from_slice(line).map_err(|source| {
             // Only on the error path: tell "not UTF-8" apart from "not JSON".
             if std::str::from_utf8(line).is_err() {
@@ -204,6 +250,46 @@ impl Decoder {
             }
         })
     }
+}
+
+/// Counts the bytes that start or separate JSON values outside strings (`[`, `{`, `,`, `:`),
+/// stopping once the count passes `stop_after`. An upper bound on the values a parse would
+/// build, up to one; malformed text just gives some count (the parse reports it).
+fn count_values(line: &[u8], stop_after: usize) -> usize {
+    let mut n = 0;
+    let mut i = 0;
+    while i < line.len() {
+        match line[i] {
+            b'"' => {
+                // Skip the string: to the next quote not escaped.
+                i += 1;
+                loop {
+                    let Some(j) = line
+                        .get(i..)
+                        .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+                    else {
+                        return n;
+                    };
+                    if line[i + j] == b'\\' {
+                        i += j + 2;
+                    } else {
+                        i += j + 1;
+                        break;
+                    }
+                }
+                continue;
+            }
+            b'[' | b'{' | b',' | b':' => {
+                n += 1;
+                if n > stop_after {
+                    return n;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    n
 }
 
 /// Appends `value` as one frame: compact JSON (serde_json escapes every control character, so
@@ -323,6 +409,43 @@ mod tests {
             Err(FrameError::TooLong { len: 9, .. })
         ));
         assert_eq!(out[1].value.as_ref().unwrap(), &json!(1));
+    }
+
+    #[test]
+    fn values_are_counted_outside_strings() {
+        assert_eq!(count_values(b"[0,0,0]", 100), 3);
+        assert_eq!(count_values(br#"{"a,[{:":"x\",y","b":[1,2]}"#, 100), 6);
+        assert_eq!(count_values(br#""unterminated \"#, 100), 0);
+        assert_eq!(count_values(b"[0,0,0,0,0,0]", 2), 3, "stops past the limit");
+    }
+
+    #[test]
+    fn a_frame_with_too_many_values_is_skipped_unparsed() {
+        let mut d = Decoder::new(1 << 20);
+        let limit = max_values(1 << 20);
+        let mut out = Vec::new();
+        let mut frame = b"[0".to_vec();
+        for _ in 0..limit {
+            frame.extend_from_slice(b",0");
+        }
+        frame.extend_from_slice(b"]\n");
+        d.feed(&frame, &mut out);
+        // One fewer value is fine.
+        let mut ok = b"[0".to_vec();
+        for _ in 1..limit {
+            ok.extend_from_slice(b",0");
+        }
+        ok.extend_from_slice(b"]\n");
+        d.feed(&ok, &mut out);
+        assert!(
+            matches!(out[0].value, Err(FrameError::TooManyValues { limit: l, .. }) if l == limit),
+            "{:?}",
+            out[0].value.as_ref().err()
+        );
+        assert_eq!(
+            out[1].value.as_ref().unwrap().as_array().unwrap().len(),
+            limit
+        );
     }
 
     #[test]

@@ -13,8 +13,32 @@
 //! - internal (`cmd` starting with `NODE_`) and user messages kept apart ([`Message`]).
 //!
 //! Two flavours share one core: [`Channel`] on tokio, and [`BlockingChannel`] for programs
-//! without a runtime. A bad frame from the peer is a [`Problem`] event, never the end of the
-//! channel. The wire protocol is described in `shared/node-ipc-protocol.md`.
+//! without a runtime. Both send with one `send` (and `try_send`, which never waits) taking an
+//! [`Outgoing`]: a user or internal message, with or without a socket, or several at once. A
+//! bad frame from the peer is a [`Problem`] event, never the end of the channel. The wire
+//! protocol is described in `shared/node-ipc-protocol.md`.
+//!
+//! # Memory bounds
+//!
+//! A peer that does not read, or that sends hostile frames, cannot grow a channel's memory
+//! without bound. With the default options, per channel:
+//!
+//! | what | bound | past it |
+//! |---|---|---|
+//! | messages waiting for the async channel's driver | [`DEFAULT_MAX_QUEUED`] (16 MiB; each message is charged its length + 64 bytes) | `send` waits; `try_send` fails with [`SendError::Full`]; a message larger than the whole bound fails with [`SendError::TooLarge`] |
+//! | the driver's own outbox | 1 MiB, plus the one message that crossed it | the driver takes no more from the queue |
+//! | what [`BlockingChannel::try_send`] leaves queued | [`DEFAULT_MAX_QUEUED`] | [`SendError::Full`] |
+//! | `NODE_HANDLE_ACK`/`NACK` replies owed to a peer that does not read them | 64 KiB | nothing more is read from the peer until it reads |
+//! | one incoming frame | [`DEFAULT_MAX_FRAME`] (16 MiB) | skipped as it arrives, never buffered ([`FrameError::TooLong`]) |
+//! | JSON values in one frame | [`frame::max_values`] (`max_frame / 64`) | skipped unparsed ([`FrameError::TooManyValues`]) |
+//!
+//! So one frame being decoded never holds more than about 5 × `max_frame` (see [`frame`]), and
+//! what waits to be sent never more than `max_queued` + 1 MiB + one message + 64 KiB. Events
+//! already decoded wait for the receiver in a queue of 1024: a program that stops calling
+//! `recv` stops the channel reading, but holds those events. The tests in `tests/bounds.rs`
+//! run the three hostile peers muster was attacked with (handle frames without a descriptor
+//! from a peer that never reads; 40 × 8 MiB sends to a peer that never reads; one 60 MB
+//! `[0,0,…]` frame) against a real process and check its peak RSS against these bounds.
 
 #[cfg(feature = "tokio")]
 mod async_socket;
@@ -29,6 +53,7 @@ mod inbox;
 mod listen_fds;
 mod message;
 mod outbox;
+mod outgoing;
 mod spawn;
 mod sys;
 
@@ -49,6 +74,7 @@ pub use listen_fds::{
 pub use message::{
     DgramType, HandleType, Message, ReceivedHandle, SendHandle, internal_cmd, is_internal,
 };
+pub use outgoing::{DEFAULT_MAX_QUEUED, Outgoing};
 pub use spawn::{DEFAULT_CHANNEL_FD, Spawn, Spawned};
 
 /// Signals, re-exported for [`Spawn::parent_death_signal`].

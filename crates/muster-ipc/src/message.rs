@@ -151,9 +151,28 @@ impl SendHandle {
     }
 
     /// A socket the caller keeps using: the descriptor is closed when the last `Arc` goes.
-    /// `prepared` means the caller guarantees a non-blocking socket of the right type (say, from
-    /// `accept4(SOCK_NONBLOCK)`), which skips the four system calls of the check: for a
-    /// per-connection hot path that keeps the connection until the peer accepts it.
+    pub fn from_shared(kind: HandleType, fd: Arc<OwnedFd>) -> SendHandle {
+        SendHandle {
+            kind,
+            fd,
+            dgram_type: None,
+            key: None,
+            prepared: false,
+        }
+    }
+
+    /// Skips the check that the descriptor is a socket of the right type and the setting of
+    /// `O_NONBLOCK` (four system calls): the caller guarantees both (say, the socket came from
+    /// `accept4(SOCK_NONBLOCK)` on a TCP listener). For a per-connection hot path. A wrong
+    /// guarantee harms only the peer (a Node peer aborts on a descriptor that is not a socket,
+    /// and blocks on a blocking one), never this process's memory safety.
+    pub fn already_prepared(mut self) -> SendHandle {
+        self.prepared = true;
+        self
+    }
+
+    /// Old form of [`from_shared`](Self::from_shared) + [`already_prepared`](Self::already_prepared).
+    #[doc(hidden)]
     pub fn shared(kind: HandleType, fd: Arc<OwnedFd>, prepared: bool) -> SendHandle {
         SendHandle {
             kind,

@@ -47,6 +47,9 @@ pub(crate) struct Outbox {
     held: VecDeque<Segment>,
     in_flight: bool,
     queued: usize,
+    /// An upper bound on the bytes of ACK/NACK replies not yet written. They are appended to
+    /// the ready queue, so at most the ready bytes left can still be replies.
+    owed: usize,
 }
 
 impl Outbox {
@@ -54,6 +57,19 @@ impl Outbox {
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub fn queued_bytes(&self) -> usize {
         self.queued
+    }
+
+    /// Bytes of ACK/NACK replies we owe the peer that are not written yet (an upper bound).
+    pub fn owed_bytes(&self) -> usize {
+        self.owed
+    }
+
+    /// Appends encoded frames from an [`Outgoing`](crate::Outgoing).
+    pub fn push_part(&mut self, part: crate::outgoing::Part) {
+        match part {
+            crate::outgoing::Part::Plain(frames) => self.push_plain(frames),
+            crate::outgoing::Part::Handle(frame, fd) => self.push_handle(frame, fd),
+        }
     }
 
     /// Something can be written now.
@@ -113,6 +129,7 @@ impl Outbox {
     /// Queues an ACK/NACK we owe the peer: it bypasses frames held behind our own handle.
     pub fn push_control(&mut self, frame: &[u8]) {
         self.queued += frame.len();
+        self.owed += frame.len();
         if let Some(Segment::Plain { bytes, .. }) = self.ready.back_mut() {
             bytes.extend_from_slice(frame);
         } else {
@@ -173,8 +190,18 @@ impl Outbox {
             if seg.remaining() == 0 {
                 self.ready.pop_front();
             }
+            self.bound_owed();
         }
         Ok(true)
+    }
+
+    /// Replies are never behind anything but ready bytes: no more of them can be owed than
+    /// ready bytes are left.
+    fn bound_owed(&mut self) {
+        if self.owed > 0 {
+            let ready: usize = self.ready.iter().map(Segment::remaining).sum();
+            self.owed = self.owed.min(ready);
+        }
     }
 
     /// Drops everything queued (the peer is gone); descriptors are closed.
@@ -183,6 +210,7 @@ impl Outbox {
         self.held.clear();
         self.in_flight = false;
         self.queued = 0;
+        self.owed = 0;
     }
 }
 
@@ -282,6 +310,34 @@ mod tests {
                 (b"\n".to_vec(), false)
             ]
         );
+    }
+
+    #[test]
+    fn owed_replies_are_counted_until_written() {
+        let mut o = Outbox::default();
+        o.push_plain(b"data\n".to_vec());
+        o.push_control(b"ACK\n");
+        o.push_control(b"NACK\n");
+        assert_eq!(o.owed_bytes(), 9);
+        // Drive the outbox with a wire that takes 7 bytes, then blocks.
+        struct Once(usize);
+        impl Wire for Once {
+            fn send(&mut self, b: &[u8]) -> io::Result<usize> {
+                if self.0 == 0 {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                let n = self.0.min(b.len());
+                self.0 -= n;
+                Ok(n)
+            }
+            fn send_with_fd(&mut self, b: &[u8], _: BorrowedFd<'_>) -> io::Result<usize> {
+                self.send(b)
+            }
+        }
+        assert!(!o.write_to(&mut Once(7)).unwrap());
+        assert_eq!(o.owed_bytes(), 7);
+        assert!(o.write_to(&mut Once(100)).unwrap());
+        assert_eq!(o.owed_bytes(), 0);
     }
 
     #[test]

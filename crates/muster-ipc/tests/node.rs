@@ -10,8 +10,8 @@
 //! All sockets are on 127.0.0.1 or socketpairs.
 
 use muster_ipc::{
-    BlockingChannel, Channel, DgramType, FrameError, HandleType, Message, Problem, Received,
-    ReceivedHandle, Receiver, SendError, SendHandle, Sender, Signal, Spawn, Spawned,
+    BlockingChannel, Channel, DgramType, FrameError, HandleType, Message, Outgoing, Problem,
+    Received, ReceivedHandle, Receiver, SendError, SendHandle, Sender, Signal, Spawn, Spawned,
 };
 use serde_json::{Value, json};
 use std::future::Future;
@@ -618,10 +618,10 @@ async fn listening_tcp_server_handle_serves_http() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         // The listener moves into the handle: only the child can accept on it now.
-        tx.send_handle(
+        tx.send(Outgoing::user_with_handle(
             &json!({"op": "serve-http", "seq": 0}),
             SendHandle::server(listener),
-        )
+        ))
         .await
         .unwrap();
         let ready = next_value(&mut rx, "the child serving HTTP").await;
@@ -651,10 +651,10 @@ async fn accepted_tcp_socket_handle() {
         let (tx, mut rx) = channel(fd);
         let (client, accepted) = tcp_pair();
         let client_port = client.local_addr().unwrap().port();
-        tx.send_handle(
+        tx.send(Outgoing::user_with_handle(
             &json!({"op": "take-socket", "seq": 0}),
             SendHandle::socket(accepted),
-        )
+        ))
         .await
         .unwrap();
         let ready = next_value(&mut rx, "the child taking the socket").await;
@@ -688,10 +688,10 @@ async fn udp_socket_handle_echoes() {
         let (tx, mut rx) = channel(fd);
         let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
         let port = udp.local_addr().unwrap().port();
-        tx.send_handle(
+        tx.send(Outgoing::user_with_handle(
             &json!({"op": "take-udp", "seq": 0}),
             SendHandle::udp(udp, DgramType::Udp4),
-        )
+        ))
         .await
         .unwrap();
         let ready = next_value(&mut rx, "the child taking the UDP socket").await;
@@ -720,23 +720,23 @@ async fn handles_and_messages_back_to_back_keep_their_order() {
         let udp_port = udp.local_addr().unwrap().port();
 
         tx.send(&json!({"op": "note", "seq": 0})).await.unwrap();
-        tx.send_handle(
+        tx.send(Outgoing::user_with_handle(
             &json!({"op": "serve-http", "seq": 1}),
             SendHandle::server(listener),
-        )
+        ))
         .await
         .unwrap();
         tx.send(&json!({"op": "note", "seq": 2})).await.unwrap();
-        tx.send_handle(
+        tx.send(Outgoing::user_with_handle(
             &json!({"op": "take-socket", "seq": 3}),
             SendHandle::socket(accepted),
-        )
+        ))
         .await
         .unwrap();
-        tx.send_handle(
+        tx.send(Outgoing::user_with_handle(
             &json!({"op": "take-udp", "seq": 4}),
             SendHandle::udp(udp, DgramType::Udp4),
-        )
+        ))
         .await
         .unwrap();
         tx.send(&json!({"op": "note", "seq": 5})).await.unwrap();
@@ -970,9 +970,12 @@ async fn handle_sent_just_before_dropping_all_senders_is_delivered() {
         let (mut child, fd) = launch("late_handle.js", |s| s.stdout(stdout_w));
         let (tx, mut rx) = channel(fd);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        tx.send_handle(&json!({"op": "late"}), SendHandle::server(listener))
-            .await
-            .unwrap();
+        tx.send(Outgoing::user_with_handle(
+            &json!({"op": "late"}),
+            SendHandle::server(listener),
+        ))
+        .await
+        .unwrap();
         drop(tx);
         if let Some(ev) = step("the end of the channel", rx.recv()).await {
             panic!("expected the receiver to end, got {ev:?}");
@@ -1075,17 +1078,17 @@ async fn node_cmd_user_messages_are_refused_and_internal_ones_stay_internal() {
         }
         let (a, _b) = UnixStream::pair().unwrap();
         match tx
-            .send_handle(&json!({"cmd": "NODE_Y"}), SendHandle::socket(a))
+            .send(Outgoing::user_with_handle(&json!({"cmd": "NODE_Y"}), SendHandle::socket(a)))
             .await
         {
             Err(SendError::InternalCmd(cmd)) => assert_eq!(cmd, "NODE_Y"),
             other => panic!("a user handle message with cmd NODE_Y must be refused, got {other:?}"),
         }
-        match tx.send_internal(&json!({"cmd": "USER", "n": 3})).await {
+        match tx.send(Outgoing::internal(&json!({"cmd": "USER", "n": 3}))).await {
             Err(SendError::NotInternal) => {}
             other => panic!("send_internal of a user message must be refused, got {other:?}"),
         }
-        tx.send_internal(&json!({"cmd": "NODE_MUSTER_PROBE", "n": 4}))
+        tx.send(Outgoing::internal(&json!({"cmd": "NODE_MUSTER_PROBE", "n": 4})))
             .await
             .unwrap();
         // Node's test is "a string cmd, starting with NODE_, longer than that": these are user
@@ -1177,10 +1180,10 @@ async fn blocking_channel_messages_handle_and_drop() {
         let (ch, client) = blocking("the BlockingChannel exchange", move || {
             let mut ch = ch;
             ch.send(&json!({"op": "note", "seq": 1})).unwrap();
-            ch.send_handle(
+            ch.send(Outgoing::user_with_handle(
                 &json!({"op": "take-socket", "seq": 2}),
                 SendHandle::socket(accepted),
-            )
+            ))
             .unwrap();
             // Held behind the handle until the child's ACK; send() waits for that.
             ch.send(&json!({"op": "note", "seq": 3})).unwrap();

@@ -11,8 +11,8 @@
 
 use muster_ipc::frame::encode;
 use muster_ipc::{
-    BlockingChannel, Channel, ChannelOptions, DgramType, FrameError, HandleType, Message, Problem,
-    Received, ReceivedHandle, SendError, SendHandle, Signal, Spawn, channel_fd_from_env,
+    BlockingChannel, Channel, ChannelOptions, DgramType, FrameError, HandleType, Message, Outgoing,
+    Problem, Received, ReceivedHandle, SendError, SendHandle, Signal, Spawn, channel_fd_from_env,
 };
 use rustix::net::{
     RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
@@ -82,10 +82,10 @@ impl Endpoint for BlockingChannel {
         BlockingChannel::send(self, v)
     }
     fn send_internal(&mut self, v: &Value) -> Result<(), SendError> {
-        BlockingChannel::send_internal(self, v)
+        BlockingChannel::send(self, Outgoing::internal(v))
     }
     fn send_handle(&mut self, v: &Value, h: SendHandle) -> Result<(), SendError> {
-        BlockingChannel::send_handle(self, v, h)
+        BlockingChannel::send(self, Outgoing::user_with_handle(v, h))
     }
     fn recv(&mut self) -> Option<Received> {
         self.recv_timeout(STEP).expect("blocking recv")
@@ -108,7 +108,14 @@ impl AsyncEndpoint {
         let rt = runtime();
         let ch = {
             let _enter = rt.enter();
-            Channel::with_options(fd, ChannelOptions { max_frame }).expect("Channel")
+            Channel::with_options(
+                fd,
+                ChannelOptions {
+                    max_frame,
+                    ..ChannelOptions::default()
+                },
+            )
+            .expect("Channel")
         };
         let (tx, rx) = ch.split();
         AsyncEndpoint {
@@ -128,10 +135,11 @@ impl Endpoint for AsyncEndpoint {
         self.rt.block_on(self.tx().send(v))
     }
     fn send_internal(&mut self, v: &Value) -> Result<(), SendError> {
-        self.rt.block_on(self.tx().send_internal(v))
+        self.rt.block_on(self.tx().send(Outgoing::internal(v)))
     }
     fn send_handle(&mut self, v: &Value, h: SendHandle) -> Result<(), SendError> {
-        self.rt.block_on(self.tx().send_handle(v, h))
+        self.rt
+            .block_on(self.tx().send(Outgoing::user_with_handle(v, h)))
     }
     fn recv(&mut self) -> Option<Received> {
         let rx = &mut self.rx;
@@ -284,12 +292,15 @@ fn describe(ev: &Received) -> String {
             Problem::BadFrame(FrameError::Json { .. }) => "bad:json".into(),
             Problem::BadFrame(FrameError::InvalidUtf8 { .. }) => "bad:utf8".into(),
             Problem::BadFrame(FrameError::TooLong { .. }) => "bad:too-long".into(),
+            Problem::BadFrame(FrameError::TooManyValues { .. }) => "bad:too-many-values".into(),
+            Problem::BadFrame(other) => format!("bad:{other}"),
             Problem::HandleWithoutFd { .. } => "handle-without-fd".into(),
             Problem::UnknownHandleType { .. } => "unknown-handle-type".into(),
             Problem::StrayFd { .. } => "stray-fd".into(),
             Problem::TruncatedFds { .. } => "truncated-fds".into(),
             Problem::HandleRefused => "handle-refused".into(),
             Problem::WriteFailed(e) => format!("write-failed:{e}"),
+            other => format!("problem:{other}"),
         },
     }
 }

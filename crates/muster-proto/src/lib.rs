@@ -3,7 +3,9 @@
 pub mod app;
 pub mod error;
 pub mod instances;
+pub mod limits;
 pub mod listen;
+pub mod log_health;
 pub mod protocol;
 pub mod signal;
 pub mod status;
@@ -12,10 +14,12 @@ pub mod units;
 pub use app::{AppSpec, ExecMode, Interpreter, SCHEMA_VERSION, Schedule, validate_name};
 pub use error::ValueError;
 pub use instances::Instances;
+pub use limits::{LimitError, check_limits};
 pub use listen::{ListenAddr, NamedListen};
+pub use log_health::LogHealth;
 pub use protocol::{
-    AppInfo, ApplyAction, HEARTBEAT_MS, PROTOCOL_VERSION, Request, Response, SupervisorRequest,
-    SupervisorResponse, Target, UNRESPONSIVE_AFTER_MS, WorkerInfo, WorkerSample,
+    AppInfo, ApplyAction, HEARTBEAT_MS, MAX_REQUEST_BYTES, PROTOCOL_VERSION, Request, Response,
+    SupervisorRequest, SupervisorResponse, Target, UNRESPONSIVE_AFTER_MS, WorkerInfo, WorkerSample,
 };
 pub use signal::{parse_signal, signal_name, signal_number};
 pub use status::{AppStatus, LOG_ERROR_MARKER, WorkerStatus};

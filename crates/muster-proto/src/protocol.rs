@@ -23,6 +23,10 @@ use std::fmt;
 /// Bumped when a message changes incompatibly; both sides refuse a different version.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// The longest request line the daemon reads from a client (a `start` of many apps, each
+/// with its environment, stays below); a longer one is refused with an error.
+pub const MAX_REQUEST_BYTES: usize = 4 << 20;
+
 /// How often a supervisor sends its heartbeat (and samples its workers' CPU and memory).
 pub const HEARTBEAT_MS: u64 = 5_000;
 
@@ -163,6 +167,20 @@ pub enum Request {
     Resurrect,
     /// Stop every app gracefully, then the daemon.
     Kill,
+    /// What happened: the kept events (of `app`, or of every app), those since `since_ms`
+    /// (Unix time, milliseconds), then only the `last` N; then, with `follow`, every new one
+    /// as it happens, until the client closes the connection. Answered by one
+    /// [`Response::Event`] per event, then [`Response::Done`] when not following.
+    Events {
+        #[serde(default)]
+        app: Option<String>,
+        #[serde(default)]
+        since_ms: Option<u64>,
+        #[serde(default)]
+        last: Option<usize>,
+        #[serde(default)]
+        follow: bool,
+    },
 }
 
 /// Daemon → CLI.
@@ -188,6 +206,10 @@ pub enum Response {
     },
     Error {
         message: String,
+    },
+    /// One event, for [`Request::Events`]: `{"time_ms":…,"app":"web","event":"exit",…}`.
+    Event {
+        event: Value,
     },
 }
 
@@ -218,6 +240,13 @@ pub struct AppInfo {
     pub out_log: String,
     pub err_log: String,
     pub spec: AppSpec,
+    /// Whether the app's output reaches its log files.
+    #[serde(default)]
+    pub log_health: crate::LogHealth,
+    /// Why the last worker could not be started (the OS error: exec failed, too many open
+    /// files…), until a worker is ready again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spawn_error: Option<String>,
 }
 
 /// One worker in [`AppInfo`].

@@ -138,15 +138,20 @@ pub fn primary_config(spec: &AppSpec) -> anyhow::Result<PrimaryConfig> {
         .map(|(i, s)| s.parse::<NamedListen>().map(|n| ListenSpec::new(n, i)))
         .collect::<Result<_, _>>()
         .with_context(|| format!("app {:?}: listen", spec.name))?;
-    // A Node cluster worker drains on `disconnect`, and a signal would cut its requests; any
-    // other program (a Node app in fork mode too: it is no cluster worker) gets its signal.
-    config.stop_signal = if node && cluster {
-        None
+    config.stop_signal = Some(
+        signal_number(&spec.stop_signal)
+            .with_context(|| format!("app {:?}: stop_signal", spec.name))?,
+    );
+    config.shutdown_with_message = spec.shutdown_with_message;
+    // A Node cluster worker drains on `disconnect` and closes its channel when its servers
+    // (and their connections) are closed: its stop signal waits for that, or comes at four
+    // fifths of the kill timeout, so that its handlers still run before SIGKILL. Any other
+    // program (a Node app in fork mode too: it is no cluster worker) starts draining on the
+    // signal itself, so it gets it at once.
+    config.stop_grace = if node && cluster {
+        Duration::from_millis(spec.kill_timeout_ms / 5 * 4)
     } else {
-        Some(
-            signal_number(&spec.stop_signal)
-                .with_context(|| format!("app {:?}: stop_signal", spec.name))?,
-        )
+        Duration::ZERO
     };
     let ms = Duration::from_millis;
     let (backoff_base, backoff_cap) = match spec.exp_backoff_restart_delay_ms {

@@ -3,7 +3,7 @@
 use crate::home::Home;
 use crate::wire::Conn;
 use anyhow::Context;
-use muster_proto::{PROTOCOL_VERSION, Request, Response};
+use muster_proto::{MAX_REQUEST_BYTES, PROTOCOL_VERSION, Request, Response};
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -40,7 +40,19 @@ impl Client {
     }
 
     pub async fn request(&mut self, req: &Request) -> anyhow::Result<Response> {
-        self.conn.send(req).await?;
+        let len = serde_json::to_vec(req)?.len();
+        if len > MAX_REQUEST_BYTES {
+            anyhow::bail!(
+                "the request is {len} bytes, over the daemon's limit of {MAX_REQUEST_BYTES} \
+                 ({} MiB): an environment or a message that large cannot be sent",
+                MAX_REQUEST_BYTES >> 20
+            );
+        }
+        // Not an I/O error in the chain: a broken pipe here is a failure, not `| head`.
+        self.conn
+            .send(req)
+            .await
+            .map_err(|e| anyhow::anyhow!("sending the request to the daemon: {e:#}"))?;
         self.conn
             .recv()
             .await?
@@ -51,11 +63,7 @@ impl Client {
 async fn start_daemon(home: &Home) -> anyhow::Result<UnixStream> {
     home.ensure()?;
     let exe = std::env::current_exe().context("finding the muster executable")?;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(home.daemon_log())
-        .with_context(|| format!("opening {}", home.daemon_log().display()))?;
+    let log = home.open_append(&home.daemon_log())?;
     std::process::Command::new(exe)
         .arg("daemon")
         .env("MUSTER_HOME", home.root())
@@ -80,4 +88,54 @@ async fn start_daemon(home: &Home) -> anyhow::Result<UnixStream> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// What [`events`] asks for: the kept events of one app (or all), since a time or only the
+/// last N, then — with `follow` — each new one as it happens.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    /// An app name or id; every app with `None`.
+    pub app: Option<String>,
+    /// Unix time in milliseconds: only events at or after it.
+    pub since_ms: Option<u64>,
+    /// Only the last N kept events.
+    pub last: Option<usize>,
+    /// Keep the stream open and deliver new events as they happen.
+    pub follow: bool,
+}
+
+/// A stream of events from the daemon, as `muster events --json` prints them (docs/json.md,
+/// "Events"): `{"time_ms":…,"app":"web","event":"exit",…}`.
+#[derive(Debug)]
+pub struct Events {
+    conn: Conn,
+}
+
+impl Events {
+    /// The next event; `None` once the kept events are all delivered (without `follow`) or
+    /// the daemon went away.
+    pub async fn next(&mut self) -> anyhow::Result<Option<serde_json::Value>> {
+        match self.conn.recv::<Response>().await? {
+            Some(Response::Event { event }) => Ok(Some(event)),
+            Some(Response::Done { .. }) | None => Ok(None),
+            Some(Response::Error { message }) => anyhow::bail!(message),
+            Some(other) => anyhow::bail!("unexpected answer {other:?}"),
+        }
+    }
+}
+
+/// Opens a stream of events (`muster events`; `muster logs` interleaves them with log lines).
+/// Starts the daemon if none runs.
+pub async fn events(home: &Home, query: &EventQuery) -> anyhow::Result<Events> {
+    let mut client = Client::connect(home, true).await?;
+    client
+        .conn
+        .send(&Request::Events {
+            app: query.app.clone(),
+            since_ms: query.since_ms,
+            last: query.last,
+            follow: query.follow,
+        })
+        .await?;
+    Ok(Events { conn: client.conn })
 }

@@ -17,7 +17,7 @@ pub fn init(who: &str) {
     };
     let _ = tracing_subscriber::fmt()
         .with_max_level(level)
-        .with_writer(std::io::stderr)
+        .with_writer(|| QuietStderr)
         .with_ansi(false)
         .with_target(false)
         .try_init();
@@ -25,6 +25,21 @@ pub fn init(who: &str) {
         "muster {who} (pid {}) logging at {level}",
         std::process::id()
     );
+}
+
+/// stderr (daemon.log) that never reports a failed write: on a full disk tracing-subscriber
+/// would report it with `eprintln!`, which panics — a lost diagnostic line is better.
+struct QuietStderr;
+
+impl std::io::Write for QuietStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn parse_level(s: &str) -> Option<LevelFilter> {

@@ -1,10 +1,64 @@
 //! `$MUSTER_HOME` (default `~/.muster`): the daemon's socket, each app's supervisor socket and
-//! spec, the logs, and the saved app list. Private to the user: 0700.
+//! spec, the logs, and the saved app list.
+//!
+//! The home is its user's alone: whoever can write in it can make muster run any program (the
+//! registry names each app's script) and read the environment muster saved there. So a home,
+//! or a directory in it, that belongs to another user or that others may write in is refused
+//! before anything is read or started — root included ([`Home::check`]). What muster creates
+//! there is 0700 (directories) or 0600 (files), and muster's own files are opened without
+//! following any symbolic link ([`beneath`]).
 
-use anyhow::Context;
-use std::fs;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+mod beneath;
+
+use rustix::fs::{FileType, OFlags};
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+pub(crate) use beneath::{open as open_file, remove as remove_file};
+
+/// Why a home is not used.
+#[derive(Debug, thiserror::Error)]
+pub enum HomeError {
+    #[error(
+        "refusing the muster home {home}: {path} belongs to uid {owner}, not to you (uid {me}); \
+         whoever owns it could make muster run their code as you. Use a home of your own \
+         (MUSTER_HOME)"
+    )]
+    NotOwned {
+        home: PathBuf,
+        path: PathBuf,
+        owner: u32,
+        me: u32,
+    },
+    #[error(
+        "refusing the muster home {home}: {path} has mode {mode:04o}, writable by other users, \
+         who could plant code or links there. If it is yours and nothing foreign is in it, \
+         `chmod 700 {path}`"
+    )]
+    Writable {
+        home: PathBuf,
+        path: PathBuf,
+        mode: u32,
+    },
+    #[error("refusing the muster home {home}: {path} is {what}, not a directory")]
+    NotADirectory {
+        home: PathBuf,
+        path: PathBuf,
+        what: &'static str,
+    },
+    #[error("refusing {path}: {why}")]
+    File { path: PathBuf, why: String },
+    /// The cause is the source (`{:#}` shows it), not repeated here.
+    #[error("{what} {path}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
 
 #[derive(Debug, Clone)]
 pub struct Home {
@@ -12,35 +66,176 @@ pub struct Home {
 }
 
 impl Home {
-    /// `$MUSTER_HOME`, or `~/.muster`.
+    /// `$MUSTER_HOME`, or `~/.muster`, checked ([`Home::check`]) if it exists.
     pub fn from_env() -> anyhow::Result<Home> {
         let root = match std::env::var_os("MUSTER_HOME") {
             Some(p) if !p.is_empty() => PathBuf::from(p),
             _ => {
-                let home =
-                    std::env::var_os("HOME").context("neither MUSTER_HOME nor HOME is set")?;
+                let home = std::env::var_os("HOME")
+                    .ok_or_else(|| anyhow::anyhow!("neither MUSTER_HOME nor HOME is set"))?;
                 PathBuf::from(home).join(".muster")
             }
         };
-        Ok(Home { root })
+        let home = Home { root };
+        home.check()?;
+        Ok(home)
     }
 
     pub fn at(root: impl Into<PathBuf>) -> Home {
         Home { root: root.into() }
     }
 
-    /// Creates the directories (0700) if they are missing, and tightens the root's mode.
-    pub fn ensure(&self) -> anyhow::Result<()> {
-        for dir in [self.root.clone(), self.apps_dir(), self.logs_dir()] {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)
-                .with_context(|| format!("creating {}", dir.display()))?;
+    /// Refuses a home that is not the caller's alone: the home and each directory muster keeps
+    /// in it must belong to the caller's effective uid (root is not special) and be writable by
+    /// no one else, and none of those may be a link (the home itself may be a link the caller
+    /// owns, to such a directory). A home that does not exist yet passes: nothing is in it.
+    pub fn check(&self) -> Result<(), HomeError> {
+        let me = rustix::process::geteuid().as_raw();
+        match fs::symlink_metadata(&self.root) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => return Err(self.io("reading", &self.root, source)),
+            Ok(m) if m.file_type().is_symlink() => {
+                self.owned(&self.root, &m, me)?;
+                match fs::metadata(&self.root) {
+                    Ok(target) => self.private_dir(&self.root, &target, me)?,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                    Err(source) => return Err(self.io("reading", &self.root, source)),
+                }
+            }
+            Ok(m) => self.private_dir(&self.root, &m, me)?,
         }
-        fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("setting the mode of {}", self.root.display()))?;
+        for dir in [self.apps_dir(), self.logs_dir()] {
+            match fs::symlink_metadata(&dir) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => return Err(self.io("reading", &dir, source)),
+                Ok(m) => self.private_dir(&dir, &m, me)?,
+            }
+        }
         Ok(())
+    }
+
+    fn private_dir(&self, path: &Path, m: &fs::Metadata, me: u32) -> Result<(), HomeError> {
+        if !m.is_dir() {
+            let what = match FileType::from_raw_mode(m.mode()) {
+                FileType::Symlink => "a symbolic link",
+                FileType::RegularFile => "a file",
+                _ => "something else",
+            };
+            return Err(HomeError::NotADirectory {
+                home: self.root.clone(),
+                path: path.to_owned(),
+                what,
+            });
+        }
+        self.owned(path, m, me)?;
+        if m.mode() & 0o022 != 0 {
+            return Err(HomeError::Writable {
+                home: self.root.clone(),
+                path: path.to_owned(),
+                mode: m.mode() & 0o7777,
+            });
+        }
+        Ok(())
+    }
+
+    fn owned(&self, path: &Path, m: &fs::Metadata, me: u32) -> Result<(), HomeError> {
+        if m.uid() != me {
+            return Err(HomeError::NotOwned {
+                home: self.root.clone(),
+                path: path.to_owned(),
+                owner: m.uid(),
+                me,
+            });
+        }
+        Ok(())
+    }
+
+    fn io(&self, what: &'static str, path: &Path, source: io::Error) -> HomeError {
+        HomeError::Io {
+            what,
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    /// Creates the directories (0700) if they are missing, checks them ([`Home::check`]) and
+    /// tightens their modes to 0700.
+    pub fn ensure(&self) -> Result<(), HomeError> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.root)
+            .map_err(|e| self.io("creating", &self.root, e))?;
+        self.check()?;
+        for dir in [self.apps_dir(), self.logs_dir()] {
+            match fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                    return Err(self.io("creating", &dir, e));
+                }
+                _ => {}
+            }
+        }
+        self.check()?;
+        for dir in [self.root.clone(), self.apps_dir(), self.logs_dir()] {
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+                .map_err(|e| self.io("setting the mode of", &dir, e))?;
+        }
+        Ok(())
+    }
+
+    /// Reads one of muster's own files in the home (registry, spec, dump) without following a
+    /// link; `Ok(None)` if it does not exist. A file that is not the caller's, or that others
+    /// may write, is refused: its content could be anyone's.
+    pub fn read_private(&self, path: &Path) -> Result<Option<Vec<u8>>, HomeError> {
+        let mut file = match open_file(Some(&self.root), path, OFlags::RDONLY, 0) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(self.io("opening", path, source)),
+        };
+        let m = file.metadata().map_err(|e| self.io("reading", path, e))?;
+        let me = rustix::process::geteuid().as_raw();
+        if m.uid() != me || m.mode() & 0o022 != 0 || !m.is_file() {
+            return Err(HomeError::File {
+                path: path.to_owned(),
+                why: format!(
+                    "it belongs to uid {} with mode {:04o}; muster reads only a regular file of \
+                     yours (uid {me}) that no one else may write",
+                    m.uid(),
+                    m.mode() & 0o7777
+                ),
+            });
+        }
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|e| self.io("reading", path, e))?;
+        Ok(Some(bytes))
+    }
+
+    /// Replaces one of muster's own files atomically (a 0600 temporary file, then a rename),
+    /// without following a link: they carry the apps' environment.
+    pub fn write_private(&self, path: &Path, bytes: &[u8]) -> Result<(), HomeError> {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        remove_file(Some(&self.root), &tmp).map_err(|e| self.io("removing", &tmp, e))?;
+        let write = || -> io::Result<()> {
+            let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL;
+            let mut f = open_file(Some(&self.root), &tmp, flags, 0o600)?;
+            f.write_all(bytes)?;
+            f.sync_data()
+        };
+        if let Err(e) = write() {
+            let _ = remove_file(Some(&self.root), &tmp);
+            return Err(self.io("writing", &tmp, e));
+        }
+        fs::rename(&tmp, path).map_err(|e| self.io("replacing", path, e))
+    }
+
+    /// Opens one of muster's own logs in the home (daemon.log) or the daemon lock for
+    /// appending, creating it 0600, without following a link.
+    pub fn open_append(&self, path: &Path) -> Result<File, HomeError> {
+        let flags = OFlags::WRONLY | OFlags::APPEND | OFlags::CREATE;
+        open_file(Some(&self.root), path, flags, 0o600).map_err(|e| self.io("opening", path, e))
     }
 
     pub fn root(&self) -> &Path {
@@ -92,5 +287,38 @@ impl Home {
 
     pub fn err_log(&self, app: &str) -> PathBuf {
         self.logs_dir().join(format!("{app}-err.log"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logs::test_dir::TestDir;
+
+    #[test]
+    fn a_home_writable_by_others_or_holding_a_link_is_refused() {
+        let dir = TestDir::new("home");
+        let home = Home::at(dir.path().join("h"));
+        home.check().expect("a missing home is fine");
+        home.ensure().unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o777;
+        assert_eq!(mode(home.root()), 0o700);
+        assert_eq!(mode(&home.logs_dir()), 0o700);
+        fs::set_permissions(home.logs_dir(), fs::Permissions::from_mode(0o777)).unwrap();
+        let e = home.check().unwrap_err().to_string();
+        assert!(e.contains("logs") && e.contains("0777"), "{e}");
+        fs::remove_dir(home.logs_dir()).unwrap();
+        std::os::unix::fs::symlink(dir.path(), home.logs_dir()).unwrap();
+        let e = home.ensure().unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        fs::remove_file(home.logs_dir()).unwrap();
+        home.ensure().unwrap();
+
+        home.write_private(&home.registry(), b"{}").unwrap();
+        assert_eq!(mode(&home.registry()), 0o600);
+        assert_eq!(home.read_private(&home.registry()).unwrap().unwrap(), b"{}");
+        fs::set_permissions(home.registry(), fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(home.read_private(&home.registry()).is_err());
+        assert!(home.read_private(&home.dump()).unwrap().is_none());
     }
 }

@@ -22,9 +22,7 @@ pub fn cpu_ticks(pid: u32) -> Option<u64> {
 
 /// The process's state letter from `/proc/<pid>/stat` (`R`, `S`, `T` stopped, `Z`…).
 pub fn state(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name is in parentheses and may contain spaces: parse after the last ')'.
-    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+    Stat::read(pid).map(|s| s.state)
 }
 
 /// CPU percentages computed from the change since the previous sample of each pid.

@@ -1,31 +1,114 @@
 //! JSON lines over unix stream sockets, for the control protocol (`muster_proto::protocol`).
+//!
+//! A line is measured as it arrives, before it is kept: past the connection's limit it is
+//! refused without reading more, and on the daemon's socket every connection's partial lines
+//! together draw from one [`Budget`], so no number of clients holding half-sent lines can
+//! grow the daemon past it.
 
 use anyhow::Context;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
-/// The longest control message accepted (a `list` of many apps stays far below).
-const MAX_LINE: usize = 16 << 20;
+/// The longest control message accepted between muster's own processes (the daemon's link to
+/// a supervisor, answers to the CLI): a `list` of many apps stays far below.
+pub const MAX_LINE: usize = 16 << 20;
+
+/// How much of a bad line a log or an error message quotes.
+const EXCERPT: usize = 200;
+
+/// What went wrong reading a line, for the peer and the log.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("a control message is longer than {limit} bytes; refused")]
+    TooLong { limit: usize },
+    #[error(
+        "the daemon is busy reading other requests ({budget} bytes of partial requests); try again"
+    )]
+    Busy { budget: usize },
+    #[error("the connection closed in the middle of a message")]
+    Truncated,
+    #[error("malformed control message ({len} bytes): {excerpt}")]
+    Malformed {
+        len: usize,
+        excerpt: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Bytes of unfinished lines all connections may hold together.
+#[derive(Debug)]
+pub struct Budget {
+    used: AtomicUsize,
+    limit: usize,
+}
+
+impl Budget {
+    pub fn new(limit: usize) -> Arc<Budget> {
+        Arc::new(Budget {
+            used: AtomicUsize::new(0),
+            limit,
+        })
+    }
+}
+
+/// Bytes drawn from a budget, given back when the read ends however it ends.
+struct Draw<'a> {
+    budget: Option<&'a Budget>,
+    held: usize,
+}
+
+impl Draw<'_> {
+    fn take(&mut self, n: usize) -> Result<(), WireError> {
+        let Some(b) = self.budget else { return Ok(()) };
+        let before = b.used.fetch_add(n, Ordering::SeqCst);
+        self.held += n;
+        if before + n > b.limit {
+            return Err(WireError::Busy { budget: b.limit });
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Draw<'_> {
+    fn drop(&mut self) {
+        if let Some(b) = self.budget {
+            b.used.fetch_sub(self.held, Ordering::SeqCst);
+        }
+    }
+}
 
 /// One end of a control connection.
 #[derive(Debug)]
 pub struct Conn {
     reader: BufReader<OwnedReadHalf>,
     writer: OwnedWriteHalf,
-    line: String,
+    line: Vec<u8>,
+    limit: usize,
+    budget: Option<Arc<Budget>>,
 }
 
 impl Conn {
     pub fn new(stream: UnixStream) -> Conn {
+        Conn::with_limit(stream, MAX_LINE, None)
+    }
+
+    /// A connection whose incoming lines are at most `limit` bytes, their partial lines
+    /// drawn from `budget`.
+    pub fn with_limit(stream: UnixStream, limit: usize, budget: Option<Arc<Budget>>) -> Conn {
         let (r, w) = stream.into_split();
         Conn {
-            reader: BufReader::new(r),
+            reader: BufReader::with_capacity(8 << 10, r),
             writer: w,
-            line: String::new(),
+            line: Vec::new(),
+            limit,
+            budget,
         }
     }
 
@@ -37,26 +120,64 @@ impl Conn {
         Ok(())
     }
 
-    /// The next message; `Ok(None)` at EOF.
+    /// Resolves when the peer sends anything or closes: for streams, where the peer has
+    /// nothing more to say and only its going matters.
+    pub async fn closed(&mut self) {
+        let _ = self.reader.fill_buf().await;
+    }
+
+    /// The next message; `Ok(None)` at EOF. Errors are [`WireError`]s (or I/O errors).
     pub async fn recv<T: DeserializeOwned>(&mut self) -> anyhow::Result<Option<T>> {
         self.line.clear();
-        let n = (&mut self.reader)
-            .take(MAX_LINE as u64)
-            .read_line(&mut self.line)
-            .await?;
-        if n == 0 {
-            return Ok(None);
+        if self.line.capacity() > 64 << 10 {
+            // A big message came before: an idle connection keeps no big buffer.
+            self.line = Vec::new();
         }
-        if !self.line.ends_with('\n') && n >= MAX_LINE {
-            anyhow::bail!("a control message is longer than {MAX_LINE} bytes");
+        let mut draw = Draw {
+            budget: self.budget.as_deref(),
+            held: 0,
+        };
+        loop {
+            let buf = self.reader.fill_buf().await?;
+            if buf.is_empty() {
+                if self.line.is_empty() {
+                    return Ok(None);
+                }
+                return Err(WireError::Truncated.into());
+            }
+            let (n, done) = match buf.iter().position(|&b| b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (buf.len(), false),
+            };
+            if self.line.len() + n > self.limit.saturating_add(1) {
+                return Err(WireError::TooLong { limit: self.limit }.into());
+            }
+            draw.take(n)?;
+            self.line.extend_from_slice(&buf[..n]);
+            self.reader.consume(n);
+            if done {
+                break;
+            }
         }
-        let msg = serde_json::from_str(self.line.trim_end())
-            .with_context(|| format!("malformed control message: {}", self.line.trim_end()))?;
+        let text = self.line.strip_suffix(b"\n").unwrap_or(&self.line);
+        let msg = serde_json::from_slice(text).map_err(|source| WireError::Malformed {
+            len: text.len(),
+            excerpt: excerpt(text),
+            source,
+        })?;
         Ok(Some(msg))
     }
 }
 
-use tokio::io::AsyncReadExt;
+/// The first bytes of a bad line, for logs and error messages (never the whole line).
+pub fn excerpt(bytes: &[u8]) -> String {
+    let cut = &bytes[..bytes.len().min(EXCERPT)];
+    let mut s = String::from_utf8_lossy(cut).into_owned();
+    if bytes.len() > EXCERPT {
+        s.push('…');
+    }
+    s
+}
 
 /// Refuses a peer that runs as another user: the socket's 0600 mode is the first guard, this
 /// is the second (a root-owned daemon still only serves its own user).
@@ -72,4 +193,69 @@ pub fn check_peer(stream: &UnixStream) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    fn pair(limit: usize, budget: Option<Arc<Budget>>) -> (Conn, UnixStream) {
+        let (a, b) = UnixStream::pair().unwrap();
+        (Conn::with_limit(a, limit, budget), b)
+    }
+
+    #[tokio::test]
+    async fn a_line_over_the_limit_is_refused_without_reading_it_all() {
+        let (mut conn, mut peer) = pair(100, None);
+        peer.write_all(&[b'x'; 1000]).await.unwrap();
+        let e = conn.recv::<serde_json::Value>().await.unwrap_err();
+        assert!(
+            matches!(e.downcast_ref(), Some(WireError::TooLong { limit: 100 })),
+            "{e}"
+        );
+        assert!(conn.line.len() <= 101, "{}", conn.line.len());
+    }
+
+    #[tokio::test]
+    async fn partial_lines_draw_from_one_budget() {
+        let budget = Budget::new(50);
+        let (mut a, mut pa) = pair(1000, Some(budget.clone()));
+        let (mut b, mut pb) = pair(1000, Some(budget.clone()));
+        pa.write_all(&[b' '; 40]).await.unwrap();
+        pb.write_all(&[b' '; 40]).await.unwrap();
+        drop(pb);
+        // `a` holds 40 bytes of a partial line while `b` reads; `b` is refused.
+        let held = tokio::spawn(async move {
+            let r = a.recv::<serde_json::Value>().await;
+            (a, r)
+        });
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let e = b.recv::<serde_json::Value>().await.unwrap_err();
+        assert!(
+            matches!(e.downcast_ref(), Some(WireError::Busy { .. })),
+            "{e}"
+        );
+        pa.write_all(b"1\n").await.unwrap();
+        let (_a, r) = held.await.unwrap();
+        assert_eq!(r.unwrap(), Some(serde_json::json!(1)));
+        assert_eq!(
+            budget.used.load(Ordering::SeqCst),
+            0,
+            "every byte given back"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_malformed_line_is_quoted_short() {
+        let (mut conn, mut peer) = pair(MAX_LINE, None);
+        let mut line = vec![b'{'; 5000];
+        line.push(b'\n');
+        peer.write_all(&line).await.unwrap();
+        let e = conn.recv::<serde_json::Value>().await.unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.len() < 400, "{} bytes: {msg}", msg.len());
+        assert!(msg.contains("5000 bytes"), "{msg}");
+    }
 }

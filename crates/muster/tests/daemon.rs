@@ -12,8 +12,8 @@
 mod harness;
 
 use harness::{
-    Home, Load, Spawned, fixture, free_port, get, port_closed, require, running, sigkill,
-    worker_pids,
+    Home, Lines, Load, Spawned, Stopped, fixture, free_port, get, port_closed, require, running,
+    sigkill, worker_pids,
 };
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -310,10 +310,23 @@ fn node_app_every_command_in_fork_and_cluster_mode() {
     assert!(out.stdout.contains("deleted nc"), "{out}");
     assert!(h.app("nc").is_none());
     // A fork-mode Node app is no cluster worker: it is stopped by its signal, not left to
-    // the 5 s kill timeout (it once was, and then SIGKILLed).
-    let out = h.ok(&["delete", "nf"]);
-    assert!(out.took < Duration::from_secs(4), "{out}");
+    // the 5 s kill timeout (it once was, and then SIGKILLed). The cause, from its events:
+    // its worker ended by the app's stop signal, and no kill timeout fired.
+    let stop_signal = h.must_app("nf")["spec"]["stop_signal"].clone();
+    assert!(stop_signal.is_string(), "{stop_signal}");
+    h.ok(&["delete", "nf"]);
     assert!(h.apps().is_empty());
+    let exit = h.wait("the exit event of nf's worker", WAIT, || {
+        events_of(&h, "nf")
+            .into_iter()
+            .find(|e| e["event"] == "exit" && e["pid"] == fork[0])
+    });
+    assert_eq!(exit["signal"], stop_signal, "{exit}");
+    let all = events_of(&h, "nf");
+    assert!(
+        !all.iter().any(|e| e["event"] == "kill-timeout"),
+        "{all:#?}"
+    );
     wait_gone(&h, &fork, "the deleted app's worker");
     assert!(port_closed(pf));
 }
@@ -1223,12 +1236,18 @@ fn supervisor_kill_9_leaves_no_worker_behind_and_the_app_comes_back() {
         let new_sup = app["supervisor_pid"].as_u64().expect("a new supervisor") as u32;
         assert_ne!(new_sup, sup);
         assert!(answers(&h, port, 2).is_subset(&set(&new)));
-        let took = t0.elapsed();
+        // It came back because the daemon saw its supervisor die and started it again.
         assert!(
-            took < Duration::from_secs(6),
-            "{name} came back after {took:?}"
+            events_of(&h, name)
+                .iter()
+                .any(|e| e["event"] == "supervisor-restart"),
+            "{}",
+            h.report("no supervisor-restart event")
         );
-        h.note(&format!("{name} came back in {} ms", took.as_millis()));
+        h.note(&format!(
+            "{name} came back in {} ms",
+            t0.elapsed().as_millis()
+        ));
         if name == "web" {
             // The other app was not touched.
             let now = h.must_app("hello");
@@ -1420,15 +1439,17 @@ fn run_gets_sigterm_exits_0_within_the_kill_timeout_and_leaves_no_worker() {
     )
     .expect("SIGTERM");
     let status = run.wait(Duration::from_secs(10));
-    let took = t0.elapsed();
+    h.note(&format!(
+        "muster run exited {} ms after SIGTERM",
+        t0.elapsed().as_millis()
+    ));
     let (stdout, stderr) = run.output();
     let status = status
         .unwrap_or_else(|| panic!("muster run still ran 10 s after SIGTERM\n{stdout}\n{stderr}"));
     assert_eq!(status.code(), Some(0), "{status}\n{stdout}\n{stderr}");
-    assert!(
-        took < Duration::from_millis(3000),
-        "exit took {took:?} (kill timeout 3 s)"
-    );
+    // Exit 0 means no kill timeout fired (`muster run` exits 1 when one does); and no worker
+    // was SIGKILLed.
+    assert!(!stdout.contains("SIGKILL"), "{stdout}");
     for pid in &workers {
         assert!(!running(*pid), "worker {pid} outlived muster run");
     }
@@ -1496,4 +1517,315 @@ fn broken_configs_exit_1_with_file_line_column_and_start_nothing() {
     );
     // Only the daemon `list` started runs.
     assert_eq!(h.processes().len(), 1, "{}", h.report("processes"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The control plane: a supervisor that hangs, and `muster events`
+// ---------------------------------------------------------------------------------------------
+
+/// Every kept event of `app`, oldest first.
+fn events_of(h: &Home, app: &str) -> Vec<Value> {
+    h.ok(&["events", app, "--json", "--no-follow", "--last", "1000"])
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// The `muster start` arguments of the built-in demo worker as app `name` on `port`.
+fn hello_app<'a>(name: &'a str, listen: &'a str) -> [&'a str; 7] {
+    ["start", "muster", "--name", name, "--listen", listen, "--"]
+}
+
+#[test]
+fn a_sigstopped_supervisor_is_unresponsive_and_holds_up_no_other_app() {
+    let h = Home::new("frozen");
+    let (pf, po) = (free_port(), free_port());
+    let (lf, lo) = (format!("127.0.0.1:{pf}"), format!("127.0.0.1:{po}"));
+    for (name, listen) in [("frozen", &lf), ("other", &lo)] {
+        let mut args = hello_app(name, listen).to_vec();
+        args.push("hello-worker");
+        h.ok(&args);
+    }
+    h.wait_online("frozen", 1, WAIT);
+    let other_before = h.wait_online("other", 1, WAIT);
+    let sup = h.must_app("frozen")["supervisor_pid"]
+        .as_u64()
+        .expect("a supervisor") as u32;
+
+    let stopped = Stopped::new(sup);
+    // `list` keeps answering (each run has the harness's deadline), and soon shows the app
+    // unresponsive: its heartbeat is late and its process is in state T.
+    let frozen = h.wait("frozen shown unresponsive", WAIT, || {
+        let a = h.app("frozen")?;
+        (a["status"] == "unresponsive").then_some(a)
+    });
+    let silent = frozen["unresponsive_ms"].as_u64().expect("unresponsive_ms");
+    assert!(
+        silent >= muster_proto::HEARTBEAT_MS,
+        "unresponsive after {silent} ms of silence, before a heartbeat was even due"
+    );
+    let row = h.ok(&["list"]).stdout;
+    let row = row
+        .lines()
+        .find(|l| l.contains("│ frozen "))
+        .expect("a row");
+    assert!(row.contains("unresponsive "), "{row}");
+    // Its last known workers are still shown.
+    assert_eq!(frozen["workers"].as_array().map(Vec::len), Some(1));
+
+    // Commands about another app are not held up: a restart replaces its worker.
+    h.ok(&["restart", "other"]);
+    let other_after = h.wait_online("other", 1, WAIT);
+    assert_ne!(other_after, other_before);
+    assert_eq!(h.must_app("other")["status"], "online");
+    // A command about the stopped app fails at its deadline, saying why.
+    let err = h.fails(&["signal", "SIGUSR2", "frozen"]);
+    assert!(err.contains("did not answer signal within"), "{err}");
+
+    // SIGCONT: back to normal, the same supervisor and worker.
+    drop(stopped);
+    let back = h.wait("frozen online again", WAIT, || {
+        let a = h.app("frozen")?;
+        (a["status"] == "online").then_some(a)
+    });
+    assert!(back.get("unresponsive_ms").is_none(), "{back}");
+    assert_eq!(back["supervisor_pid"].as_u64(), Some(u64::from(sup)));
+}
+
+#[test]
+fn events_show_a_kill_9_as_exit_restart_online_in_order_and_worker_messages() {
+    require("node");
+    let h = Home::new("events");
+    let port = free_port();
+    h.ok(&[
+        "start",
+        path_str(&fixture("daemon_events.js")),
+        "--name",
+        "ev",
+        "-i",
+        "2",
+        "--env",
+        &format!("PORT={port}"),
+    ]);
+    let pids = h.wait_online("ev", 2, WAIT);
+
+    // Following: a live stream of JSON lines.
+    let mut follow = Lines::new(h.command(&["events", "ev", "--json"]));
+    // The backlog comes first: the workers' start, from before anyone asked.
+    let first_pid = pids[0];
+    let forked = follow.until(WAIT, |l| {
+        l.contains(r#""event":"fork""#) && l.contains(&format!(r#""pid":{first_pid}"#))
+    });
+    assert!(
+        forked.is_some(),
+        "no fork of {first_pid} in {:#?}",
+        follow.seen
+    );
+
+    // A worker's process.send, in pm2's process:msg shape, arrives whole.
+    h.ok(&["send", "ev", r#"{"ping":7}"#]);
+    let msg = follow
+        .until(WAIT, |l| l.contains(r#""event":"message""#))
+        .unwrap_or_else(|| panic!("no message in {:#?}", follow.seen));
+    let msg: Value = serde_json::from_str(&msg).expect("a JSON line");
+    assert_eq!(msg["app"], "ev");
+    assert_eq!(msg["message"]["type"], "process:msg");
+    assert_eq!(
+        msg["message"]["data"]["echo"],
+        serde_json::json!({"ping": 7})
+    );
+    assert!(msg["time_ms"].is_u64(), "{msg}");
+
+    // kill -9 of a worker: exit (SIGKILL), restart, fork, online, in that order.
+    let victim = pids[1];
+    sigkill(victim);
+    wait_replaced(&h, "ev", 2, &[victim]);
+    let order = ["exit", "restart", "fork", "online"];
+    let mut next = 0;
+    let mut new_pid = None;
+    let found = follow.until(WAIT, |l| {
+        let v: Value = serde_json::from_str(l).unwrap_or_default();
+        let matches = match order[next] {
+            "exit" => v["event"] == "exit" && v["pid"] == victim && v["signal"] == "SIGKILL",
+            "fork" => {
+                new_pid = v["pid"].as_u64();
+                v["event"] == "fork"
+            }
+            "online" => v["event"] == "online" && v["pid"].as_u64() == new_pid,
+            name => v["event"] == name,
+        };
+        if matches {
+            next += 1;
+        }
+        next == order.len()
+    });
+    assert!(
+        found.is_some(),
+        "expected {order:?} in order; saw {:#?}",
+        follow.seen
+    );
+    drop(follow);
+
+    // The same, from the kept backlog, for someone who asks afterwards.
+    let kept = h
+        .ok(&["events", "ev", "--json", "--no-follow", "--last", "100"])
+        .stdout;
+    let names: Vec<String> = kept
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["pid"] == victim || v["event"] == "restart")
+        .map(|v| v["event"].as_str().unwrap_or("?").to_owned())
+        .collect();
+    let exit_at = names.iter().position(|n| n == "exit").expect("an exit");
+    assert_eq!(
+        names.get(exit_at + 1).map(String::as_str),
+        Some("restart"),
+        "{names:?}"
+    );
+    // Human lines name the app and the event.
+    let human = h.ok(&["events", "ev", "--no-follow", "--last", "5"]).stdout;
+    assert!(human.lines().all(|l| l.contains("  ev  ")), "{human}");
+    // A bad --since is refused with the accepted forms.
+    let err = h.fails(&["events", "--no-follow", "--since", "yesterday"]);
+    assert!(err.contains("RFC 3339"), "{err}");
+}
+
+/// Resident memory of `pid`, bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("its status");
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS");
+    kb * 1024
+}
+
+#[test]
+fn the_control_socket_under_abuse_stays_small_and_its_log_short() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixStream;
+    let h = Home::new("abuse");
+    h.ok(&["list"]); // starts the daemon
+    let daemon = h.daemon_pid().expect("a daemon");
+    let sock = h.path("daemon.sock");
+    let idle = rss(daemon);
+
+    // 1. Twenty clients, each sending a 15 MiB line that never ends, and holding on.
+    let holders: Vec<_> = (0..20)
+        .map(|_| {
+            let sock = sock.clone();
+            std::thread::spawn(move || {
+                let mut s = UnixStream::connect(&sock).expect("connecting");
+                s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+                let chunk = vec![b'x'; 1 << 20];
+                for _ in 0..15 {
+                    if s.write_all(&chunk).is_err() {
+                        break; // refused: the daemon stopped reading and closed
+                    }
+                }
+                s
+            })
+        })
+        .collect();
+    let held: Vec<UnixStream> = holders.into_iter().map(|t| t.join().unwrap()).collect();
+
+    // 2. As many idle connections as this process may open (3,000 at most).
+    let (soft, hard) = {
+        let l = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        (l.current.unwrap_or(1024), l.maximum.unwrap_or(1024))
+    };
+    let _ = rustix::process::setrlimit(
+        rustix::process::Resource::Nofile,
+        rustix::process::Rlimit {
+            current: Some(hard),
+            maximum: Some(hard),
+        },
+    );
+    let n = 3000.min(soft.max(hard).saturating_sub(200) as usize);
+    let idle_conns: Vec<UnixStream> = (0..n)
+        .filter_map(|_| UnixStream::connect(&sock).ok())
+        .collect();
+    assert!(
+        idle_conns.len() > 256,
+        "only {} connections",
+        idle_conns.len()
+    );
+    // Over the cap, a client is told why.
+    let mut extra = BufReader::new(UnixStream::connect(&sock).expect("connecting"));
+    extra
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut refusal = String::new();
+    extra.read_line(&mut refusal).expect("an answer");
+    assert!(refusal.contains("connections already"), "{refusal}");
+
+    // The daemon closes the idle ones and the half-sent lines: every connection ends.
+    let mut probe = idle_conns;
+    probe.extend(held);
+    h.wait("the daemon to close every abusive connection", WAIT, || {
+        probe.retain(|s| {
+            s.set_nonblocking(true).unwrap();
+            let mut b = [0u8; 4096];
+            match std::io::Read::read(&mut &*s, &mut b) {
+                Ok(0) => false,
+                Ok(_) => true, // an error line; EOF follows
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
+                Err(_) => false,
+            }
+        });
+        probe.is_empty().then_some(())
+    });
+
+    // The daemon still serves, has given back what the attacks made it hold, and its log
+    // stayed short.
+    h.ok(&["list"]);
+    let after = rss(daemon);
+    assert!(
+        after < idle + (8 << 20),
+        "the daemon holds {} MiB after the attacks, {} MiB before",
+        after >> 20,
+        idle >> 20
+    );
+    let log = std::fs::metadata(h.path("daemon.log")).map_or(0, |m| m.len());
+    eprintln!(
+        "daemon RSS {} KiB idle, {} KiB after the attacks; daemon.log {log} bytes",
+        idle >> 10,
+        after >> 10
+    );
+    assert!(log < 1 << 20, "daemon.log is {log} bytes");
+
+    // A request line over the limit is refused with an error, not cut silently.
+    let mut s = UnixStream::connect(&sock).expect("connecting");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"{\"type\":\"hello\",\"version\":1}\n")
+        .unwrap();
+    let mut big = b"{\"type\":\"send\",\"target\":\"x\",\"message\":\"".to_vec();
+    big.extend(std::iter::repeat_n(
+        b'y',
+        muster_proto::MAX_REQUEST_BYTES + 10,
+    ));
+    big.extend(b"\"}\n");
+    let _ = s.write_all(&big); // the daemon stops reading past the limit
+    let mut answers = String::new();
+    let mut r = BufReader::new(s);
+    while r.read_line(&mut answers).is_ok_and(|n| n > 0) {}
+    assert!(answers.contains("longer than"), "{answers}");
+}
+
+#[test]
+fn a_start_request_over_the_size_limit_fails_with_a_message() {
+    let h = Home::new("huge");
+    let toml = h.path("huge.toml");
+    let value = "v".repeat(muster_proto::MAX_REQUEST_BYTES + 1);
+    std::fs::write(
+        &toml,
+        format!("[[app]]\nname = \"huge\"\nscript = \"sleep\"\nargs = [\"60\"]\n[app.env]\nBIG = \"{value}\"\n"),
+    )
+    .unwrap();
+    let err = h.fails(&["start", path_str(&toml)]);
+    assert!(err.contains("over the daemon's limit"), "{err}");
+    assert!(h.app("huge").is_none(), "nothing is registered");
 }

@@ -122,6 +122,7 @@ fn files(dir: &Path, max_size: Option<u64>, keep: u32) -> LogConfig {
         max_size,
         keep,
         prefix: Prefix::None,
+        private_root: None,
     }
 }
 

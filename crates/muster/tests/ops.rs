@@ -504,3 +504,137 @@ fn daemon_tells_systemd_ready_and_stopping_and_its_apps_outlive_it() {
         "the next daemon adopts the app"
     );
 }
+
+/// `systemd-socket-activate` (Debian's systemd package; .ci/run installs it).
+fn socket_activate() -> Option<&'static str> {
+    let ok = Command::new("systemd-socket-activate")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("SKIPPED: systemd-socket-activate is not installed (apt-get install systemd)");
+    }
+    ok.then_some("systemd-socket-activate")
+}
+
+/// `systemd-socket-activate -l 127.0.0.1:PORT --fdname web [-E K=V…] muster ARGS`, in its
+/// own guard, and the first request on the port answered (the first connection is what makes
+/// it start muster, so the answer comes through the passed socket or not at all).
+fn activated_run(home: &Home, port: u16, env: &[&str], args: &[&str]) -> (Streaming, (u64, u32)) {
+    let tool = socket_activate().expect("checked by the caller");
+    let mut cmd = Command::new(tool);
+    cmd.arg("-l")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--fdname=web");
+    for e in env {
+        cmd.arg("-E").arg(e);
+    }
+    cmd.arg(harness::exe()).args(args).current_dir(home.dir());
+    let s = Streaming::spawn(cmd);
+    let end = Instant::now() + WAIT;
+    // Wait until the tool listens (a refused connect), then one request.
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < end,
+            "systemd-socket-activate never listened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let who = loop {
+        match harness::get(port) {
+            Ok(who) => break who,
+            Err(e) => {
+                assert!(
+                    Instant::now() < end,
+                    "no answer through the passed socket: {e}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    (s, who)
+}
+
+#[test]
+fn socket_activation_gives_systemds_socket_to_node_cluster_and_listen_fds_apps() {
+    if socket_activate().is_none() {
+        return;
+    }
+    harness::require("node");
+    let home = Home::new("activate");
+    let app = harness::fixture("daemon_app.js");
+    let app = app.to_str().unwrap();
+
+    // A Node cluster app: its workers' listen(port) gets the passed socket (shared: the
+    // workers accept on it themselves; rr: muster accepts on it).
+    for schedule in ["shared", "rr"] {
+        let port = harness::free_port();
+        let penv = format!("PORT={port}");
+        let (mut run, (id, pid)) = activated_run(
+            &home,
+            port,
+            &[&penv],
+            &["run", app, "-i", "2", "--schedule", schedule],
+        );
+        assert!(
+            (1..=2).contains(&id) && harness::running(pid),
+            "{schedule}: {id} {pid}"
+        );
+        // Served again and again: the socket stays the workers'.
+        for _ in 0..5 {
+            harness::get(port).unwrap_or_else(|e| panic!("{schedule}: {e}"));
+        }
+        run.signal(rustix::process::Signal::TERM);
+        assert_eq!(run.exit_code(WAIT), Some(0), "{schedule}");
+    }
+
+    // A program that takes LISTEN_FDS itself (muster's demo worker), behind `--listen`.
+    let port = harness::free_port();
+    let listen = format!("web=127.0.0.1:{port}");
+    let exe = harness::exe().to_str().unwrap();
+    let (mut run, (id, _)) = activated_run(
+        &home,
+        port,
+        &[],
+        &[
+            "run",
+            exe,
+            "--listen",
+            &listen,
+            "-i",
+            "2",
+            "--schedule",
+            "shared",
+            "--",
+            "hello-worker",
+        ],
+    );
+    assert!((1..=2).contains(&id));
+    run.signal(rustix::process::Signal::TERM);
+    assert_eq!(run.exit_code(WAIT), Some(0));
+
+    // reuseport cannot use one passed socket: refused before anything starts.
+    let port = harness::free_port();
+    let tool = socket_activate().unwrap();
+    let mut cmd = Command::new(tool);
+    cmd.arg("-l")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(harness::exe())
+        .args([
+            "run",
+            exe,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--schedule",
+            "reuseport",
+            "--",
+            "hello-worker",
+        ]);
+    let mut refused = Streaming::spawn(cmd);
+    // The first connection starts muster.
+    let end = Instant::now() + WAIT;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(refused.exit_code(WAIT), Some(1));
+}

@@ -24,6 +24,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// How workers share a listening port.
@@ -81,9 +82,17 @@ pub struct PrimaryConfig {
     /// Addresses the primary binds for programs that are not Node (Node workers ask for their
     /// ports through the cluster protocol).
     pub listen: Vec<ListenSpec>,
-    /// Sent to a draining worker besides Node's `disconnect` message: `SIGTERM` for most
-    /// programs; `None` for Node, where a signal would cut in-flight requests.
+    /// Sent to a draining worker's process group after Node's `disconnect` message, when its
+    /// channel closes or `stop_grace` has passed (whichever comes first); `None` sends nothing.
     pub stop_signal: Option<i32>,
+    /// pm2's `shutdown_with_message`: the user message `"shutdown"` replaces the stop signal
+    /// (the signal is still sent when the worker has no channel left).
+    pub shutdown_with_message: bool,
+    /// How long a draining worker may keep its channel open before it gets the stop request.
+    /// Zero for programs whose drain starts with the signal; longer for Node cluster workers,
+    /// which drain on `disconnect` and close their channel when done (a signal earlier would
+    /// cut their requests).
+    pub stop_grace: Duration,
     /// Where a Node server that gave no host binds (`listen(port)`). Node's own primary binds
     /// `::` (falling back to `0.0.0.0`); `None` does the same.
     pub default_host: Option<IpAddr>,
@@ -112,6 +121,8 @@ impl std::fmt::Debug for PrimaryConfig {
             .field("schedule", &self.schedule)
             .field("listen", &self.listen)
             .field("stop_signal", &self.stop_signal)
+            .field("shutdown_with_message", &self.shutdown_with_message)
+            .field("stop_grace", &self.stop_grace)
             .finish_non_exhaustive()
     }
 }
@@ -128,6 +139,8 @@ impl PrimaryConfig {
             schedule: Schedule::default(),
             listen: Vec::new(),
             stop_signal: Some(libc_sigterm()),
+            shutdown_with_message: false,
+            stop_grace: Duration::ZERO,
             default_host: None,
             send_listener: None,
             stdio: None,

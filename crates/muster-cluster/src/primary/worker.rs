@@ -34,6 +34,13 @@ pub(crate) struct WorkerProc {
     pub routed: bool,
     /// The channel reached EOF.
     pub disconnected: bool,
+    /// Told to drain (stop, reload, scale down, replacement).
+    pub draining: bool,
+    /// It asked to be replaced (suicide, Node's `worker.disconnect()`): it is leaving on its
+    /// own, so its channel closing says nothing about its requests.
+    pub leaving_on_its_own: bool,
+    /// The stop request (signal or `'shutdown'` message) went out.
+    pub stop_requested: bool,
     /// The process was reaped: (code, signal).
     pub exit: Option<(Option<i32>, Option<i32>)>,
     /// Node handles the worker joined through queryServer.
@@ -143,6 +150,9 @@ pub(crate) fn spawn(
         exited_after_disconnect: false,
         routed: false,
         disconnected: false,
+        draining: false,
+        leaving_on_its_own: false,
+        stop_requested: false,
         exit: None,
         keys: HashSet::new(),
         outstanding: 0,

@@ -76,7 +76,7 @@ use std::io;
 use std::os::fd::{OwnedFd, RawFd};
 use std::sync::{Arc, Mutex};
 
-use muster_ipc::{Channel, Message, Received, SendError};
+use muster_ipc::{Channel, Message, Outgoing, Received, SendError};
 use serde_json::{Value, json};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
@@ -448,7 +448,7 @@ async fn read_channel(
 /// Writes the `accepted` answers in the order they were numbered.
 async fn write_replies(mut replies: mpsc::UnboundedReceiver<Value>, sender: muster_ipc::Sender) {
     while let Some(reply) = replies.recv().await {
-        if sender.send_internal(&reply).await.is_err() {
+        if sender.send(Outgoing::internal(&reply)).await.is_err() {
             return; // the channel is closed
         }
     }

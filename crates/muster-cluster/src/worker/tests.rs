@@ -1,7 +1,7 @@
 //! The worker over a real channel (a socketpair), with the test as the primary.
 
 use super::*;
-use muster_ipc::{HandleType, SendHandle};
+use muster_ipc::{HandleType, Outgoing, SendHandle};
 use std::net::{TcpListener as StdListener, TcpStream as StdStream};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::time::Duration;
@@ -58,7 +58,10 @@ async fn newconn(primary: &Channel, key: &str, seq: u64, fd: OwnedFd) {
     let msg = json!({"cmd":"NODE_CLUSTER","act":"newconn","key":key,"seq":seq});
     primary
         .sender()
-        .send_internal_handle(&msg, SendHandle::new(HandleType::NetNative, fd))
+        .send(Outgoing::internal_with_handle(
+            &msg,
+            SendHandle::new(HandleType::NetNative, fd),
+        ))
         .await
         .unwrap();
 }
@@ -168,7 +171,9 @@ async fn disconnect_stops_accepting_and_refuses_later_connections() {
     assert_eq!(worker.shutdown_reason(), None);
 
     primary
-        .send_internal(&json!({"cmd":"NODE_CLUSTER","act":"disconnect","seq":9}))
+        .send(Outgoing::internal(
+            &json!({"cmd":"NODE_CLUSTER","act":"disconnect","seq":9}),
+        ))
         .await
         .unwrap();
     assert_eq!(
@@ -212,7 +217,9 @@ async fn messages_both_ways_and_channel_close() {
     primary.send(&json!({"hello": "worker"})).await.unwrap();
     // Unknown internal messages are ignored, not shown as user messages.
     primary
-        .send_internal(&json!({"cmd":"NODE_CLUSTER","act":"whatever","seq":1}))
+        .send(Outgoing::internal(
+            &json!({"cmd":"NODE_CLUSTER","act":"whatever","seq":1}),
+        ))
         .await
         .unwrap();
     primary.send(&json!(2)).await.unwrap();

@@ -36,6 +36,19 @@ pub struct ClusterArgs {
     /// Milliseconds a draining worker gets before it is killed.
     #[arg(long, default_value_t = 5000, value_name = "MS")]
     pub kill_timeout: u64,
+    /// The signal a draining worker gets (after Node's `disconnect`: for Node cluster workers
+    /// once their channel closes or at 4/5 of the kill timeout; at once for other programs).
+    #[arg(
+        long,
+        alias = "kill-signal",
+        default_value = "SIGTERM",
+        value_name = "SIGNAL"
+    )]
+    pub stop_signal: String,
+    /// Ask a draining worker to stop with the message "shutdown" instead of the stop signal
+    /// (pm2's shutdown_with_message).
+    #[arg(long)]
+    pub shutdown_with_message: bool,
     /// Restarts allowed within the restart window before giving up.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub max_restarts: u32,
@@ -124,6 +137,8 @@ fn build_config(args: &ClusterArgs) -> anyhow::Result<PrimaryConfig> {
     spec.kill_timeout_ms = args.kill_timeout;
     spec.listen_timeout_ms = args.listen_timeout;
     spec.wait_ready = args.wait_ready;
+    spec.stop_signal = args.stop_signal.clone();
+    spec.shutdown_with_message = args.shutdown_with_message;
     crate::app::check_runnable(&spec)?;
     let node = crate::app::runs_node(&spec);
     let mut config = crate::app::primary_config(&spec)?;
@@ -140,8 +155,8 @@ fn build_config(args: &ClusterArgs) -> anyhow::Result<PrimaryConfig> {
         }
         // Workers handed a listener as a message (the seeds' child_process style) are not
         // cluster workers: nothing in them answers `disconnect`, so they are stopped the way
-        // the seeds' own master stops them, with a signal.
-        config.stop_signal = Some(rustix::process::Signal::TERM.as_raw());
+        // the seeds' own master stops them, with a signal, at once.
+        config.stop_grace = Duration::ZERO;
     }
     config.policy.readiness = match args.ready_on.as_deref() {
         Some("spawn") => Readiness::Spawn,

@@ -282,7 +282,7 @@ async fn forward_stdin(sender: Sender, internal: bool) {
         };
         let sent = match &outgoing {
             Outgoing::User(v) => sender.send(v).await,
-            Outgoing::Internal(v) => sender.send_internal(v).await,
+            Outgoing::Internal(v) => sender.send(muster_ipc::Outgoing::internal(v)).await,
         };
         if let Err(e) = sent {
             eprintln!(

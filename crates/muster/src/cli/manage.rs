@@ -222,6 +222,7 @@ fn print_response(resp: &Response, out: Output, detailed: bool) -> anyhow::Resul
                 serde_json::json!({"schema": 1, "ok": false, "error": message})
             }
             Response::Hello { .. } => serde_json::json!({"schema": 1}),
+            Response::Event { event } => event.clone(),
         };
         writeln!(stdout, "{v}")?;
         return Ok(if matches!(resp, Response::Error { .. }) {
@@ -254,6 +255,7 @@ fn print_response(resp: &Response, out: Output, detailed: bool) -> anyhow::Resul
             return Ok(1);
         }
         Response::Hello { .. } => {}
+        Response::Event { event } => writeln!(stdout, "{}", crate::cli::events::human(event))?,
     }
     Ok(0)
 }

@@ -6,6 +6,7 @@ use muster_proto::ApplyAction;
 pub mod bench;
 pub mod cluster;
 pub mod completions;
+pub mod events;
 pub mod foreground;
 pub mod ipc;
 pub mod logs;
@@ -102,6 +103,9 @@ pub enum Command {
     },
     /// Print an app's logs (all apps without a name).
     Logs(logs::LogsArgs),
+    /// What happens to the apps: worker exits, restarts, messages, giveups — the kept ones,
+    /// then live.
+    Events(events::EventsArgs),
     /// Empty the log files.
     Flush {
         target: Option<String>,
@@ -226,6 +230,7 @@ pub fn main() -> i32 {
         Command::List { json } => manage::run(Manage::List, Output { json }),
         Command::Show { target, json } => manage::run(Manage::Show(target), Output { json }),
         Command::Logs(args) => logs::run(args),
+        Command::Events(args) => events::run(args),
         Command::Flush { target, json } => manage::run(Manage::Flush(target), Output { json }),
         Command::Send {
             target,
@@ -301,6 +306,7 @@ impl Command {
             | Command::Show { json, .. }
             | Command::Ping { json, .. } => *json,
             Command::Logs(a) => a.json,
+            Command::Events(a) => a.json,
             Command::Run(a) => a.json,
             Command::Cluster(a) => a.json,
             Command::Bench(a) => a.json,

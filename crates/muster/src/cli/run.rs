@@ -17,13 +17,33 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<i32> {
+    // Sockets from systemd socket activation, taken while muster has one thread (it edits
+    // the environment): the apps whose listening address matches get them instead of a new
+    // bind, so connections queue in systemd's socket while the service restarts.
+    let passed = muster_ipc::take_listen_fds(std::process::id())
+        .map_err(|e| anyhow::anyhow!("socket activation (LISTEN_FDS): {e}"))?;
+    let activated = !passed.is_empty();
+    for (name, addr) in muster_cluster::activated::provide(passed)? {
+        eprintln!("muster: socket activation: {name} = {addr}");
+    }
     let (apps, warnings) = specs(&args.app)?;
     for w in &warnings {
         eprintln!("muster: warning: {w}");
     }
+    if let Some(spec) = apps
+        .iter()
+        .find(|s| activated && s.schedule == muster_proto::Schedule::Reuseport)
+    {
+        anyhow::bail!(
+            "{}: schedule reuseport needs a socket per worker, and socket activation passes one \
+             per address; use schedule rr or shared",
+            spec.name
+        );
+    }
     // Check every app before starting any: nothing starts half-way from a broken file.
     let mut configs = Vec::with_capacity(apps.len());
     for spec in &apps {
+        crate::config::check_startable(spec).map_err(anyhow::Error::msg)?;
         crate::app::check_runnable(spec)?;
         configs.push(crate::app::primary_config(spec)?);
     }
@@ -50,6 +70,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
                 } else {
                     Prefix::AppWorker(spec.name.clone())
                 },
+                private_root: None,
             })?;
             config.stdio = Some(sink.stdio_factory());
             let stop_signal = config.stop_signal;

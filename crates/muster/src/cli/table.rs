@@ -27,9 +27,15 @@ pub fn memory(bytes: u64) -> String {
 /// An app's status as `list` and `show` print it: how long an unresponsive one has been
 /// silent.
 pub fn status(a: &AppInfo) -> String {
-    match a.unresponsive_ms {
+    let status = match a.unresponsive_ms {
         Some(ms) if a.status == AppStatus::Unresponsive => format!("{} {}", a.status, duration(ms)),
         _ => a.status.to_string(),
+    };
+    // Lines lost to a failing log write: `show` says why and how many.
+    if a.log_health.is_degraded() {
+        format!("{status} !log")
+    } else {
+        status
     }
 }
 
@@ -136,6 +142,12 @@ pub fn show(a: &AppInfo) -> String {
     }
     field(&mut out, "out log", a.out_log.clone());
     field(&mut out, "err log", a.err_log.clone());
+    if let Some(e) = &a.spawn_error {
+        field(&mut out, "spawn error", e.clone());
+    }
+    if let Some(health) = log_health(&a.log_health) {
+        field(&mut out, "log writing", health);
+    }
     if !a.workers.is_empty() {
         let _ = writeln!(out, "  workers:");
         for w in &a.workers {
@@ -154,6 +166,31 @@ pub fn show(a: &AppInfo) -> String {
         }
     }
     out
+}
+
+/// `FAILING since 2026-12-04 12:03:04: writing …: No space left on device; 12 line(s)
+/// (480 bytes) dropped`, or `None` when every line was written.
+fn log_health(h: &muster_proto::LogHealth) -> Option<String> {
+    if !h.is_degraded() {
+        return None;
+    }
+    let dropped = format!(
+        "{} line(s) ({} bytes) dropped",
+        h.lines_dropped, h.bytes_dropped
+    );
+    let since = h
+        .since_unix_ms
+        .and_then(|ms| chrono::DateTime::from_timestamp_millis(ms as i64))
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|| "?".into());
+    Some(match &h.error {
+        Some(e) => format!("FAILING since {since}: {e}; {dropped}"),
+        None => format!("works again; {dropped}, the last failure began {since}"),
+    })
 }
 
 #[cfg(test)]
@@ -198,6 +235,8 @@ mod vocabulary {
             listen: Vec::new(),
             out_log: "/h/logs/a-out.log".into(),
             err_log: "/h/logs/a-err.log".into(),
+            log_health: Default::default(),
+            spawn_error: None,
             spec: AppSpec::new("a", "/srv/a.js"),
         }
     }

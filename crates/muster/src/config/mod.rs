@@ -77,6 +77,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, Location};
 pub use muster_proto::AppSpec;
+pub use values::check_startable;
 
 use document::{Document, join_path};
 use format::Format;

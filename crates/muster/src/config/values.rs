@@ -13,6 +13,20 @@ use muster_proto::{
 };
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
+/// Whether `spec` may be started, whatever file or flag it came from: every number within
+/// its documented range ([`muster_proto::limits`]), every string `exec` can take, and a
+/// `log_date_format` that renders. Checked before anything starts, so that a bad value is
+/// refused by `start` with its reason instead of failing later in a supervisor.
+pub fn check_startable(spec: &muster_proto::AppSpec) -> Result<(), String> {
+    let app = &spec.name;
+    muster_proto::check_limits(spec).map_err(|e| format!("app {app}: {e}"))?;
+    if let Some(format) = &spec.log_date_format {
+        crate::logs::TimeFormat::parse(format)
+            .map_err(|reason| format!("app {app}: log_date_format {format:?}: {reason}"))?;
+    }
+    Ok(())
+}
+
 /// An integral, non-negative JavaScript/TOML/YAML number as `u64`, if `v` is one.
 fn whole(v: f64) -> Option<u64> {
     // Integral and inside u64's exact range: the cast is exact.

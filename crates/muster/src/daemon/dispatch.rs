@@ -10,6 +10,9 @@ impl Daemon {
             Request::Hello { .. } => Response::Error {
                 message: "hello was already exchanged".into(),
             },
+            Request::Events { .. } => Response::Error {
+                message: "events is a stream, served by the connection".into(),
+            },
             Request::Ping => Response::Pong {
                 pid: std::process::id(),
                 uptime_ms: self.started.elapsed().as_millis() as u64,

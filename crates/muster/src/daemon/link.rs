@@ -95,12 +95,9 @@ impl Daemon {
     /// Starts the supervisor process and returns its link, hello done.
     async fn spawn_supervisor(&self, spec: &AppSpec) -> anyhow::Result<(Conn, u32)> {
         let spec_path = self.home.supervisor_spec(&spec.name);
-        std::fs::write(&spec_path, serde_json::to_vec_pretty(spec)?)
-            .with_context(|| format!("writing {}", spec_path.display()))?;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.home.daemon_log())?;
+        self.home
+            .write_private(&spec_path, &serde_json::to_vec_pretty(spec)?)?;
+        let log = self.home.open_append(&self.home.daemon_log())?;
         let mut child = tokio::process::Command::new(&self.exe)
             .arg("supervise")
             .arg(&spec.name)
@@ -286,7 +283,17 @@ impl Daemon {
         let hello = SupervisorRequest::Hello {
             version: PROTOCOL_VERSION,
         };
-        let what = format!("{req:?}").to_lowercase();
+        let what = match &req {
+            SupervisorRequest::Hello { .. } => "hello",
+            SupervisorRequest::Status => "status",
+            SupervisorRequest::Reload => "reload",
+            SupervisorRequest::Scale { .. } => "scale",
+            SupervisorRequest::Send { .. } => "send",
+            SupervisorRequest::Signal { .. } => "signal",
+            SupervisorRequest::Flush => "flush",
+            SupervisorRequest::Shutdown => "shutdown",
+            SupervisorRequest::Watch => "watch",
+        };
         let path = self.home.supervisor_socket(name);
         match tokio::time::timeout(deadline, control_socket::ask(&path, &hello, &req)).await {
             Ok(r) => r.with_context(|| format!("asking the supervisor of {name}")),

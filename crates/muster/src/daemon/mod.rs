@@ -52,11 +52,8 @@ pub fn run(home: Home) -> anyhow::Result<i32> {
     crate::diag::init("daemon");
     home.ensure()?;
     // One daemon per home: the lock is held for the process's life.
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(home.daemon_lock())
+    let lock = home
+        .open_append(&home.daemon_lock())
         .context("opening the daemon lock")?;
     // A daemon that was just told to `kill` may still be exiting: give it a moment.
     let deadline = Instant::now() + Duration::from_secs(3);
@@ -97,6 +94,16 @@ impl Daemon {
             .entry(name.to_owned())
             .or_default()
             .clone()
+    }
+}
+
+impl Daemon {
+    /// `message`, with the warning of a registry that could not be saved, if any.
+    async fn warned(&self, message: String) -> String {
+        match self.registry.lock().await.take_warning() {
+            Some(w) => format!("{message}\n{w}"),
+            None => message,
+        }
     }
 }
 

@@ -2,10 +2,10 @@
 //! `$MUSTER_HOME/registry.json` on every change, so a daemon that was killed comes back knowing
 //! every app, stopped ones included.
 
+use crate::home::Home;
 use anyhow::Context;
 use muster_proto::{AppSpec, Target};
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Entry {
@@ -22,31 +22,62 @@ pub struct Entry {
 pub struct Registry {
     next_id: u32,
     apps: Vec<Entry>,
+    /// Where it is saved; `None` only for `Default`.
     #[serde(skip)]
-    path: PathBuf,
+    home: Option<Home>,
+    /// Why the last [`save_or_warn`](Registry::save_or_warn) failed, until one succeeds or
+    /// the warning is taken.
+    #[serde(skip)]
+    unsaved: Option<String>,
 }
 
 impl Registry {
-    /// Loads the registry, or an empty one if the file does not exist yet.
-    pub fn load(path: &Path) -> anyhow::Result<Registry> {
-        let mut reg = match std::fs::read_to_string(path) {
-            Ok(text) => serde_json::from_str::<Registry>(&text)
+    /// Loads the registry, or an empty one if the file does not exist yet. The file is read
+    /// without following a link, and only if it is the caller's and no one else may write it:
+    /// it names the programs muster runs.
+    pub fn load(home: &Home) -> anyhow::Result<Registry> {
+        let path = home.registry();
+        let mut reg = match home.read_private(&path)? {
+            Some(text) => serde_json::from_slice::<Registry>(&text)
                 .with_context(|| format!("{} is malformed", path.display()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Registry::default(),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+            None => Registry::default(),
         };
-        reg.path = path.to_owned();
+        reg.home = Some(home.clone());
         Ok(reg)
     }
 
-    /// Writes the registry atomically (write a temporary file, then rename).
+    /// Writes the registry atomically (a 0600 temporary file, then a rename): it holds every
+    /// app's environment.
     pub fn save(&self) -> anyhow::Result<()> {
-        let tmp = self.path.with_extension("json.tmp");
+        let Some(home) = &self.home else {
+            anyhow::bail!("this registry was not loaded from a home");
+        };
         let text = serde_json::to_string_pretty(self)?;
-        std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &self.path)
-            .with_context(|| format!("replacing {}", self.path.display()))?;
+        home.write_private(&home.registry(), text.as_bytes())?;
         Ok(())
+    }
+
+    /// Saves, or remembers why it could not: for commands that must act even when the state
+    /// cannot be written (a full disk must not lock the operator out of `stop`, `delete` and
+    /// `kill`). They act, then warn with [`take_warning`](Registry::take_warning).
+    pub fn save_or_warn(&mut self) {
+        match self.save() {
+            Ok(()) => self.unsaved = None,
+            Err(e) => {
+                tracing::warn!("the registry could not be saved: {e:#}");
+                self.unsaved = Some(format!("{e:#}"));
+            }
+        }
+    }
+
+    /// The warning a failed [`save_or_warn`](Registry::save_or_warn) left, once.
+    pub fn take_warning(&mut self) -> Option<String> {
+        self.unsaved.take().map(|e| {
+            format!(
+                "warning: done, but the app list could not be saved ({e}); a daemon started \
+                 before it can be saved may start these apps again"
+            )
+        })
     }
 
     pub fn apps(&self) -> &[Entry] {
@@ -116,9 +147,9 @@ mod tests {
     #[test]
     fn ids_are_stable_and_names_unique() {
         let dir = std::env::temp_dir().join(format!("muster-reg-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("registry.json");
-        let mut r = Registry::load(&path).unwrap();
+        let home = Home::at(&dir);
+        home.ensure().unwrap();
+        let mut r = Registry::load(&home).unwrap();
         assert_eq!(r.upsert(AppSpec::new("a", "a.js")).id, 0);
         assert_eq!(r.upsert(AppSpec::new("b", "b.js")).id, 1);
         assert_eq!(
@@ -127,9 +158,15 @@ mod tests {
             "same name keeps its id"
         );
         r.save().unwrap();
-        let mut back = Registry::load(&path).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        let mode = std::fs::metadata(home.registry()).unwrap().mode();
+        assert_eq!(mode & 0o777, 0o600, "it carries the environment");
+        let mut back = Registry::load(&home).unwrap();
         assert_eq!(back.apps().len(), 2);
-        assert_eq!(back.get("a").unwrap().spec.script, PathBuf::from("a2.js"));
+        assert_eq!(
+            back.get("a").unwrap().spec.script,
+            std::path::PathBuf::from("a2.js")
+        );
         back.remove("a");
         assert_eq!(
             back.upsert(AppSpec::new("c", "c.js")).id,

@@ -49,7 +49,8 @@ impl Daemon {
                     Some(a) => (
                         a.status == AppStatus::Online
                             && started.elapsed() >= min_uptime.saturating_sub(youngest(a)),
-                        a.status == AppStatus::Errored,
+                        // A worker that could not even be started is the caller's to report.
+                        a.status == AppStatus::Errored || a.spawn_error.is_some(),
                     ),
                     None => (false, false),
                 }

@@ -17,8 +17,10 @@
 //!   ones, so flushed lines cannot come back through `tail_lines`; [`truncate_log`] does the
 //!   same without a running supervisor.
 //! - A log file deleted or moved away by someone else (`rm`, logrotate) is noticed within a
-//!   second and started afresh. A write that fails (disk full) loses that batch and is
-//!   reported by [`LogSink::last_error`]: stalling the app would be worse.
+//!   second and started afresh. A write that fails (disk full, `RLIMIT_FSIZE`) drops whole
+//!   lines, counts them and is reported by [`LogSink::health`] (`list`, `show`) and once per
+//!   episode on stderr (daemon.log): stalling the app would be worse, losing silently too.
+//! - Inside the muster home no log file is opened through a symbolic link.
 //! - [`tail_lines`] reads the last lines from the end of the file (and of rotated files when
 //!   the current one is short); [`follow`] streams new lines, carrying on across rotation.
 
@@ -58,6 +60,10 @@ pub struct LogConfig {
     pub keep: u32,
     /// Where the lines go, and how they are marked.
     pub prefix: Prefix,
+    /// The muster home: log files beneath it are opened without following any link (one
+    /// planted there must not redirect an app's output); files elsewhere are the user's choice
+    /// and may be links (`/dev/stdout`).
+    pub private_root: Option<PathBuf>,
 }
 
 /// Where captured lines go.
@@ -97,6 +103,7 @@ impl LogConfig {
             max_size: spec.log_max_size,
             keep: spec.log_keep,
             prefix: Prefix::None,
+            private_root: Some(home.root().to_owned()),
         }
     }
 

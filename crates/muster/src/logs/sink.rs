@@ -7,7 +7,7 @@
 
 use super::lines::{Lines, MAX_LINE};
 use super::time::TimeFormat;
-use super::writer::{Failure, RotatingFile, Target, spawn_writer};
+use super::writer::{Health, RotatingFile, Target, spawn_writer};
 use super::{LogConfig, LogError, Prefix};
 use muster_cluster::policy::WorkerId;
 use muster_cluster::primary::StdioFactory;
@@ -38,7 +38,9 @@ pub struct LogSink {
     /// The log files, once each, for [`flush`](LogSink::flush).
     files: Vec<Arc<Mutex<RotatingFile>>>,
     done: Vec<oneshot::Receiver<()>>,
-    failure: Failure,
+    health: Health,
+    /// What [`health_changed`](LogSink::health_changed) saw last.
+    reported: Mutex<muster_proto::LogHealth>,
 }
 
 /// What it takes to give a worker its pipes. Holds the channels weakly so that a factory
@@ -60,6 +62,13 @@ impl LogSink {
     /// Must be called inside a tokio runtime: the pipe readers run on it.
     pub fn new(config: LogConfig) -> Result<LogSink, LogError> {
         let runtime = Handle::try_current().map_err(|_| LogError::NoRuntime)?;
+        // A log file reaching `RLIMIT_FSIZE` must fail the write (EFBIG, reported and
+        // counted), not kill the supervisor with SIGXFSZ: a handler replaces the default
+        // action for the process's life (tokio never uninstalls it, so the stream itself may
+        // go). Workers get the default back at exec.
+        let xfsz = rustix::process::Signal::XFSZ.as_raw();
+        let _ = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(xfsz))
+            .map_err(LogError::Writer)?;
         let time = match &config.timestamps {
             Some(format) => Some(Arc::new(TimeFormat::parse(format).map_err(|reason| {
                 LogError::TimeFormat {
@@ -98,7 +107,7 @@ impl LogSink {
         app: Option<&str>,
         time: Option<Arc<TimeFormat>>,
     ) -> io::Result<LogSink> {
-        let failure = Failure::default();
+        let health = Health::default();
         let mut files = Vec::new();
         let mut done = Vec::new();
         let mut writer = |stream: &str, target: Target| -> io::Result<mpsc::Sender<Vec<u8>>> {
@@ -107,7 +116,7 @@ impl LogSink {
             }
             let (tx, rx) = mpsc::channel(QUEUE);
             let name = format!("muster-log-{stream}");
-            done.push(spawn_writer(name, target, rx, failure.clone())?);
+            done.push(spawn_writer(name, target, rx, health.clone())?);
             Ok(tx)
         };
         let out = writer("out", out)?;
@@ -128,7 +137,8 @@ impl LogSink {
             err,
             files,
             done,
-            failure,
+            health,
+            reported: Mutex::default(),
         })
     }
 
@@ -157,12 +167,25 @@ impl LogSink {
         Ok(())
     }
 
-    /// The last error a writer met (the lines it was writing were let go), if any.
-    pub fn last_error(&self) -> Option<String> {
-        self.failure
+    /// Whether the lines reach their files: the current write error, since when, and the
+    /// whole lines dropped so far.
+    pub fn health(&self) -> muster_proto::LogHealth {
+        self.health
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Whether [`health`](LogSink::health) changed since the last call: the supervisor then
+    /// pushes its state (at most once per heartbeat, however many lines fail).
+    pub fn health_changed(&self) -> bool {
+        let now = self.health();
+        let mut seen = self.reported.lock().unwrap_or_else(PoisonError::into_inner);
+        if *seen == now {
+            return false;
+        }
+        *seen = now;
+        true
     }
 
     /// Waits until every line of every worker is written: until all workers' pipes are
@@ -254,7 +277,8 @@ async fn pump(
 }
 
 fn open(path: &Path, config: &LogConfig) -> Result<RotatingFile, LogError> {
-    RotatingFile::open(path, config.max_size, config.keep).map_err(|source| LogError::Open {
+    let root = config.private_root.as_deref();
+    RotatingFile::open(path, config.max_size, config.keep, root).map_err(|source| LogError::Open {
         path: path.to_owned(),
         source,
     })
@@ -309,7 +333,7 @@ mod tests {
         let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
         let file = |p: &Path| {
             Target::File(Arc::new(Mutex::new(
-                RotatingFile::open(p, None, 0).unwrap(),
+                RotatingFile::open(p, None, 0, None).unwrap(),
             )))
         };
         let sink = LogSink::start(
@@ -340,7 +364,7 @@ mod tests {
         let dir = TestDir::new("prefix-time");
         let path = dir.path().join("out");
         let target = Target::File(Arc::new(Mutex::new(
-            RotatingFile::open(&path, None, 0).unwrap(),
+            RotatingFile::open(&path, None, 0, None).unwrap(),
         )));
         let time = TimeFormat::parse("%H:%M:%S").unwrap();
         let sink = LogSink::start(
@@ -373,6 +397,7 @@ mod tests {
             max_size: None,
             keep: 0,
             prefix: Prefix::None,
+            private_root: None,
         };
         let sink = LogSink::new(config).unwrap();
         assert_eq!(sink.files.len(), 1);
@@ -398,6 +423,7 @@ mod tests {
             max_size: None,
             keep: 0,
             prefix: Prefix::None,
+            private_root: None,
         };
         let sink = LogSink::new(config).unwrap();
         let factory = sink.stdio_factory();
@@ -416,6 +442,7 @@ mod tests {
             max_size: None,
             keep: 0,
             prefix: Prefix::None,
+            private_root: None,
         };
         assert!(matches!(LogSink::new(config), Err(LogError::NoRuntime)));
     }

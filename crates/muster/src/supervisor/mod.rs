@@ -21,7 +21,7 @@ use crate::logs::{LogConfig, LogSink};
 use crate::procstat::{CpuSampler, rss_bytes};
 use crate::wire::{Conn, check_peer};
 use anyhow::Context;
-use muster_cluster::policy::{WorkerId, WorkerState};
+use muster_cluster::policy::{PolicyEvent, WorkerId, WorkerState};
 use muster_cluster::primary::{Event, Primary, PrimaryHandle};
 use muster_proto::{AppSpec, HEARTBEAT_MS};
 use std::collections::{HashMap, HashSet};
@@ -33,6 +33,9 @@ use tokio::sync::{Notify, broadcast, watch};
 /// How long an answered `shutdown` may take to be written before the supervisor exits anyway.
 const REPLY_DEADLINE: Duration = Duration::from_secs(2);
 
+/// At most this many events are kept for the first link.
+const EARLY_EVENTS: usize = 256;
+
 /// What the supervisor knows beyond the policy's own status.
 #[derive(Debug)]
 struct Tracker {
@@ -43,6 +46,8 @@ struct Tracker {
     samples: HashMap<u64, (f64, u64)>,
     /// Workers whose process was stopped (`/proc` state `T`) at the last heartbeat.
     stopped: HashSet<u64>,
+    /// The last spawn failure, until a worker is ready (`show`, and `start` reports it).
+    spawn_error: Option<String>,
 }
 
 #[derive(Clone)]
@@ -51,6 +56,12 @@ struct Ctx {
     primary: PrimaryHandle,
     tracker: Arc<Mutex<Tracker>>,
     events: broadcast::Sender<Event>,
+    /// The supervisor's own events for `muster events` (log health, say): objects with at
+    /// least `event`, pushed to the daemon as they are.
+    notes: broadcast::Sender<serde_json::Value>,
+    /// Events from before the first link (the workers start while the daemon is still
+    /// connecting): handed to that link, so `muster events` has every `fork`.
+    early: Arc<Mutex<Option<Vec<serde_json::Value>>>>,
     /// Bumped on every change of the app's state: each link pushes the new state.
     changed: Arc<watch::Sender<u64>>,
     /// Bumped on every heartbeat, after the samples are taken.
@@ -60,6 +71,8 @@ struct Ctx {
     /// process must not exit before the daemon has its reply.
     shutdowns: Arc<AtomicUsize>,
     replied: Arc<Notify>,
+    /// Links running: the process waits, at exit, for each to send what it has.
+    links: Arc<watch::Sender<usize>>,
     sink: Arc<LogSink>,
     out_log: String,
     err_log: String,
@@ -120,9 +133,10 @@ type Begun = (
 /// Reads the spec, binds the control socket and the app's listeners, starts the workers.
 async fn begin(home: &Home, name: &str, socket_path: &std::path::Path) -> anyhow::Result<Begun> {
     let spec_path = home.supervisor_spec(name);
-    let text = std::fs::read_to_string(&spec_path)
-        .with_context(|| format!("reading the app spec {}", spec_path.display()))?;
-    let spec: AppSpec = serde_json::from_str(&text)
+    let text = home
+        .read_private(&spec_path)?
+        .with_context(|| format!("the app spec {} is missing", spec_path.display()))?;
+    let spec: AppSpec = serde_json::from_slice(&text)
         .with_context(|| format!("the app spec {} is malformed", spec_path.display()))?;
     let listener = control_socket::bind(socket_path).await?;
 
@@ -156,13 +170,17 @@ async fn run_app(
             cpu: CpuSampler::default(),
             samples: HashMap::new(),
             stopped: HashSet::new(),
+            spawn_error: None,
         })),
         events: events.clone(),
+        notes: broadcast::channel(64).0,
+        early: Arc::new(Mutex::new(Some(Vec::new()))),
         changed: Arc::new(watch::channel(0).0),
         beat: Arc::new(watch::channel(0).0),
         stopped,
         shutdowns: Arc::new(AtomicUsize::new(0)),
         replied: Arc::new(Notify::new()),
+        links: Arc::new(watch::channel(0).0),
         sink,
         out_log,
         err_log,
@@ -177,6 +195,15 @@ async fn run_app(
             ev = primary.next_event() => {
                 let Some(ev) = ev else { break };
                 track(&ctx, &ev);
+                if let Some(early) = ctx.early.lock().expect("early lock").as_mut()
+                    && early.len() < EARLY_EVENTS
+                {
+                    early.push(ev.to_json());
+                }
+                if matches!(ev, Event::Ready { .. }) {
+                    // Its memory is worth showing before the next heartbeat.
+                    state::sample(&ctx).await;
+                }
                 // A worker's message changes nothing `list` shows.
                 if !matches!(ev, Event::Message { .. }) {
                     ctx.changed.send_modify(|n| *n += 1);
@@ -200,6 +227,9 @@ async fn run_app(
             },
             _ = heartbeat.tick() => {
                 state::sample(&ctx).await;
+                if ctx.sink.health_changed() {
+                    ctx.changed.send_modify(|n| *n += 1); // `list` shows lost log lines
+                }
                 ctx.beat.send_modify(|n| *n += 1);
             }
             _ = memory_check.tick(), if ctx.spec.max_memory_restart.is_some() => {
@@ -215,6 +245,17 @@ async fn run_app(
         tracing::warn!("removing {}: {e}", socket_path.display());
     }
     let _ = stopped_tx.send(true);
+    // The links send the last events (the workers' exits, `stopped`) before they end.
+    let mut links = ctx.links.subscribe();
+    if tokio::time::timeout(REPLY_DEADLINE, links.wait_for(|n| *n == 0))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "a link did not send its last events within {} s",
+            REPLY_DEADLINE.as_secs()
+        );
+    }
     // A `shutdown` that is waiting writes its answer now: wait for it to be written.
     if ctx.shutdowns.load(Ordering::SeqCst) > 0
         && tokio::time::timeout(REPLY_DEADLINE, ctx.replied.notified())
@@ -239,6 +280,10 @@ fn track(ctx: &Ctx, ev: &Event) {
             t.worker_started.remove(worker);
             t.samples.remove(&worker.0);
         }
+        Event::Policy(PolicyEvent::SpawnFailed { error, .. }) => {
+            t.spawn_error = Some(error.clone());
+        }
+        Event::Policy(PolicyEvent::Ready { .. }) => t.spawn_error = None,
         _ => {}
     }
 }

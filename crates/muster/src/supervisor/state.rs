@@ -69,6 +69,8 @@ pub(super) async fn app_info(ctx: &Ctx) -> Option<AppInfo> {
         out_log: ctx.out_log.clone(),
         err_log: ctx.err_log.clone(),
         spec: (*ctx.spec).clone(),
+        log_health: ctx.sink.health(),
+        spawn_error: t.spawn_error.clone(),
     })
 }
 

@@ -4,7 +4,6 @@
 //! Nothing here starts unless systemd asked for it (its variables are set), and none of it
 //! runs in the supervisor process.
 
-pub mod activation;
 pub mod notify;
 pub mod unit;
 

@@ -675,3 +675,90 @@ impl Drop for Load {
         self.stop.store(true, Ordering::SeqCst);
     }
 }
+
+/// Sends `signal` to `pid`.
+pub fn send_signal(pid: u32, signal: Signal) {
+    let p = Pid::from_raw(pid as i32).expect("a valid pid");
+    kill_process(p, signal).expect("sending a signal");
+}
+
+/// Sends SIGSTOP to a process, and SIGCONT when dropped: a test that fails midway leaves
+/// nothing stopped behind.
+pub struct Stopped(pub u32);
+
+impl Stopped {
+    pub fn new(pid: u32) -> Stopped {
+        send_signal(pid, Signal::STOP);
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        if let Some(p) = Pid::from_raw(self.0 as i32) {
+            let _ = kill_process(p, Signal::CONT);
+        }
+    }
+}
+
+/// A long-running `muster` command (`events` following) whose stdout lines arrive on a
+/// channel; SIGKILLed and reaped when dropped.
+pub struct Lines {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Lines {
+    pub fn new(mut cmd: Command) -> Lines {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawning");
+        let out = child.stdout.take().expect("piped");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads lines until one satisfies `check` (returned), at most `timeout`.
+    pub fn until(
+        &mut self,
+        timeout: Duration,
+        mut check: impl FnMut(&str) -> bool,
+    ) -> Option<String> {
+        let end = Instant::now() + timeout;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if check(&line) {
+                        return Some(line);
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+impl Drop for Lines {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

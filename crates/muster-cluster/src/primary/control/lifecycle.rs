@@ -1,11 +1,14 @@
 //! A worker's life as the control task sees it: spawned, drained, reaped, forgotten.
 
 use super::Control;
+use super::timers::Due;
 use crate::node;
 use crate::policy::{Input, WorkerId};
 use crate::primary::event::Event;
 use crate::primary::reap;
 use crate::primary::worker::{self, WorkerProc, signal_group};
+use serde_json::Value;
+use tokio::time::Instant;
 
 impl Control {
     pub(super) fn spawn_worker(&mut self, slot: usize, id: WorkerId) -> std::io::Result<u32> {
@@ -34,26 +37,55 @@ impl Control {
         Ok(pid)
     }
 
-    /// Tells a worker to finish: no new connections, Node's `disconnect`, the stop signal.
+    /// Tells a worker to finish, in this order: no new connections; Node's `disconnect` (a
+    /// Node cluster worker closes its servers, which waits for their connections, then closes
+    /// its channel); the stop signal when the channel closes or when the grace period ends,
+    /// whichever comes first. SIGKILL to its process group comes from the policy at the kill
+    /// timeout. With pm2's `shutdown_with_message`, the message `"shutdown"` replaces the
+    /// signal and goes first: a message needs the channel, which `disconnect` closes.
     pub(super) fn drain(&mut self, id: WorkerId) {
         let Some(w) = self.workers.get_mut(&id) else {
             return;
         };
         w.routed = false;
+        w.draining = true;
         let initiated_by_worker = w.exited_after_disconnect;
         w.exited_after_disconnect = true;
         if w.exit.is_some() {
             return;
         }
+        if self.config.shutdown_with_message && !w.disconnected {
+            w.stop_requested = true;
+            let _ = w.sender.try_send(&Value::from("shutdown"));
+        }
         if !initiated_by_worker && !w.disconnected {
             let msg = node::disconnect(self.seq.next_seq());
             let _ = w.sender.try_send_internal(&msg);
         }
-        if let Some(sig) = self.config.stop_signal {
-            signal_group(w.pid, sig);
+        if (w.disconnected && !w.leaving_on_its_own) || self.config.stop_grace.is_zero() {
+            self.request_stop(id);
+        } else {
+            let at = Instant::now() + self.config.stop_grace;
+            self.timers.arm(Due::StopRequest(id), at);
         }
         // Connections it has not answered yet stay its own until it answers or goes: it may
         // still accept them, and a connection must never be served twice.
+    }
+
+    /// Sends a draining worker its stop request, once.
+    pub(super) fn request_stop(&mut self, id: WorkerId) {
+        let Some(w) = self.workers.get_mut(&id) else {
+            return;
+        };
+        if !w.draining || w.stop_requested || w.exit.is_some() {
+            return;
+        }
+        w.stop_requested = true;
+        // With `shutdown_with_message`, only a worker whose channel was already gone when it
+        // was told to drain gets here: the signal is all that can reach it.
+        if let Some(sig) = self.config.stop_signal {
+            signal_group(w.pid, sig);
+        }
     }
 
     /// SIGCHLD (or the periodic check): the process's reaper takes every exit and leaves ours

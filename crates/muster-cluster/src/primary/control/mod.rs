@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
-use timers::{Timers, sleep_until};
+use timers::{Due, Timers, sleep_until};
 use tokio::signal::unix::{Signal as SignalStream, SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -199,7 +199,9 @@ impl Control {
                     signal_group(w.pid, rustix::process::Signal::KILL.as_raw());
                 }
             }
-            Action::Arm { timer, at } => self.timers.arm(timer, Instant::from_std(at)),
+            Action::Arm { timer, at } => {
+                self.timers.arm(Due::Policy(timer), Instant::from_std(at));
+            }
             Action::Emit(ev) => self.emit_policy(ev),
         }
     }
@@ -229,8 +231,15 @@ impl Control {
                     return;
                 };
                 w.disconnected = true;
-                let pid = w.pid;
+                let (pid, draining) = (w.pid, w.draining && !w.leaving_on_its_own);
                 self.emit(Event::Disconnect { worker: id, pid });
+                if draining {
+                    // It has closed its servers (Node closes the channel last, once their
+                    // connections are done): the drain is over, so the stop signal cannot cut
+                    // a request. A worker that is leaving on its own may have closed its
+                    // servers earlier and still serve: it gets the signal at its grace's end.
+                    self.request_stop(id);
+                }
                 self.rr.worker_gone(id, &mut self.workers, &mut self.seq);
                 // The exit may already be waiting to be reaped.
                 self.on_sigchld();
@@ -259,6 +268,9 @@ impl Control {
         };
         let is_ready = v.as_str() == Some("ready");
         let is_suicide = v.get("act").and_then(Value::as_str) == Some("suicide");
+        if is_suicide && let Some(w) = self.workers.get_mut(&id) {
+            w.leaving_on_its_own = true;
+        }
         self.emit(Event::Message {
             worker: id,
             pid,

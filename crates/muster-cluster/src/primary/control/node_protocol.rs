@@ -72,6 +72,7 @@ impl Control {
                 // Without this ack the worker never finishes disconnecting.
                 let ack = node::exited_after_disconnect_ack(seq, self.seq.next_seq());
                 let _ = w.sender.try_send_internal(&ack);
+                w.leaving_on_its_own = true;
                 if !w.exited_after_disconnect {
                     w.exited_after_disconnect = true;
                     w.routed = false;

@@ -1,8 +1,9 @@
-//! The policy's timers: a heap ordered by deadline, then by arming order, so that two timers
-//! due at the same instant fire in the order the policy armed them.
+//! The control task's timers (the policy's, and the stop request's grace period): a heap
+//! ordered by deadline, then by arming order, so that two timers due at the same instant fire in
+//! the order they were armed.
 
 use super::Control;
-use crate::policy::{Input, Timer};
+use crate::policy::{Input, Timer, WorkerId};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use tokio::time::Instant;
@@ -15,9 +16,19 @@ struct Armed {
     timer: TimerOrd,
 }
 
-/// `Timer` with an arbitrary but total order, so it can sit in the heap.
+/// What a timer is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Due {
+    /// One of the policy's.
+    Policy(Timer),
+    /// The end of a draining worker's grace period: ask it to stop (signal or message) if its
+    /// channel has not closed yet.
+    StopRequest(WorkerId),
+}
+
+/// `Due` with an arbitrary but total order, so it can sit in the heap.
 #[derive(Debug, PartialEq, Eq)]
-struct TimerOrd(Timer);
+struct TimerOrd(Due);
 
 impl PartialOrd for TimerOrd {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
@@ -39,7 +50,7 @@ pub(super) struct Timers {
 }
 
 impl Timers {
-    pub(super) fn arm(&mut self, timer: Timer, at: Instant) {
+    pub(super) fn arm(&mut self, timer: Due, at: Instant) {
         self.armed += 1;
         self.heap.push(Reverse(Armed {
             at,
@@ -54,7 +65,7 @@ impl Timers {
     }
 
     /// The earliest timer due at `now`, removed from the heap.
-    pub(super) fn pop_due(&mut self, now: Instant) -> Option<Timer> {
+    pub(super) fn pop_due(&mut self, now: Instant) -> Option<Due> {
         match self.heap.peek() {
             Some(Reverse(a)) if a.at <= now => self.heap.pop().map(|Reverse(a)| a.timer.0),
             _ => None,
@@ -65,8 +76,11 @@ impl Timers {
 impl Control {
     pub(super) fn fire_timers(&mut self) {
         let now = Instant::now();
-        while let Some(timer) = self.timers.pop_due(now) {
-            self.feed(Input::Timer(timer));
+        while let Some(due) = self.timers.pop_due(now) {
+            match due {
+                Due::Policy(timer) => self.feed(Input::Timer(timer)),
+                Due::StopRequest(id) => self.request_stop(id),
+            }
         }
     }
 }
@@ -81,7 +95,6 @@ pub(super) async fn sleep_until(at: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::WorkerId;
     use std::time::Duration;
 
     /// The control loop's wait: the next deadline, slept on with tokio's (paused) clock.
@@ -93,9 +106,9 @@ mod tests {
     async fn timers_fire_by_deadline_then_by_arming_order() {
         let t0 = Instant::now();
         let mut timers = Timers::default();
-        let kill = Timer::Kill { id: WorkerId(1) };
-        let ready = Timer::Ready { id: WorkerId(2) };
-        let restart = Timer::Restart { slot: 0, serial: 7 };
+        let kill = Due::Policy(Timer::Kill { id: WorkerId(1) });
+        let ready = Due::Policy(Timer::Ready { id: WorkerId(2) });
+        let restart = Due::StopRequest(WorkerId(3));
         timers.arm(kill, t0 + Duration::from_secs(5));
         timers.arm(ready, t0 + Duration::from_secs(1));
         // Same deadline as `ready`, armed later: must come after it.

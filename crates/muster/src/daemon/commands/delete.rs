@@ -10,9 +10,10 @@ impl Daemon {
             self.stop(name).await?;
             let mut reg = self.registry.lock().await;
             reg.remove(name);
-            reg.save()?;
-            let _ = std::fs::remove_file(self.home.supervisor_spec(name));
+            reg.save_or_warn();
+            let spec = self.home.supervisor_spec(name);
+            let _ = crate::home::remove_file(Some(self.home.root()), &spec);
         }
-        Ok(done(did("deleted", &names), Vec::new()))
+        Ok(done(self.warned(did("deleted", &names)).await, Vec::new()))
     }
 }

@@ -62,6 +62,8 @@ impl Daemon {
                     out_log: logs.out_path.display().to_string(),
                     err_log: logs.err_path.display().to_string(),
                     spec: shown,
+                    log_health: Default::default(),
+                    spawn_error: None,
                 }
             })
             .collect())

@@ -2,6 +2,7 @@
 
 mod apply;
 mod delete;
+mod events;
 mod forward;
 mod info;
 mod kill;

@@ -15,6 +15,7 @@ impl Daemon {
             self.clone().launch(name).await?;
         }
         let apps = self.infos(&names).await?;
+        super::start::spawn_failure(&apps)?;
         Ok(done(did("restarted", &names), apps))
     }
 }

@@ -16,8 +16,8 @@ impl Daemon {
                 .collect()
         };
         let path = self.home.dump();
-        std::fs::write(&path, serde_json::to_vec_pretty(&specs)?)
-            .with_context(|| format!("writing {}", path.display()))?;
+        self.home
+            .write_private(&path, &serde_json::to_vec_pretty(&specs)?)?;
         Ok(done(
             format!("saved {} app(s) to {}", specs.len(), path.display()),
             Vec::new(),
@@ -26,9 +26,13 @@ impl Daemon {
 
     pub(in crate::daemon) async fn resurrect(self: Arc<Self>) -> anyhow::Result<Response> {
         let path = self.home.dump();
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {} (run `muster save` first)", path.display()))?;
-        let specs: Vec<AppSpec> = serde_json::from_str(&text)
+        let text = self.home.read_private(&path)?.with_context(|| {
+            format!(
+                "{} does not exist (run `muster save` first)",
+                path.display()
+            )
+        })?;
+        let specs: Vec<AppSpec> = serde_json::from_slice(&text)
             .with_context(|| format!("{} is malformed", path.display()))?;
         if specs.is_empty() {
             return Ok(done(

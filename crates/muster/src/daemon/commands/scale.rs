@@ -15,6 +15,12 @@ impl Daemon {
         if instances == 0 {
             anyhow::bail!("scale to 0 is `muster stop {name}`");
         }
+        if instances > muster_proto::limits::MAX_INSTANCES {
+            anyhow::bail!(
+                "instances must be between 1 and {}, got {instances}",
+                muster_proto::limits::MAX_INSTANCES
+            );
+        }
         {
             let mut reg = self.registry.lock().await;
             let e = reg

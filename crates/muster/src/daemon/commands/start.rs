@@ -16,6 +16,7 @@ impl Daemon {
             for spec in &apps {
                 muster_proto::validate_name(&spec.name)
                     .with_context(|| format!("app name {:?}", spec.name))?;
+                crate::config::check_startable(spec).map_err(anyhow::Error::msg)?;
                 crate::app::primary_config(spec)?;
                 crate::app::check_runnable(spec)?;
                 if let Some(e) = reg.get(&spec.name)
@@ -43,6 +44,7 @@ impl Daemon {
             names.push(name);
         }
         let apps = self.infos(&names).await?;
+        spawn_failure(&apps)?;
         if let Some(bad) = apps.iter().find(|a| a.status == AppStatus::Errored) {
             anyhow::bail!(
                 "{} failed to start (errored after {} restarts); see `muster logs {}`",
@@ -53,4 +55,20 @@ impl Daemon {
         }
         Ok(done(format!("started {}", names.join(", ")), apps))
     }
+}
+
+/// Fails with the OS error of a worker that could not be started (exec failed, too many open
+/// files…): `start` and `restart` must not exit 0 on it.
+pub(in crate::daemon) fn spawn_failure(apps: &[muster_proto::AppInfo]) -> anyhow::Result<()> {
+    if let Some((bad, e)) = apps
+        .iter()
+        .find_map(|a| a.spawn_error.as_ref().map(|e| (a, e)))
+    {
+        anyhow::bail!(
+            "{} could not be started: {e}; `muster show {}` tells more",
+            bad.name,
+            bad.name
+        );
+    }
+    Ok(())
 }

@@ -12,7 +12,9 @@ impl Daemon {
                 e.wanted = false;
                 e.supervisor_restarts = 0;
             }
-            reg.save()?;
+            // Stop even if the disk is full: the app must not run on because state cannot be
+            // written. The command warns afterwards.
+            reg.save_or_warn();
         }
         self.shutdown_supervisor(name).await
     }
@@ -25,6 +27,6 @@ impl Daemon {
             self.stop(name).await?;
             apps.push(self.info(name).await?);
         }
-        Ok(done(did("stopped", &names), apps))
+        Ok(done(self.warned(did("stopped", &names)).await, apps))
     }
 }

@@ -1,1 +1,0 @@
-//! Sockets from systemd socket activation (LISTEN_FDS), for `muster run`.
