@@ -104,8 +104,17 @@ fn every_flag_in_commands_md_is_in_the_commands_help() {
     }
     // The reader found the tables (a page that lost them would pass vacuously).
     let start = &sections["start"];
-    for flag in ["--name", "--instances", "--listen", "--stop-signal", "--update-env"] {
-        assert!(start.iter().any(|f| f == flag), "{flag} not read: {start:?}");
+    for flag in [
+        "--name",
+        "--instances",
+        "--listen",
+        "--stop-signal",
+        "--update-env",
+    ] {
+        assert!(
+            start.iter().any(|f| f == flag),
+            "{flag} not read: {start:?}"
+        );
     }
     assert!(sections["ping"].iter().any(|f| f == "--no-start"));
     assert!(sections["send"].iter().any(|f| f == "--worker"));

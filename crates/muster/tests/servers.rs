@@ -626,3 +626,44 @@ fn gunicorn_shared_two_reloads_under_keepalive_load_fail_no_request() {
 fn gunicorn_reuseport_two_reloads_under_keepalive_load_fail_no_request() {
     gunicorn_reloads_without_failures("reuseport");
 }
+
+/// What docs/commands.md says of a missing script, `--name` with a file of two apps, relative
+/// `scale` and `kill`: the binary does the same (this drifted once).
+#[test]
+fn documented_edges_missing_script_name_with_a_file_scale_and_kill() {
+    require("python3");
+    let h = Home::new("docedges");
+    let err = h.fails(&["start", "/no/such/app.js"]);
+    assert!(
+        err.contains("/no/such/app.js") && err.contains("does not exist"),
+        "{err}"
+    );
+    assert!(h.app("app").is_none(), "a missing script started nothing");
+
+    let two =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/config/good/muster.toml");
+    let err = h.fails(&["start", path_str(&two), "--name", "x"]);
+    assert!(err.contains("--name renames one app"), "{err}");
+
+    let port = free_port();
+    h.ok(&[
+        "start",
+        path_str(&fixture("daemon_app.py")),
+        "--interpreter",
+        &real_python(),
+        "--name",
+        "py",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    h.wait_online("py", 1, WAIT);
+    let out = h.ok(&["scale", "py", "+1"]);
+    assert!(out.stdout.contains("py scaled to 2"), "{out}");
+    h.wait_online("py", 2, WAIT);
+
+    // kill: the apps stay down, even for the next daemon.
+    h.ok(&["kill"]);
+    let app = h.must_app("py");
+    assert_eq!(app["status"], "stopped", "{app}");
+    assert_eq!(app["workers"], serde_json::json!([]), "{app}");
+}
