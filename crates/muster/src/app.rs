@@ -256,8 +256,9 @@ mod tests {
         assert_eq!(c.policy.readiness, Readiness::Listening);
         assert!(c.node_cluster);
         assert_eq!(
-            c.stop_signal, None,
-            "Node drains on disconnect, not a signal"
+            c.stop_signal,
+            Some(15),
+            "Node cluster workers get disconnect first, then the app's stop_signal (SIGTERM here)"
         );
         let options = c
             .env

@@ -172,29 +172,17 @@ pub(crate) fn orphans_left() -> bool {
     !state().orphans.is_empty()
 }
 
-/// Our children that are not registered workers, found in `/proc`: the ones not seen before
-/// get the stop signal.
+/// Our children that are not registered workers: the ones not seen before get the stop
+/// signal. Read from `/proc/self/task/*/children` (each thread's direct children), so the cost
+/// is the number of our children, not the number of processes on the machine — a scan of all
+/// of `/proc` in every supervisor on every SIGCHLD made 100 apps cost the whole machine.
 fn find_orphans(
     owners: &HashMap<u32, Weak<Mailbox>>,
     orphans: &mut HashMap<u32, Orphan>,
     policy: OrphanPolicy,
 ) {
-    let me = std::process::id();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
+    for pid in our_children() {
         if owners.contains_key(&pid) || orphans.contains_key(&pid) {
-            continue;
-        }
-        if crate::procstat::Stat::read(pid).is_none_or(|s| s.ppid != me) {
             continue;
         }
         let pidfd = Pid::from_raw(pid as i32)
@@ -211,4 +199,24 @@ fn find_orphans(
             },
         );
     }
+}
+
+/// The pids of this process's direct children, from every thread's `children` file (a child
+/// belongs to the thread that forked it; orphans re-parented to a subreaper belong to its
+/// main thread).
+fn our_children() -> Vec<u32> {
+    let mut pids = Vec::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return pids;
+    };
+    for task in tasks.flatten() {
+        let Ok(list) = std::fs::read_to_string(task.path().join("children")) else {
+            continue;
+        };
+        pids.extend(
+            list.split_ascii_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok()),
+        );
+    }
+    pids
 }

@@ -110,7 +110,6 @@ impl Control {
 
     pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         self.feed(Input::Start);
-        let mut fallback = tokio::time::interval(Duration::from_secs(1));
         let mut commands_open = true;
         while !self.stopped {
             let next_timer = self.timers.next_deadline();
@@ -133,18 +132,23 @@ impl Control {
                 }
                 _ = sleep_until(next_timer), if next_timer.is_some() => self.fire_timers(),
                 _ = sleep_until(orphan_kill), if orphan_kill.is_some() => self.on_sigchld(),
-                _ = fallback.tick() => self.on_sigchld(),
             }
         }
         self.kill_all();
         if self.config.subreaper {
-            self.await_orphans(&mut fallback).await;
+            self.await_orphans().await;
         }
     }
 
     /// What the workers left behind has had its stop signal; it is killed at its deadline.
     /// Waits for that (bounded), so that nothing outlives a stopped app.
-    async fn await_orphans(&mut self, fallback: &mut tokio::time::Interval) {
+    /// Nothing wakes an idle primary but SIGCHLD, its timers and its channels: no periodic
+    /// check (a once-a-second wake in each of 100 supervisors is what idle must not cost).
+    /// An orphan is found when a SIGCHLD arrives (a worker's exit re-parents its descendants
+    /// before that signal is sent) and here, at stop; only here is a short poll kept, bounded
+    /// by `give_up`, for an orphan whose own descendants are re-parented without a SIGCHLD.
+    async fn await_orphans(&mut self) {
+        let mut fallback = tokio::time::interval(Duration::from_millis(200));
         let give_up = Instant::now() + self.config.policy.kill_timeout + Duration::from_secs(5);
         reap::reap();
         while reap::orphans_left() && Instant::now() < give_up {
