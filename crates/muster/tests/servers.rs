@@ -667,3 +667,27 @@ fn documented_edges_missing_script_name_with_a_file_scale_and_kill() {
     assert_eq!(app["status"], "stopped", "{app}");
     assert_eq!(app["workers"], serde_json::json!([]), "{app}");
 }
+
+#[test]
+fn shutdown_with_message_from_the_cli_sends_shutdown_on_stop() {
+    require("python3");
+    let h = Home::new("shutmsg");
+    let port = free_port();
+    h.ok(&[
+        "start",
+        path_str(&fixture("daemon_app.py")),
+        "--interpreter",
+        &real_python(),
+        "--name",
+        "py",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--shutdown-with-message",
+        "--kill-timeout",
+        "3000",
+    ]);
+    assert_eq!(h.must_app("py")["spec"]["shutdown_with_message"], true);
+    h.wait_online("py", 1, WAIT);
+    h.ok(&["stop", "py"]);
+    h.wait_log_line("py", &[r#"got message "shutdown""#], WAIT);
+}
