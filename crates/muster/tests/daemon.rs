@@ -1038,7 +1038,10 @@ fn ping_json_without_a_daemon_has_the_schema_field() {
 #[test]
 fn an_app_without_a_running_worker_shows_0_percent_cpu() {
     let h = Home::new("nocpu");
-    h.ok(&["start", path_str(&fixture("daemon_no_worker.toml"))]);
+    // Its worker exits at once: start says so (exit 1), and the app stays, waiting to restart.
+    let out = h.run(&["start", path_str(&fixture("daemon_no_worker.toml"))]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("exited with code 1"), "{out}");
     let app = h.wait("no-worker running without a worker", WAIT, || {
         let a = h.app("no-worker")?;
         (a["supervisor_pid"].is_u64() && a["workers"] == serde_json::json!([])).then_some(a)
