@@ -1822,10 +1822,16 @@ fn the_control_socket_under_abuse_stays_small_and_its_log_short() {
 fn a_start_request_over_the_size_limit_fails_with_a_message() {
     let h = Home::new("huge");
     let toml = h.path("huge.toml");
-    let value = "v".repeat(muster_proto::MAX_REQUEST_BYTES + 1);
+    // Many values, each under the OS's limit for one (which `start` checks first), together
+    // over the request limit.
+    let value = "v".repeat(100 * 1024);
+    let count = muster_proto::MAX_REQUEST_BYTES / value.len() + 1;
+    let env: String = (0..count)
+        .map(|i| format!("BIG{i} = \"{value}\"\n"))
+        .collect();
     std::fs::write(
         &toml,
-        format!("[[app]]\nname = \"huge\"\nscript = \"sleep\"\nargs = [\"60\"]\n[app.env]\nBIG = \"{value}\"\n"),
+        format!("[[app]]\nname = \"huge\"\nscript = \"sleep\"\nargs = [\"60\"]\n[app.env]\n{env}"),
     )
     .unwrap();
     let err = h.fails(&["start", path_str(&toml)]);
