@@ -3,7 +3,9 @@
 //! after a failure), counting every request exactly: answered with 200, or failed (with why).
 //!
 //! A reset or EOF while waiting for an answer is a failed request: that is what a user's
-//! client sees when a server closes a keep-alive connection in the middle of its use.
+//! client sees when a server closes a keep-alive connection in the middle of its use. A
+//! connection the server had already closed before the request was sent is not reused (as
+//! HTTP clients check their pooled connections): only a close that races a request counts.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -105,6 +107,9 @@ fn client(port: u16, stop: &AtomicBool, done: &AtomicUsize, max_time: Duration) 
 /// One `GET /` on the connection (opened if needed): the answering worker id and pid, and
 /// whether the server closes the connection after it.
 fn request(port: u16, conn: &mut Option<BufReader<TcpStream>>) -> Result<(u64, u32, bool), String> {
+    if conn.as_ref().is_some_and(|c| closed_by_server(c.get_ref())) {
+        *conn = None;
+    }
     if conn.is_none() {
         let s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
         s.set_read_timeout(Some(REQUEST))
@@ -165,4 +170,21 @@ fn request(port: u16, conn: &mut Option<BufReader<TcpStream>>) -> Result<(u64, u
         (Some(id), Some(pid)) => Ok((id, pid as u32, close)),
         _ => Err(format!("unexpected body {text:?}")),
     }
+}
+
+/// Whether the server has already closed this idle connection (its FIN or a reset arrived):
+/// a peek that finds the end of the stream, without blocking.
+fn closed_by_server(s: &TcpStream) -> bool {
+    if s.set_nonblocking(true).is_err() {
+        return true;
+    }
+    let mut byte = [0u8; 1];
+    let closed = match s.peek(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => true, // bytes nobody asked for: the connection is not usable either
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+        Err(_) => true,
+    };
+    let _ = s.set_nonblocking(false);
+    closed
 }
