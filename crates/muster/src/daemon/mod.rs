@@ -9,6 +9,7 @@ pub mod events;
 pub(crate) mod link;
 mod registry;
 mod server;
+mod started;
 mod view;
 
 use crate::home::Home;
