@@ -21,7 +21,7 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{Semaphore, mpsc};
 
-/// Events waiting between the driver and the receiver.
+/// Events waiting between the driver and the receiver, at most.
 const RECV_QUEUE: usize = 1024;
 /// The driver stops taking messages from senders while this much is unwritten: it holds at most
 /// this much plus one message.
@@ -78,7 +78,10 @@ pub struct Sender {
 /// The receiving half.
 #[derive(Debug)]
 pub struct Receiver {
-    rx: mpsc::Receiver<Received>,
+    rx: mpsc::Receiver<(Received, usize)>,
+    /// One permit per byte of room in the receive queue (events charged their size estimate);
+    /// given back as events are received.
+    unread: Arc<Semaphore>,
 }
 
 impl Channel {
@@ -103,6 +106,11 @@ impl Channel {
         // Unbounded in count, bounded in bytes by `room`.
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (in_tx, in_rx) = mpsc::channel(RECV_QUEUE);
+        let max_unread = options
+            .max_frame
+            .saturating_mul(2)
+            .clamp(1 << 20, u32::MAX as usize);
+        let unread = Arc::new(Semaphore::new(max_unread));
         let room = Arc::new(Semaphore::new(max_queued));
         let driver = Driver {
             fd,
@@ -110,6 +118,8 @@ impl Channel {
             out_rx,
             room: Arc::clone(&room),
             in_tx,
+            unread: Arc::clone(&unread),
+            max_unread,
         };
         tokio::spawn(driver.run());
         Ok(Channel {
@@ -118,7 +128,7 @@ impl Channel {
                 room,
                 max_queued,
             },
-            receiver: Receiver { rx: in_rx },
+            receiver: Receiver { rx: in_rx, unread },
         })
     }
 
@@ -218,7 +228,9 @@ impl Receiver {
     /// The next message or problem; `None` once the peer closed the channel and everything it
     /// sent was delivered.
     pub async fn recv(&mut self) -> Option<Received> {
-        self.rx.recv().await
+        let (event, cost) = self.rx.recv().await?;
+        self.unread.add_permits(cost);
+        Some(event)
     }
 }
 
@@ -227,7 +239,9 @@ struct Driver {
     core: Core,
     out_rx: mpsc::UnboundedReceiver<Queued>,
     room: Arc<Semaphore>,
-    in_tx: mpsc::Sender<Received>,
+    in_tx: mpsc::Sender<(Received, usize)>,
+    unread: Arc<Semaphore>,
+    max_unread: usize,
 }
 
 impl Driver {
@@ -238,7 +252,10 @@ impl Driver {
             mut out_rx,
             room,
             in_tx,
+            unread,
+            max_unread,
         } = self;
+        let cost = |ev: &Received| crate::event::size_estimate(ev).clamp(1, max_unread);
         // However the driver ends, senders waiting for room learn that the channel closed.
         let _close_room = CloseOnDrop(Arc::clone(&room));
         let sock = fd.get_ref().as_fd();
@@ -277,7 +294,7 @@ impl Driver {
             }
             // Hand decoded events to the receiver without waiting where possible.
             backlog.append(&mut core.events);
-            deliver(&in_tx, &mut backlog);
+            deliver(&in_tx, &unread, &cost, &mut backlog);
             if core.eof && backlog.is_empty() {
                 // The peer is gone and everything it sent was delivered. Close the send queue
                 // before the receiver sees its end, so that a send made after `recv()` returned
@@ -308,9 +325,14 @@ impl Driver {
             }
             let want_frames = senders_open && core.outbox.queued_bytes() < OUTBOX_HIGH_WATER;
             tokio::select! {
-                permit = in_tx.reserve(), if !backlog.is_empty() => match permit {
-                    Ok(p) => p.send(backlog.pop_front().expect("checked")),
-                    Err(_) => backlog.clear(), // receiver dropped: discard
+                room_for = receive_room(&unread, &in_tx, backlog.front().map_or(1, &cost)), if !backlog.is_empty() => match room_for {
+                    Some((bytes, slot)) => {
+                        let ev = backlog.pop_front().expect("checked");
+                        let c = bytes.num_permits();
+                        bytes.forget();
+                        slot.send((ev, c));
+                    }
+                    None => backlog.clear(), // receiver dropped: discard
                 },
                 guard = fd.readable(), if want_read => {
                     let Ok(mut guard) = guard else {
@@ -417,18 +439,42 @@ fn on_write_failure(
     }
 }
 
-fn deliver(in_tx: &mpsc::Sender<Received>, backlog: &mut VecDeque<Received>) {
-    while let Some(ev) = backlog.pop_front() {
-        match in_tx.try_send(ev) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(ev)) => {
-                backlog.push_front(ev);
-                return;
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
+/// Room in the receive queue for an event of `cost` bytes: the bytes, then a slot. Dropped
+/// half-way (another branch of the select won), the bytes go back.
+async fn receive_room<'a>(
+    unread: &'a Semaphore,
+    in_tx: &'a mpsc::Sender<(Received, usize)>,
+    cost: usize,
+) -> Option<(
+    tokio::sync::SemaphorePermit<'a>,
+    mpsc::Permit<'a, (Received, usize)>,
+)> {
+    let bytes = unread.acquire_many(cost as u32).await.ok()?;
+    let slot = in_tx.reserve().await.ok()?;
+    Some((bytes, slot))
+}
+
+/// Hands events to the receiver while its queue has room (in events and in bytes).
+fn deliver(
+    in_tx: &mpsc::Sender<(Received, usize)>,
+    unread: &Semaphore,
+    cost: &impl Fn(&Received) -> usize,
+    backlog: &mut VecDeque<Received>,
+) {
+    while let Some(ev) = backlog.front() {
+        let c = cost(ev);
+        let Ok(bytes) = unread.try_acquire_many(c as u32) else {
+            return;
+        };
+        let slot = match in_tx.try_reserve() {
+            Ok(slot) => slot,
+            Err(mpsc::error::TrySendError::Full(())) => return,
+            Err(mpsc::error::TrySendError::Closed(())) => {
                 backlog.clear();
                 return;
             }
-        }
+        };
+        bytes.forget();
+        slot.send((backlog.pop_front().expect("checked"), c));
     }
 }

@@ -17,6 +17,27 @@ pub enum Received {
     Problem(Problem),
 }
 
+/// What an event holds in memory, estimated: 72 bytes per JSON value (a `serde_json::Value`)
+/// plus string and key bytes, 128 for a problem. Bounds the receive queue in bytes.
+pub(crate) fn size_estimate(event: &Received) -> usize {
+    fn value(v: &serde_json::Value) -> usize {
+        const VALUE: usize = 72;
+        VALUE
+            + match v {
+                serde_json::Value::String(s) => s.len(),
+                serde_json::Value::Array(a) => a.iter().map(value).sum(),
+                serde_json::Value::Object(m) => {
+                    m.iter().map(|(k, v)| 32 + k.len() + value(v)).sum()
+                }
+                _ => 0,
+            }
+    }
+    match event {
+        Received::Message { message, .. } => 64 + value(message.value()),
+        Received::Problem(_) => 128,
+    }
+}
+
 /// A per-frame problem on the receiving side. None of these closes the channel.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

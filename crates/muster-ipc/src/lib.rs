@@ -32,13 +32,15 @@
 //! | one incoming frame | [`DEFAULT_MAX_FRAME`] (16 MiB) | skipped as it arrives, never buffered ([`FrameError::TooLong`]) |
 //! | JSON values in one frame | [`frame::max_values`] (`max_frame / 64`) | skipped unparsed ([`FrameError::TooManyValues`]) |
 //!
+//! | events decoded and waiting for [`Receiver::recv`] (async channel) | 1024 events and 2 × `max_frame` bytes (each event charged 72 bytes per JSON value plus its strings) | the channel stops reading from the peer |
+//!
 //! So one frame being decoded never holds more than about 5 × `max_frame` (see [`frame`]), and
-//! what waits to be sent never more than `max_queued` + 1 MiB + one message + 64 KiB. Events
-//! already decoded wait for the receiver in a queue of 1024: a program that stops calling
-//! `recv` stops the channel reading, but holds those events. The tests in `tests/bounds.rs`
-//! run the three hostile peers muster was attacked with (handle frames without a descriptor
-//! from a peer that never reads; 40 × 8 MiB sends to a peer that never reads; one 60 MB
-//! `[0,0,…]` frame) against a real process and check its peak RSS against these bounds.
+//! what waits to be sent never more than `max_queued` + 1 MiB + one message + 64 KiB. The
+//! tests in `tests/bounds.rs` run the three hostile peers muster was attacked with (handle
+//! frames without a descriptor from a peer that never reads; 40 × 8 MiB sends to a peer that
+//! never reads; one 60 MB `[0,0,…]` frame), and a program that never calls `recv` while its
+//! peer sends 200 MiB, against a real process, and check its peak RSS against these bounds.
+//! [`BlockingChannel`] keeps what arrives while `send` waits for room until the next `recv`.
 
 #[cfg(feature = "tokio")]
 mod async_socket;

@@ -136,6 +136,20 @@ fn one_huge_array_frame() {
     );
 }
 
+#[test]
+fn a_receiver_that_never_receives() {
+    let r = run_victim("no-recv");
+    // 200 × 1 MiB messages, none received: the receive queue holds 2 × max_frame of them and
+    // the channel stops reading; with the frame being decoded, under 5 × max_frame.
+    let bound = 5 * DEFAULT_MAX_FRAME as u64;
+    assert!(
+        r.growth < bound,
+        "peak RSS grew {} MiB (bound: {} MiB)",
+        r.growth / MIB,
+        bound / MIB
+    );
+}
+
 /// Does nothing unless this process is a victim or an attacker.
 #[test]
 fn child() {
@@ -213,6 +227,21 @@ fn victim(attack: &str) {
                 }
                 (before, full, accepted)
             }
+            "no-recv" => {
+                let before = hwm_kb();
+                // Never `recv`: wait until the peak stops growing (the channel stopped reading),
+                // or the deadline.
+                let until = Instant::now() + DEADLINE;
+                let (mut last, mut same) = (0, 0);
+                while same < 6 && Instant::now() < until {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    let now = hwm_kb();
+                    same = if now == last { same + 1 } else { 0 };
+                    last = now;
+                }
+                drop(rx);
+                (before, 0, 0)
+            }
             "huge-frame" => {
                 let before = hwm_kb();
                 let (mut too_long, mut too_many) = (0, 0);
@@ -261,6 +290,15 @@ fn attacker(attack: &str) {
             }
         }
         "big-sends" => {} // never read
+        "no-recv" => {
+            let piece = json!({ "data": "y".repeat(1 << 20) });
+            let frame = muster_ipc::frame::encode(&piece);
+            for _ in 0..200 {
+                if sock.write_all(&frame).is_err() {
+                    return;
+                }
+            }
+        }
         "huge-frame" => {
             // 60 MB of `[0,0,…]`, over the frame limit.
             let mut chunk = b"[0".to_vec();
