@@ -98,9 +98,13 @@ impl Daemon {
             .context("starting the supervisor")?;
         // Reap it whenever it ends; whether that was expected is the watch's business.
         let name = spec.name.clone();
+        let (ended_tx, mut ended) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
             match child.wait().await {
-                Ok(status) => tracing::debug!("the supervisor of {name} ended: {status}"),
+                Ok(status) => {
+                    tracing::debug!("the supervisor of {name} ended: {status}");
+                    let _ = ended_tx.send(status);
+                }
                 Err(e) => tracing::warn!("waiting for the supervisor of {name}: {e}"),
             }
         });
@@ -118,7 +122,23 @@ impl Daemon {
                         )
                     });
                 }
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Err(_) => {
+                    // A supervisor that exited at start says why (on daemon.log): `start`
+                    // reports it at once rather than after the timeout.
+                    if let Ok(status) = ended.try_recv() {
+                        anyhow::bail!(
+                            "the supervisor of {} exited at start ({status}): {}",
+                            spec.name,
+                            self.home
+                                .last_error_in_daemon_log()
+                                .unwrap_or_else(|| format!(
+                                    "see {}",
+                                    self.home.daemon_log().display()
+                                ))
+                        );
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
             }
         }
     }

@@ -20,6 +20,7 @@ impl Daemon {
                 .with_context(|| format!("app name {:?}", spec.name))?;
             crate::app::primary_config(spec)?;
             crate::app::check_runnable(spec)?;
+            crate::config::check_startable(spec).map_err(anyhow::Error::msg)?;
         }
         let mut said = Vec::new();
         let mut names = Vec::new();
@@ -69,7 +70,7 @@ impl Daemon {
             said.push(format!("{name} {what}"));
             names.push(name);
         }
-        let apps = self.infos(&names).await?;
+        let apps = self.spawn_outcome(&names).await?;
         if let Some(bad) = apps.iter().find(|a| a.status == AppStatus::Errored) {
             anyhow::bail!(
                 "{} failed to start (errored after {} restarts); see `muster logs {}`",
