@@ -35,7 +35,12 @@ impl Daemon {
         for name in wanted {
             let d = self.clone();
             tokio::spawn(async move {
-                match d.connect_link(&name).await {
+                // Held while adopting: `list` meanwhile shows the app launching, not errored.
+                let lock = d.app_lock(&name).await;
+                let guard = lock.lock().await;
+                let linked = d.connect_link(&name).await;
+                drop(guard);
+                match linked {
                     Ok((conn, pid)) => d.clone().watch(name, conn, pid).await,
                     Err(e) => {
                         tracing::info!("{name}: no supervisor to adopt ({e:#}); starting it");

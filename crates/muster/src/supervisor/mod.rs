@@ -139,6 +139,7 @@ async fn supervise(home: Home, name: &str) -> anyhow::Result<i32> {
     let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut memory_check = tokio::time::interval(Duration::from_secs(1));
+    let mut log_failing = false;
     loop {
         tokio::select! {
             ev = primary.next_event() => {
@@ -178,6 +179,20 @@ async fn supervise(home: Home, name: &str) -> anyhow::Result<i32> {
                 state::sample(&ctx).await;
                 if ctx.sink.health_changed() {
                     ctx.changed.send_modify(|n| *n += 1); // `list` shows lost log lines
+                    // And `muster events` says so, once per episode: `log-error` when writes
+                    // start failing, `log-ok` when they succeed again.
+                    let h = ctx.sink.health();
+                    if h.error.is_some() != log_failing {
+                    log_failing = h.error.is_some();
+                    let event = serde_json::json!({
+                        "event": if h.error.is_some() { "log-error" } else { "log-ok" },
+                        "error": h.error,
+                        "sinceUnixMs": h.since_unix_ms,
+                        "linesDropped": h.lines_dropped,
+                        "bytesDropped": h.bytes_dropped,
+                    });
+                    let _ = ctx.notes.send(event);
+                    }
                 }
                 ctx.beat.send_modify(|n| *n += 1);
             }
