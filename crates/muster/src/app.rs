@@ -337,7 +337,11 @@ mod tests {
             c.policy.instances, 4,
             "instances run in fork mode too, as in pm2"
         );
-        assert_eq!(c.policy.readiness, Readiness::Spawn);
+        assert_eq!(
+            c.policy.readiness,
+            Readiness::Uptime,
+            "a program that is not a Node cluster worker is ready on READY=1, \"ready\" or min_uptime, never at spawn"
+        );
         assert!(!c.node_cluster);
         assert_eq!(c.stop_signal, Some(2));
     }

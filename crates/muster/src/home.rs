@@ -277,6 +277,22 @@ impl Home {
         Ok(true)
     }
 
+    /// The last error a muster process wrote to daemon.log (`muster: …`), from its end: why a
+    /// supervisor that just exited could not start.
+    pub fn last_error_in_daemon_log(&self) -> Option<String> {
+        use std::io::{Seek, SeekFrom};
+        let path = self.daemon_log();
+        let mut file = open_file(Some(&self.root), &path, OFlags::RDONLY, 0).ok()?;
+        let len = file.metadata().ok()?.len();
+        file.seek(SeekFrom::Start(len.saturating_sub(8192))).ok()?;
+        let mut tail = Vec::new();
+        file.read_to_end(&mut tail).ok()?;
+        String::from_utf8_lossy(&tail)
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("muster: ").map(str::to_owned))
+    }
+
     /// Rotates daemon.log now and then every half minute, on a thread of its own, for the
     /// daemon's life: a chatty app or a long-lived daemon must not fill the disk with it.
     pub fn keep_daemon_log_rotated(&self) {

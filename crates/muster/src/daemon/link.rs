@@ -121,35 +121,48 @@ impl Daemon {
         let (ended_tx, mut ended) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
             match child.wait().await {
-                Ok(status) => tracing::debug!("the supervisor of {name} ended: {status}"),
+                Ok(status) => {
+                    tracing::debug!("the supervisor of {name} ended: {status}");
+                    let _ = ended_tx.send(status);
+                }
                 Err(e) => tracing::warn!("waiting for the supervisor of {name}: {e}"),
             }
-            let _ = ended_tx.send(());
         });
         let deadline = Instant::now() + SUPERVISOR_START;
         loop {
             match self.connect_link(&spec.name).await {
                 Ok(link) => return Ok(link),
-                // It ended without a link: it could not start, and wrote why.
-                Err(_) if ended.try_recv().is_ok() => {
-                    let failure = crate::supervisor::start_failure_path(&self.home, &spec.name);
-                    let why = std::fs::read_to_string(&failure)
-                        .unwrap_or_else(|_| format!("see {}", self.home.daemon_log().display()));
-                    let _ = std::fs::remove_file(&failure);
-                    let _ = std::fs::remove_file(self.home.supervisor_socket(&spec.name));
-                    anyhow::bail!("{} could not start: {why}", spec.name);
-                }
-                Err(e) if Instant::now() > deadline => {
-                    return Err(e).with_context(|| {
-                        format!(
-                            "the supervisor of {} did not start within {} s; see {}",
+                Err(e) => {
+                    // It ended without a link: it could not start. It wrote why to
+                    // `apps/<name>.failed` (or, failing that, to daemon.log): `start` reports
+                    // it at once rather than after the timeout.
+                    if let Ok(status) = ended.try_recv() {
+                        let failure = crate::supervisor::start_failure_path(&self.home, &spec.name);
+                        let why = std::fs::read_to_string(&failure).unwrap_or_else(|_| {
+                            self.home.last_error_in_daemon_log().unwrap_or_else(|| {
+                                format!("see {}", self.home.daemon_log().display())
+                            })
+                        });
+                        let _ = std::fs::remove_file(&failure);
+                        let _ = std::fs::remove_file(self.home.supervisor_socket(&spec.name));
+                        anyhow::bail!(
+                            "{} could not start: {} (its supervisor {status})",
                             spec.name,
-                            SUPERVISOR_START.as_secs(),
-                            self.home.daemon_log().display()
-                        )
-                    });
+                            why.trim_end()
+                        );
+                    }
+                    if Instant::now() > deadline {
+                        return Err(e).with_context(|| {
+                            format!(
+                                "the supervisor of {} did not start within {} s; see {}",
+                                spec.name,
+                                SUPERVISOR_START.as_secs(),
+                                self.home.daemon_log().display()
+                            )
+                        });
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await
                 }
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
             }
         }
     }

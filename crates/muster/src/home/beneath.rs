@@ -124,8 +124,8 @@ fn explain(e: io::Error, path: &Path) -> io::Error {
             io::Error::new(
                 io::ErrorKind::PermissionDenied,
                 format!(
-                    "{} (or a directory on the way to it inside the muster home) is a symbolic link: \
-                 muster follows no link inside its home; remove it",
+                    "it (or a directory on the way to it inside the muster home) is a symbolic \
+                     link, and muster follows no link inside its home; remove {}",
                     path.display()
                 ),
             )

@@ -122,7 +122,8 @@ impl LogConfig {
 pub enum LogError {
     #[error("log_date_format {format:?}: {reason}")]
     TimeFormat { format: String, reason: String },
-    #[error("cannot open the log file {}: {source}", path.display())]
+    /// The cause is the source (`{:#}` shows it), not repeated here.
+    #[error("cannot open the log file {}", path.display())]
     Open {
         path: PathBuf,
         #[source]

@@ -46,8 +46,9 @@ struct Tracker {
     samples: HashMap<u64, (f64, u64)>,
     /// Workers whose process was stopped (`/proc` state `T`) at the last heartbeat.
     stopped: HashSet<u64>,
-    /// The last spawn failure, until a worker is ready (`show`, and `start` reports it).
-    spawn_error: Option<String>,
+    /// The last spawn failure and its slot, until a worker of that slot is ready (`show`, and
+    /// `start` reports it).
+    spawn_error: Option<(usize, String)>,
 }
 
 #[derive(Clone)]
@@ -298,10 +299,14 @@ fn track(ctx: &Ctx, ev: &Event) {
             t.worker_started.remove(worker);
             t.samples.remove(&worker.0);
         }
-        Event::Policy(PolicyEvent::SpawnFailed { error, .. }) => {
-            t.spawn_error = Some(error.clone());
+        Event::Policy(PolicyEvent::SpawnFailed { slot, error, .. }) => {
+            t.spawn_error = Some((*slot, error.clone()));
         }
-        Event::Policy(PolicyEvent::Ready { .. }) => t.spawn_error = None,
+        Event::Policy(PolicyEvent::Ready { slot, .. })
+            if t.spawn_error.as_ref().is_some_and(|(s, _)| s == slot) =>
+        {
+            t.spawn_error = None;
+        }
         _ => {}
     }
 }

@@ -70,7 +70,7 @@ pub(super) async fn app_info(ctx: &Ctx) -> Option<AppInfo> {
         err_log: ctx.err_log.clone(),
         spec: (*ctx.spec).clone(),
         log_health: ctx.sink.health(),
-        spawn_error: t.spawn_error.clone(),
+        spawn_error: t.spawn_error.as_ref().map(|(_, e)| e.clone()),
     })
 }
 

@@ -70,8 +70,7 @@ impl Daemon {
             said.push(format!("{name} {what}"));
             names.push(name);
         }
-        let apps = self.infos(&names).await?;
-        super::start::spawn_failure(&apps)?;
+        let apps = self.spawn_outcome(&names).await?;
         if let Some(bad) = apps.iter().find(|a| a.status == AppStatus::Errored) {
             anyhow::bail!(
                 "{} failed to start (errored after {} restarts); see `muster logs {}`",

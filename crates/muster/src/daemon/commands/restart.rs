@@ -14,8 +14,7 @@ impl Daemon {
             self.stop(name).await?;
             self.clone().launch(name).await?;
         }
-        let apps = self.infos(&names).await?;
-        super::start::spawn_failure(&apps)?;
+        let apps = self.spawn_outcome(&names).await?;
         Ok(done(did("restarted", &names), apps))
     }
 }

@@ -43,8 +43,7 @@ impl Daemon {
             self.clone().launch(&name).await?;
             names.push(name);
         }
-        let apps = self.infos(&names).await?;
-        spawn_failure(&apps)?;
+        let apps = self.spawn_outcome(&names).await?;
         if let Some(bad) = apps.iter().find(|a| a.status == AppStatus::Errored) {
             anyhow::bail!(
                 "{} failed to start (errored after {} restarts); see `muster logs {}`",
@@ -57,9 +56,31 @@ impl Daemon {
     }
 }
 
-/// Fails with the OS error of a worker that could not be started (exec failed, too many open
-/// files…): `start` and `restart` must not exit 0 on it.
-pub(in crate::daemon) fn spawn_failure(apps: &[muster_proto::AppInfo]) -> anyhow::Result<()> {
+impl Daemon {
+    /// The apps' info once started, failing with the OS error of a worker that could not be
+    /// started (exec failed, too many open files…): `start`, `restart` and an applied file must
+    /// not exit 0 on it. A supervisor's events trail its primary's state by a moment, so an
+    /// app seen `errored` without a reason is asked once more.
+    pub(in crate::daemon) async fn spawn_outcome(
+        self: &Arc<Self>,
+        names: &[String],
+    ) -> anyhow::Result<Vec<muster_proto::AppInfo>> {
+        let mut apps = self.infos(names).await?;
+        let unexplained = |apps: &[muster_proto::AppInfo]| {
+            apps.iter()
+                .any(|a| a.status == AppStatus::Errored && a.spawn_error.is_none())
+        };
+        if unexplained(&apps) {
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            apps = self.infos(names).await?;
+        }
+        spawn_failure(&apps)?;
+        Ok(apps)
+    }
+}
+
+/// Fails with the OS error of a worker that could not be started.
+fn spawn_failure(apps: &[muster_proto::AppInfo]) -> anyhow::Result<()> {
     if let Some((bad, e)) = apps
         .iter()
         .find_map(|a| a.spawn_error.as_ref().map(|e| (a, e)))
