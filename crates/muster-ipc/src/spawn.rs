@@ -208,11 +208,13 @@ impl Spawn {
             cmd.process_group(0);
         }
         let death_signal = self.death_signal;
+        // The soft descriptor limit the child would have had (see `raise_nofile_limit`).
+        let nofile = crate::nofile::for_children();
         let parent_pid = rustix::process::getpid();
         let mut image = image;
         // SAFETY: the hook runs in the child between fork and exec, where only
-        // async-signal-safe calls are allowed. It calls dup2, prctl, getppid, getpid and
-        // execve (all plain system calls), writes digits into buffers allocated before the
+        // async-signal-safe calls are allowed. It calls dup2, prctl, prlimit, getppid, getpid
+        // and execve (all plain system calls), writes digits into buffers allocated before the
         // fork, and reports failure only as a raw errno (`io::Error::from_raw_os_error` and
         // rustix's `Errno` conversion store the number inline); it allocates nothing and takes
         // no locks.
@@ -223,6 +225,9 @@ impl Spawn {
                     if libc::dup2(from, to) < 0 {
                         return Err(io::Error::last_os_error());
                     }
+                }
+                if let Some(limit) = nofile {
+                    rustix::process::setrlimit(rustix::process::Resource::Nofile, limit)?;
                 }
                 if let Some(sig) = death_signal {
                     rustix::process::set_parent_process_death_signal(Some(sig))?;
@@ -268,7 +273,10 @@ impl ExecImage {
             })
         };
         let env = child_env(std::env::vars_os(), spawn);
-        let path = resolve_program(&spawn.program, env.get(OsStr::new("PATH")))?;
+        let path = resolve_program(
+            &spawn.program,
+            env.get(OsStr::new("PATH")).map(OsString::as_os_str),
+        )?;
         let mut strings = Vec::new();
         let mut argv = Vec::new();
         for a in std::iter::once(&spawn.program).chain(&spawn.args) {
@@ -373,14 +381,16 @@ fn write_decimal(out: &mut [u8], mut n: u32) {
     out[len] = 0;
 }
 
-/// `execvp`'s search, done before fork so that a missing program is a clear error.
-fn resolve_program(program: &OsStr, path_var: Option<&OsString>) -> io::Result<PathBuf> {
+/// The program [`Spawn`] runs: `program` itself when it contains a `/`, else the first regular
+/// file with an execute bit named `program` in `path_var` (the child's `PATH`; without one,
+/// `/usr/local/bin:/usr/bin:/bin`), as `execvp` searches. `Spawn` does this before `fork`, so
+/// that a missing program is a clear error; use it to check a program the same way beforehand.
+pub fn resolve_program(program: &OsStr, path_var: Option<&OsStr>) -> io::Result<PathBuf> {
     let p = Path::new(program);
     if program.as_bytes().contains(&b'/') {
         return Ok(p.to_owned());
     }
-    let default_path = OsString::from("/usr/local/bin:/usr/bin:/bin");
-    let search = path_var.unwrap_or(&default_path);
+    let search = path_var.unwrap_or(OsStr::new("/usr/local/bin:/usr/bin:/bin"));
     for dir in std::env::split_paths(search) {
         let candidate = dir.join(p);
         if let Ok(meta) = std::fs::metadata(&candidate) {

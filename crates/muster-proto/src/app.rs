@@ -101,6 +101,24 @@ pub struct AppSpec {
     /// `increment_var`: `PORT` 3000 → 3000, 3001, …).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub increment_var: Option<String>,
+    /// The most listening sockets the supervisor opens for the app's Node workers (each
+    /// distinct `listen()` address is one); `None` is muster's default, 64.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_listeners: Option<u32>,
+    /// Restart (fork mode) or reload (cluster mode) when files change under these paths
+    /// (relative to `cwd`; an empty list is `cwd` itself); `None` watches nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watch: Option<Vec<PathBuf>>,
+    /// Paths or patterns (`*` matches within a name) not to watch, besides `node_modules`,
+    /// `.git` and muster's own logs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignore_watch: Vec<String>,
+    /// How long changes are gathered before one restart, milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watch_delay_ms: Option<u64>,
+    /// Restart the app on this cron schedule (5 fields, or 6 with seconds first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cron_restart: Option<String>,
 }
 
 impl AppSpec {
@@ -155,6 +173,11 @@ impl Default for AppSpec {
             shutdown_with_message: false,
             instance_var: DEFAULT_INSTANCE_VAR.to_owned(),
             increment_var: None,
+            max_listeners: None,
+            watch: None,
+            ignore_watch: Vec::new(),
+            watch_delay_ms: None,
+            cron_restart: None,
         }
     }
 }
@@ -211,10 +234,11 @@ pub enum Schedule {
 impl FromStr for Schedule {
     type Err = ValueError;
 
-    /// Also accepts Node's `NODE_CLUSTER_SCHED_POLICY` word `none` for `shared`.
+    /// Also accepts Node's `NODE_CLUSTER_SCHED_POLICY` words `none` for `shared` and
+    /// `round-robin` (Node's `cluster.SCHED_RR` name) for `rr`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
-            "rr" => Ok(Schedule::Rr),
+            "rr" | "round-robin" => Ok(Schedule::Rr),
             "shared" | "none" => Ok(Schedule::Shared),
             "reuseport" => Ok(Schedule::Reuseport),
             _ => Err(ValueError::OneOf {

@@ -95,7 +95,11 @@ const GOOD_FILES: [&str; 5] = [
 fn every_format_loads_the_same_apps() {
     let expected = expected_good_apps();
     for name in GOOD_FILES {
-        let loaded = load_ok(&good(name), None);
+        let mut loaded = load_ok(&good(name), None);
+        // Only the YAML file says `ignore_watch`, only the JS one `cron_restart` (both
+        // checked in the test of pm2 fields).
+        loaded.apps[0].ignore_watch.clear();
+        loaded.apps[0].cron_restart = None;
         assert_eq!(loaded.apps, expected, "{name}");
     }
 }
@@ -189,8 +193,14 @@ fn pm2_fields_muster_ignores_are_warnings_in_good_files() {
     // `watch: false` asks for nothing: no warning.
     assert_eq!(json.warnings, Vec::<String>::new());
 
+    // watch, ignore_watch and cron_restart are supported: read, not warned about.
     let yaml = load_ok(&good("ecosystem.config.yaml"), None);
-    assert_warned(&yaml, &["apps[0].ignore_watch", "not supported"]);
+    assert!(
+        !yaml.warnings.iter().any(|w| w.contains("watch")),
+        "{:?}",
+        yaml.warnings
+    );
+    assert_eq!(yaml.apps[0].ignore_watch, ["node_modules", "logs"]);
 
     let js = load_ok(&good("ecosystem.config.js"), None);
     assert!(
@@ -198,7 +208,8 @@ fn pm2_fields_muster_ignores_are_warnings_in_good_files() {
         "{:?}",
         js.warnings
     );
-    assert_warned(&js, &["apps[0].cron_restart", "not supported"]);
+    assert_eq!(js.apps[0].cron_restart.as_deref(), Some("0 4 * * *"));
+    assert_eq!(js.apps[0].watch, None);
     assert_warned(
         &js,
         &["ecosystem.config.js", "deploy", "not used by muster"],
@@ -209,13 +220,7 @@ fn pm2_fields_muster_ignores_are_warnings_in_good_files() {
 fn unsupported_and_unknown_pm2_fields_are_each_named() {
     let path = fixtures().join("warnings/ecosystem.config.json");
     let loaded = load_ok(&path, None);
-    for field in [
-        "watch",
-        "ignore_watch",
-        "cron_restart",
-        "post_update",
-        "source_map_support",
-    ] {
+    for field in ["post_update", "source_map_support"] {
         assert_warned(
             &loaded,
             &[&format!("apps[0].{field}: not supported by muster")],
@@ -232,7 +237,12 @@ fn unsupported_and_unknown_pm2_fields_are_each_named() {
     assert_warned(&loaded, &["apps[0].out_file", "already set"]);
     assert_warned(&loaded, &["deploy: not used by muster"]);
     // `vizion: false` asks for nothing; `instance_var` is supported.
-    assert_eq!(loaded.warnings.len(), 9, "{:#?}", loaded.warnings);
+    assert_eq!(loaded.warnings.len(), 6, "{:#?}", loaded.warnings);
+    // watch, ignore_watch and cron_restart are read, not warned about.
+    let app = &loaded.apps[0];
+    assert_eq!(app.watch, Some(vec![PathBuf::from("src")]));
+    assert_eq!(app.ignore_watch, ["node_modules"]);
+    assert_eq!(app.cron_restart.as_deref(), Some("0 4 * * *"));
     let api = &loaded.apps[0];
     assert_eq!(api.instance_var, "INSTANCE_ID");
     // The typo did not set anything; the later alias won.

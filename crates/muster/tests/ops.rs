@@ -258,6 +258,29 @@ fn logs_stream_like_pm2_and_nostream_prints_and_exits() {
         assert!(Instant::now() < end, "no tick beyond {last} streamed");
     }
     assert_eq!(s.interrupt(WAIT), Some(0));
+
+    // Without --out/--err, the apps' lifecycle events come in between, marked `event`.
+    let mut s = Streaming::start(&home, &["logs", "tk", "--lines", "0"]);
+    // The stream subscribes to events as it starts: restart until one shows (at most 5).
+    let mut seen = false;
+    for _ in 0..5 {
+        home.ok(&["restart", "tk"]);
+        let end = Instant::now() + Duration::from_secs(4);
+        while let Ok(line) = s
+            .lines
+            .recv_timeout(end.saturating_duration_since(Instant::now()))
+        {
+            if line.starts_with("tk event| ") {
+                seen = true;
+                break;
+            }
+        }
+        if seen {
+            break;
+        }
+    }
+    assert!(seen, "no `tk event| ` line after restarts");
+    assert_eq!(s.interrupt(WAIT), Some(0));
 }
 
 fn snapshot_dir() -> std::path::PathBuf {
@@ -430,12 +453,13 @@ fn env_reporter(home: &Home) -> String {
 }
 
 fn assert_no_private_env(text: &str) {
-    for v in [
-        "NOTIFY_SOCKET",
-        "WATCHDOG_USEC",
-        "WATCHDOG_PID",
-        "LISTEN_FDS",
-    ] {
+    // A worker may get a NOTIFY_SOCKET of its own (muster's, for READY=1), never systemd's.
+    assert!(
+        text.contains("env NOTIFY_SOCKET=unset")
+            || text.contains("env NOTIFY_SOCKET=@muster-notify/"),
+        "systemd's NOTIFY_SOCKET reached the app:\n{text}"
+    );
+    for v in ["WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS"] {
         assert!(
             text.contains(&format!("env {v}=unset")),
             "{v} reached the app:\n{text}"
@@ -637,4 +661,506 @@ fn socket_activation_gives_systemds_socket_to_node_cluster_and_listen_fds_apps()
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(refused.exit_code(WAIT), Some(1));
+}
+
+/// The app's worker pids now.
+fn pids(home: &Home, name: &str) -> Vec<u32> {
+    harness::worker_pids(&home.must_app(name))
+}
+
+/// Waits until `name` is online with `n` workers none of which is in `old`.
+fn wait_replaced(home: &Home, name: &str, n: usize, old: &[u32], why: &str) -> Vec<u32> {
+    home.wait(why, WAIT, || {
+        let app = home.app(name)?;
+        let now = harness::worker_pids(&app);
+        let ready = app["workers"]
+            .as_array()?
+            .iter()
+            .all(|w| w["state"] == "ready");
+        (app["status"] == "online"
+            && ready
+            && now.len() == n
+            && now.iter().all(|p| !old.contains(p)))
+        .then_some(now)
+    })
+}
+
+#[test]
+fn watch_restarts_a_fork_app_on_a_change_but_not_in_ignored_dirs() {
+    let home = Home::new("watch");
+    let dir = home.path("wapp");
+    std::fs::create_dir_all(dir.join("node_modules/dep")).unwrap();
+    std::fs::create_dir_all(dir.join(".git")).unwrap();
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    let app = script(&home, "wapp/app.sh", "exec sleep 1000\n");
+    let dir_s = dir.to_str().unwrap();
+    home.ok(&[
+        "start",
+        &app,
+        "--name",
+        "w",
+        "--cwd",
+        dir_s,
+        "--watch",
+        "--watch-delay",
+        "100",
+    ]);
+    let first = home.wait_online("w", 1, WAIT);
+    let shown = home.ok(&["show", "w"]).stdout;
+    assert!(
+        shown.contains(&format!("watch             {dir_s} (restart 100 ms")),
+        "{shown}"
+    );
+    assert!(shown.contains("node_modules, .git"), "{shown}");
+    // Let the daemon's watch task start (it looks for new apps every second).
+    std::thread::sleep(Duration::from_secs(3));
+
+    // Changes in ignored directories restart nothing.
+    std::fs::write(dir.join("node_modules/dep/index.js"), "x").unwrap();
+    std::fs::write(dir.join(".git/HEAD"), "ref").unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        pids(&home, "w"),
+        first,
+        "a change in node_modules or .git restarted the app"
+    );
+
+    // A change in the app's own files does.
+    std::fs::write(dir.join("src/index.js"), "changed").unwrap();
+    wait_replaced(
+        &home,
+        "w",
+        1,
+        &first,
+        "the app restarted after src/index.js changed",
+    );
+}
+
+#[test]
+fn watch_reloads_a_cluster_app_and_cron_restart_restarts() {
+    let home = Home::new("watchcl");
+    let dir = home.path("wdir");
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = harness::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let exe = harness::exe().to_str().unwrap();
+    let dir_s = dir.to_str().unwrap();
+    home.ok(&[
+        "start",
+        exe,
+        "--name",
+        "cl",
+        "-i",
+        "2",
+        "--listen",
+        &listen,
+        "--wait-ready",
+        "--watch-path",
+        dir_s,
+        "--watch-delay",
+        "100",
+        "--",
+        "hello-worker",
+    ]);
+    let first = home.wait_online("cl", 2, WAIT);
+    std::thread::sleep(Duration::from_secs(3));
+    std::fs::write(dir.join("config.json"), "{}").unwrap();
+    // A reload replaces every worker; the app stays up.
+    wait_replaced(
+        &home,
+        "cl",
+        2,
+        &first,
+        "both workers replaced after config.json changed",
+    );
+    harness::get(port).expect("serving after the reload");
+
+    // cron_restart every second: the app is restarted (its workers replaced).
+    let app = script(&home, "cron.sh", "exec sleep 1000\n");
+    home.ok(&[
+        "start",
+        &app,
+        "--name",
+        "cr",
+        "--cron-restart",
+        "* * * * * *",
+    ]);
+    let before = home.wait_online("cr", 1, WAIT);
+    let shown = home.ok(&["show", "cr"]).stdout;
+    assert!(
+        shown.contains("cron restart      * * * * * * (next "),
+        "{shown}"
+    );
+    wait_replaced(
+        &home,
+        "cr",
+        1,
+        &before,
+        "the cron restart replaced the worker",
+    );
+    let bad = home.run(&[
+        "start",
+        &app,
+        "--name",
+        "bad",
+        "--cron-restart",
+        "every day",
+    ]);
+    assert_eq!(bad.code, Some(1), "{bad}");
+    assert!(bad.stderr.contains("not a cron expression"), "{bad}");
+}
+
+/// `GET path` on 127.0.0.1:port: the status line and the body.
+fn http_get(port: u16, path: &str) -> Result<(String, String), String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).map_err(|e| e.to_string())?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or(format!("no head: {text:?}"))?;
+    Ok((
+        head.lines().next().unwrap_or("").to_owned(),
+        body.to_owned(),
+    ))
+}
+
+#[test]
+fn metrics_serve_prometheus_text_that_promtool_accepts() {
+    let home = Home::new("metrics");
+    let port = harness::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let exe = harness::exe().to_str().unwrap();
+    let app_port = harness::free_port();
+    let app_listen = format!("127.0.0.1:{app_port}");
+    home.ok(&[
+        "start",
+        exe,
+        "--name",
+        "met",
+        "-i",
+        "2",
+        "--listen",
+        &app_listen,
+        "--wait-ready",
+        "--",
+        "hello-worker",
+    ]);
+    home.wait_online("met", 2, WAIT);
+    let _server = Streaming::start(&home, &["metrics", "--listen", &listen]);
+    let end = Instant::now() + WAIT;
+    let (status, body) = loop {
+        match http_get(port, "/metrics") {
+            Ok(r) => break r,
+            Err(e) => {
+                assert!(Instant::now() < end, "metrics never answered: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+    for line in [
+        "muster_up 1",
+        "muster_app_status{app=\"met\",status=\"online\"} 1",
+        "muster_app_status{app=\"met\",status=\"stopped\"} 0",
+        "muster_app_workers{app=\"met\"} 2",
+        "muster_worker_ready{app=\"met\",slot=\"1\"} 1",
+        "# TYPE muster_worker_cpu_seconds_total counter",
+    ] {
+        assert!(
+            body.lines().any(|l| l == line),
+            "no line {line:?} in\n{body}"
+        );
+    }
+    let rss = body
+        .lines()
+        .find(|l| l.starts_with("muster_worker_resident_memory_bytes{app=\"met\",slot=\"0\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no worker memory in\n{body}"));
+    assert!(rss > 0.0, "{body}");
+    assert_eq!(http_get(port, "/nope").unwrap().0, "HTTP/1.1 404 Not Found");
+
+    // Debian's promtool judges the format.
+    match Command::new("promtool").arg("--version").output() {
+        Ok(_) => {
+            let mut child = Command::new("promtool")
+                .args(["check", "metrics"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(body.as_bytes())
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "promtool check metrics: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Err(e) => eprintln!(
+            "SKIPPED promtool check: cannot run promtool ({e}); apt-get install prometheus"
+        ),
+    }
+
+    // Without a daemon: muster_up 0, still valid.
+    home.ok(&["kill"]);
+    let (_, body) = http_get(port, "/metrics").unwrap();
+    assert!(body.lines().any(|l| l == "muster_up 0"), "{body}");
+}
+
+/// GETs `path` until its status line is `want` (panics after WAIT); returns the body.
+fn wait_status(port: u16, path: &str, want: &str) -> String {
+    let end = Instant::now() + WAIT;
+    loop {
+        let last = match http_get(port, path) {
+            Ok((status, body)) if status == want => return body,
+            Ok((status, body)) => format!("{status}: {body}"),
+            Err(e) => e,
+        };
+        assert!(
+            Instant::now() < end,
+            "{path} never answered {want:?}; last: {last}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn run_probes_say_live_and_ready_from_the_apps_state() {
+    let home = Home::new("probes");
+    let exe = harness::exe().to_str().unwrap();
+    let (port, probe) = (harness::free_port(), harness::free_port());
+    let listen = format!("127.0.0.1:{port}");
+    let probe_listen = format!("127.0.0.1:{probe}");
+    let mut run = Streaming::start(
+        &home,
+        &[
+            "run",
+            exe,
+            "--name",
+            "web",
+            "-i",
+            "2",
+            "--listen",
+            &listen,
+            "--wait-ready",
+            "--probe-listen",
+            &probe_listen,
+            "--",
+            "hello-worker",
+        ],
+    );
+    let body = wait_status(probe, "/readyz", "HTTP/1.1 200 OK");
+    assert!(body.contains("web running 2/2 ready"), "{body}");
+    wait_status(probe, "/livez", "HTTP/1.1 200 OK");
+    assert_eq!(
+        http_get(probe, "/nope").unwrap().0,
+        "HTTP/1.1 404 Not Found"
+    );
+    run.signal(rustix::process::Signal::TERM);
+    assert_eq!(run.exit_code(WAIT), Some(0));
+
+    // A worker that never says "ready": alive, not ready.
+    let sleeper = script(&home, "sleeper.sh", "exec sleep 1000\n");
+    let probe = harness::free_port();
+    let probe_listen = format!("127.0.0.1:{probe}");
+    let mut run = Streaming::start(
+        &home,
+        &[
+            "run",
+            &sleeper,
+            "--name",
+            "slow",
+            "-i",
+            "1",
+            "--wait-ready",
+            "--listen-timeout",
+            "60000",
+            "--probe-listen",
+            &probe_listen,
+        ],
+    );
+    let body = wait_status(probe, "/readyz", "HTTP/1.1 503 Service Unavailable");
+    assert!(body.contains("slow running 0/1 ready"), "{body}");
+    wait_status(probe, "/livez", "HTTP/1.1 200 OK");
+    run.signal(rustix::process::Signal::TERM);
+    run.exit_code(WAIT);
+}
+
+/// A private tmux server (its own socket), killed with everything in it on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn new(tag: &str) -> Option<Tmux> {
+        if Command::new("tmux").arg("-V").output().is_err() {
+            eprintln!("SKIPPED: tmux is not installed (apt-get install tmux)");
+            return None;
+        }
+        Some(Tmux {
+            socket: format!("muster-test-{}-{tag}", std::process::id()),
+        })
+    }
+
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("running tmux")
+    }
+
+    /// The pane's text (with `-e`, its escape sequences too).
+    fn screen(&self, escapes: bool) -> String {
+        let mut args = vec!["capture-pane", "-p", "-t", "monit"];
+        if escapes {
+            args.push("-e");
+        }
+        String::from_utf8_lossy(&self.cmd(&args).stdout).into_owned()
+    }
+
+    fn wait_screen(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let end = Instant::now() + WAIT;
+        loop {
+            let s = self.screen(false);
+            if pred(&s) {
+                return s;
+            }
+            assert!(Instant::now() < end, "the screen never showed {what}:\n{s}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+    }
+}
+
+/// Whether SGR sequences in `s` set a foreground or background colour (not just reset it).
+fn has_colour(s: &str) -> bool {
+    s.split("\u{1b}[").skip(1).any(|seq| {
+        let Some(end) = seq.find(|c: char| !(c.is_ascii_digit() || c == ';')) else {
+            return false;
+        };
+        seq[end..].starts_with('m')
+            && seq[..end].split(';').any(|p| {
+                matches!(
+                    p.parse::<u32>(),
+                    Ok(30..=37 | 38 | 40..=47 | 48 | 90..=97 | 100..=107)
+                )
+            })
+    })
+}
+
+/// Starts `muster monit` in a 120×36 tmux pane; its exit code lands in `exit_file`.
+fn monit_in_tmux(tmux: &Tmux, home: &Home, env: &str, exit_file: &std::path::Path) {
+    let shell = format!(
+        "env MUSTER_HOME='{}' {env} '{}' monit; echo EXIT=$? > '{}'; sleep 60",
+        home.dir().display(),
+        harness::exe().display(),
+        exit_file.display()
+    );
+    let out = tmux.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "monit",
+        "-x",
+        "120",
+        "-y",
+        "36",
+        &shell,
+    ]);
+    assert!(out.status.success(), "tmux new-session: {out:?}");
+}
+
+#[test]
+fn monit_shows_the_apps_reloads_on_r_and_quits_on_q() {
+    let Some(tmux) = Tmux::new("monit") else {
+        return;
+    };
+    let home = Home::new("monit");
+    let exe = harness::exe().to_str().unwrap();
+    let listen = format!("127.0.0.1:{}", harness::free_port());
+    home.ok(&[
+        "start",
+        exe,
+        "--name",
+        "dash",
+        "-i",
+        "2",
+        "--listen",
+        &listen,
+        "--wait-ready",
+        "--",
+        "hello-worker",
+    ]);
+    let first = home.wait_online("dash", 2, WAIT);
+    let exit_file = home.path("monit.exit");
+    monit_in_tmux(&tmux, &home, "", &exit_file);
+    let screen = tmux.wait_screen("the app online with its workers", |s| {
+        s.contains("dash")
+            && s.contains("online")
+            && first.iter().all(|p| s.contains(&format!("pid {p}")))
+    });
+    assert!(screen.contains("r reload"), "{screen}");
+    assert!(
+        has_colour(&tmux.screen(true)),
+        "colours expected without NO_COLOR"
+    );
+
+    // r reloads the selected app: every worker replaced, and the screen shows the new ones.
+    tmux.cmd(&["send-keys", "-t", "monit", "r"]);
+    let now = wait_replaced(&home, "dash", 2, &first, "the workers replaced after `r`");
+    tmux.wait_screen("the new workers", |s| {
+        now.iter().all(|p| s.contains(&format!("pid {p}")))
+    });
+    // …and the reload's events in the events pane.
+    tmux.wait_screen("the reload's events", |s| {
+        s.contains("dash events") && now.iter().any(|p| s.contains(&format!("pid={p}")))
+    });
+
+    // q quits with 0.
+    tmux.cmd(&["send-keys", "-t", "monit", "q"]);
+    let end = Instant::now() + WAIT;
+    let code = loop {
+        if let Ok(s) = std::fs::read_to_string(&exit_file) {
+            break s;
+        }
+        assert!(
+            Instant::now() < end,
+            "monit did not exit after q:\n{}",
+            tmux.screen(false)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code.trim(), "EXIT=0");
+    // The terminal is back: the dashboard is gone from the screen.
+    let after = tmux.screen(false);
+    assert!(!after.contains("r reload"), "{after}");
+    drop(tmux);
+
+    // NO_COLOR: the same screen without colours.
+    let tmux = Tmux::new("nocolor").unwrap();
+    monit_in_tmux(&tmux, &home, "NO_COLOR=1", &home.path("nocolor.exit"));
+    tmux.wait_screen("the app", |s| s.contains("dash") && s.contains("online"));
+    let escaped = tmux.screen(true);
+    assert!(
+        !has_colour(&escaped),
+        "a colour with NO_COLOR:\n{escaped:?}"
+    );
 }

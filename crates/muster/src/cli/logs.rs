@@ -2,6 +2,7 @@
 //! written (carrying on across rotation) until Ctrl-C; `--nostream` prints and exits. The
 //! files are read directly; the daemon only says where they are.
 
+use crate::client::{EventQuery, Events};
 use crate::home::Home;
 use crate::logs::{TimeFormat, follow, tail_lines};
 use std::io::Write;
@@ -66,6 +67,28 @@ struct Printer {
 }
 
 impl Printer {
+    /// A lifecycle event from the daemon's stream, marked `event` where a stream name goes.
+    fn event(&self, event: &serde_json::Value) -> std::io::Result<()> {
+        let app = event["app"].as_str().unwrap_or("-");
+        let mut out = std::io::stdout().lock();
+        if self.json {
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({"app": app, "stream": "event", "event": event})
+            )?;
+        } else {
+            // `muster events`' line without its time and app: `exit worker=1 pid=42 …`.
+            let human = super::events::human(event);
+            let rest = human.splitn(3, "  ").nth(2).unwrap_or(&human);
+            if let Some(t) = &self.timestamp {
+                write!(out, "{} ", t.now())?;
+            }
+            writeln!(out, "{app:width$} event| {rest}", width = self.width)?;
+        }
+        out.flush()
+    }
+
     fn print(&self, s: &Source, line: &str) -> std::io::Result<()> {
         let mut out = std::io::stdout().lock();
         if self.json {
@@ -149,6 +172,19 @@ async fn logs(home: Home, args: LogsArgs) -> anyhow::Result<i32> {
     }
     let paths: Vec<PathBuf> = sources.iter().map(|s| s.path.clone()).collect();
     let mut follower = follow(&paths, args.lines)?;
+    // The apps' lifecycle events as they happen (not with `--err`/`--out`, which ask for one
+    // stream, nor `--raw`, which asks for the lines alone).
+    let mut events = if args.err || args.out || args.raw {
+        None
+    } else {
+        let query = EventQuery {
+            app: args.target.clone(),
+            last: Some(0),
+            follow: true,
+            ..EventQuery::default()
+        };
+        crate::client::events(&home, &query).await.ok()
+    };
     loop {
         tokio::select! {
             line = follower.next() => {
@@ -156,7 +192,20 @@ async fn logs(home: Home, args: LogsArgs) -> anyhow::Result<i32> {
                 // A closed stdout (`muster logs | head`) ends the stream: the error says so.
                 printer.print(&sources[line.source], &line.line)?;
             }
+            event = next_event(&mut events) => match event {
+                Some(e) => printer.event(&e)?,
+                // The daemon went away: the logs go on without events.
+                None => events = None,
+            },
             _ = tokio::signal::ctrl_c() => return Ok(0),
         }
+    }
+}
+
+/// The next event, pending forever when there is no stream.
+async fn next_event(events: &mut Option<Events>) -> Option<serde_json::Value> {
+    match events {
+        Some(e) => e.next().await.ok().flatten(),
+        None => std::future::pending().await,
     }
 }

@@ -8,9 +8,14 @@ pub mod cluster;
 pub mod completions;
 pub mod events;
 pub mod foreground;
+pub mod hello_worker;
+pub mod http;
 pub mod ipc;
 pub mod logs;
 pub mod manage;
+pub mod metrics;
+pub mod monit;
+pub mod probes;
 pub mod run;
 pub mod start;
 pub mod startup;
@@ -175,6 +180,10 @@ pub enum Command {
     /// Load an HTTP(S) URL and report transactions, availability, response times, rate;
     /// `--during "reload APP"` runs a muster action mid-load and counts the failures around it.
     Bench(bench::BenchArgs),
+    /// A terminal dashboard: apps, workers, CPU and memory history, logs; keys to act.
+    Monit(monit::MonitArgs),
+    /// Serve the apps' state in Prometheus' text format: `muster metrics --listen 127.0.0.1:9209`.
+    Metrics(metrics::MetricsArgs),
     /// Print shell completions: `muster completions bash > /etc/bash_completion.d/muster`.
     Completions(completions::CompletionsArgs),
     /// Print the manual page (roff), or write one page per command with `--dir`.
@@ -194,12 +203,7 @@ fn hello_worker() -> anyhow::Result<i32> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let code = rt.block_on(muster_cluster::worker::demo::run());
-    Ok(if code == std::process::ExitCode::SUCCESS {
-        0
-    } else {
-        1
-    })
+    Ok(rt.block_on(hello_worker::run()))
 }
 
 /// Parses the command line, runs the command, and returns the process exit code.
@@ -253,6 +257,8 @@ pub fn main() -> i32 {
         Command::Startup(args) => startup::startup(args),
         Command::Unstartup(args) => startup::unstartup(args),
         Command::Bench(args) => bench::run(args),
+        Command::Metrics(args) => metrics::run(args),
+        Command::Monit(args) => monit::run(args),
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => completions::man(args),
         Command::Daemon => crate::home::Home::from_env().and_then(crate::daemon::run),

@@ -14,12 +14,15 @@ pub struct RunArgs {
     /// Print muster's own events as JSON lines.
     #[arg(long)]
     pub json: bool,
+    /// Serve `/livez` and `/readyz` here (for Kubernetes probes), from the apps' state.
+    #[arg(long, value_name = "ADDR")]
+    pub probe_listen: Option<std::net::SocketAddr>,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<i32> {
-    // Sockets from systemd socket activation, taken while muster has one thread (it edits
-    // the environment): the apps whose listening address matches get them instead of a new
-    // bind, so connections queue in systemd's socket while the service restarts.
+    // Sockets from systemd socket activation (the environment is only read; workers do not
+    // inherit the variables): the apps whose listening address matches get them instead of a
+    // new bind, so connections queue in systemd's socket while the service restarts.
     let passed = muster_ipc::take_listen_fds(std::process::id())
         .map_err(|e| anyhow::anyhow!("socket activation (LISTEN_FDS): {e}"))?;
     let activated = !passed.is_empty();
@@ -40,6 +43,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             spec.name
         );
     }
+    for spec in apps
+        .iter()
+        .filter(|s| s.watch.is_some() || s.cron_restart.is_some())
+    {
+        eprintln!(
+            "muster: warning: {}: watch and cron_restart are the daemon's (muster start); \
+             muster run ignores them",
+            spec.name
+        );
+    }
     // Check every app before starting any: nothing starts half-way from a broken file.
     let mut configs = Vec::with_capacity(apps.len());
     for spec in &apps {
@@ -51,6 +64,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         .enable_all()
         .build()?;
     rt.block_on(async {
+        // Bound before any app starts: a taken port fails the run before it does anything.
+        let probe_listener = match args.probe_listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("--probe-listen {addr}: {e}"))?,
+            ),
+            None => None,
+        };
         let mut running = Vec::with_capacity(apps.len());
         // The sinks' tasks write the workers' lines: they live as long as the run.
         let mut sinks = Vec::with_capacity(apps.len());
@@ -90,7 +112,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             .is_active()
             .then(|| tokio::spawn(notify_stop(notifier.clone())));
         notifier.ready(&format!("{} app(s) running", running.len()));
+        let probes = probe_listener.map(|l| {
+            let handles = running
+                .iter()
+                .map(|a| (a.name.clone().unwrap_or_default(), a.primary.handle()))
+                .collect();
+            tokio::spawn(super::probes::serve(l, handles))
+        });
         let code = foreground::serve(running, args.json).await;
+        if let Some(p) = probes {
+            p.abort();
+        }
         if let Some(task) = stopping {
             task.abort();
         }

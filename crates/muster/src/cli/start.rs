@@ -81,6 +81,21 @@ pub struct AppArgs {
     /// Do not restart workers that exit (`autorestart: false`).
     #[arg(long)]
     pub no_autorestart: bool,
+    /// Restart (fork) or reload (cluster) when files in the app's directory change.
+    #[arg(long)]
+    pub watch: bool,
+    /// Watch this path instead of the app's directory (repeatable; implies --watch).
+    #[arg(long = "watch-path", value_name = "PATH")]
+    pub watch_path: Vec<PathBuf>,
+    /// A path or name pattern not to watch (repeatable; node_modules and .git never are).
+    #[arg(long = "ignore-watch", value_name = "PATTERN")]
+    pub ignore_watch: Vec<String>,
+    /// Milliseconds changes are gathered before one restart (default 1000).
+    #[arg(long, value_name = "MS")]
+    pub watch_delay: Option<u64>,
+    /// Restart the app on a cron schedule (`"0 4 * * *"`; 6 fields: seconds first).
+    #[arg(long, value_name = "CRON")]
+    pub cron_restart: Option<String>,
     /// Arguments for the script.
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<OsString>,
@@ -291,6 +306,21 @@ fn apply_overrides(spec: &mut AppSpec, args: &AppArgs, from_file: bool) -> anyho
     }
     if args.no_autorestart {
         spec.autorestart = false;
+    }
+    if !args.watch_path.is_empty() {
+        let paths: anyhow::Result<Vec<PathBuf>> =
+            args.watch_path.iter().map(|p| absolute(p)).collect();
+        spec.watch = Some(paths?);
+    } else if args.watch && spec.watch.is_none() {
+        spec.watch = Some(Vec::new());
+    }
+    spec.ignore_watch.extend(args.ignore_watch.iter().cloned());
+    if let Some(ms) = args.watch_delay {
+        spec.watch_delay_ms = Some(ms);
+    }
+    if let Some(c) = &args.cron_restart {
+        crate::triggers::cron::parse(c).map_err(|e| anyhow::anyhow!("--cron-restart: {e}"))?;
+        spec.cron_restart = Some(c.clone());
     }
     Ok(())
 }

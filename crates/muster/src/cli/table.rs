@@ -142,6 +142,7 @@ pub fn show(a: &AppInfo) -> String {
     }
     field(&mut out, "out log", a.out_log.clone());
     field(&mut out, "err log", a.err_log.clone());
+    crate::triggers::show_fields(a, |k, v| field(&mut out, k, v));
     if let Some(e) = &a.spawn_error {
         field(&mut out, "spawn error", e.clone());
     }

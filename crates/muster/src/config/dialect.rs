@@ -21,7 +21,7 @@ pub(crate) trait Dialect {
 pub(crate) struct Toml;
 
 /// Every key of a muster.toml `[[app]]` table (besides `env_<profile>`).
-pub(crate) const TOML_KEYS: [(&str, Field); 33] = [
+pub(crate) const TOML_KEYS: [(&str, Field); 37] = [
     ("name", Field::Name),
     ("script", Field::Script),
     ("args", Field::Args),
@@ -58,6 +58,10 @@ pub(crate) const TOML_KEYS: [(&str, Field); 33] = [
     ("shutdown_with_message", Field::ShutdownWithMessage),
     ("instance_var", Field::InstanceVar),
     ("increment_var", Field::IncrementVar),
+    ("watch", Field::Watch),
+    ("ignore_watch", Field::IgnoreWatch),
+    ("watch_delay_ms", Field::WatchDelay),
+    ("cron_restart", Field::CronRestart),
 ];
 
 impl Dialect for Toml {
@@ -88,7 +92,7 @@ pub(crate) struct Pm2;
 
 /// pm2 keys muster supports, with pm2's aliases, and muster's own additions (`listen`,
 /// `schedule`, `restart_window`, `log_max_size`, `log_keep`, `stop_signal`).
-const PM2_KEYS: [(&str, Field); 44] = [
+const PM2_KEYS: [(&str, Field); 49] = [
     ("name", Field::Name),
     ("script", Field::Script),
     ("exec", Field::Script),
@@ -133,10 +137,15 @@ const PM2_KEYS: [(&str, Field); 44] = [
     ("shutdown_with_message", Field::ShutdownWithMessage),
     ("instance_var", Field::InstanceVar),
     ("increment_var", Field::IncrementVar),
+    ("watch", Field::Watch),
+    ("ignore_watch", Field::IgnoreWatch),
+    ("watch_delay", Field::WatchDelay),
+    ("cron_restart", Field::CronRestart),
+    ("cron", Field::CronRestart),
 ];
 
 /// pm2 fields (from pm2's `lib/API/schema.json`, with aliases) that muster does not implement.
-const PM2_UNSUPPORTED: [&str; 42] = [
+const PM2_UNSUPPORTED: [&str; 37] = [
     "name_prefix",
     "filter_env",
     "namespace",
@@ -149,14 +158,9 @@ const PM2_UNSUPPORTED: [&str; 42] = [
     "pid",
     "source_map_support",
     "disable_source_map_support",
-    "cron_restart",
-    "cron",
     "vizion",
     "autostart",
     "stop_exit_codes",
-    "watch_delay",
-    "watch",
-    "ignore_watch",
     "watch_options",
     "execute_command",
     "force",
@@ -287,8 +291,9 @@ mod tests {
             Key::Field(Field::MaxMemoryRestart)
         );
         assert_eq!(Pm2::classify("combine_logs"), Key::Field(Field::MergeLogs));
-        assert_eq!(Pm2::classify("watch"), Key::Unsupported);
-        assert_eq!(Pm2::classify("ignoreWatch"), Key::Unsupported);
+        assert_eq!(Pm2::classify("watch"), Key::Field(Field::Watch));
+        assert_eq!(Pm2::classify("ignoreWatch"), Key::Field(Field::IgnoreWatch));
+        assert_eq!(Pm2::classify("watchOptions"), Key::Unsupported);
         assert_eq!(Pm2::classify("windowsHide"), Key::Unsupported);
         assert_eq!(
             Pm2::classify("instancse"),
@@ -302,9 +307,7 @@ mod tests {
     fn values_that_ask_for_nothing() {
         use serde_json::json;
         for (k, v) in [
-            ("watch", json!(false)),
-            ("ignoreWatch", json!([])),
-            ("cron_restart", json!("")),
+            ("watch_options", json!({})),
             ("autostart", json!(true)),
             ("treekill", json!(true)),
             ("namespace", json!("default")),
@@ -313,9 +316,7 @@ mod tests {
             assert!(asks_for_nothing(k, &v), "{k}: {v}");
         }
         for (k, v) in [
-            ("watch", json!(true)),
-            ("watch", json!(["src"])),
-            ("cron_restart", json!("0 4 * * *")),
+            ("watch_options", json!({"usePolling": true})),
             ("autostart", json!(false)),
             ("treekill", json!(false)),
             ("namespace", json!("billing")),

@@ -35,6 +35,10 @@ pub(crate) enum Field {
     ShutdownWithMessage,
     InstanceVar,
     IncrementVar,
+    Watch,
+    IgnoreWatch,
+    WatchDelay,
+    CronRestart,
 }
 
 /// What a key in an app table means.

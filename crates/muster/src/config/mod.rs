@@ -72,6 +72,7 @@ mod resolve;
 mod toml_file;
 mod validate;
 mod values;
+mod watch;
 
 use std::path::{Path, PathBuf};
 

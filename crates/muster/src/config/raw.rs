@@ -19,6 +19,7 @@ use super::values::{
     AppName, Bytes, Count, EnvTable, ListenList, Millis, NonEmpty, Signal, WholeMillis, Word,
     Words, next_opt,
 };
+use super::watch::{CronExpr, Patterns, WatchPaths};
 
 /// An app as read from a file, before defaults that depend on other fields and paths.
 #[derive(Debug)]
@@ -234,5 +235,9 @@ fn read_field<'de, D: Dialect, A: MapAccess<'de>>(
         Field::ShutdownWithMessage => set!(bool, spec.shutdown_with_message, |v| v),
         Field::InstanceVar => set!(NonEmpty, spec.instance_var, |v: NonEmpty| v.0),
         Field::IncrementVar => set!(NonEmpty, spec.increment_var, |v: NonEmpty| Some(v.0)),
+        Field::Watch => set!(WatchPaths, spec.watch, |v: WatchPaths| v.0),
+        Field::IgnoreWatch => set!(Patterns, spec.ignore_watch, |v: Patterns| v.0),
+        Field::WatchDelay => set_duration!(spec.watch_delay_ms, Some),
+        Field::CronRestart => set!(CronExpr, spec.cron_restart, |v: CronExpr| v.0),
     }
 }

@@ -8,9 +8,7 @@ use super::{Daemon, MAX_SUPERVISOR_RESTARTS, SUPERVISOR_START};
 use crate::control_socket;
 use crate::wire::Conn;
 use anyhow::Context;
-use muster_proto::{
-    AppInfo, AppSpec, AppStatus, PROTOCOL_VERSION, SupervisorRequest, SupervisorResponse,
-};
+use muster_proto::{AppInfo, AppSpec, PROTOCOL_VERSION, SupervisorRequest, SupervisorResponse};
 use std::future::Future;
 use std::pin::Pin;
 use std::process::Stdio;
@@ -87,10 +85,25 @@ impl Daemon {
             reg.save()?;
             spec
         };
-        let (conn, pid) = self.spawn_supervisor(&spec).await?;
+        // Subscribed first: an exit of a worker that crashes at once is not missed.
+        let live = self.events.lock().expect("events lock").subscribe();
+        let since_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let (conn, pid) = match self.spawn_supervisor(&spec).await {
+            Ok(link) => link,
+            Err(e) => {
+                // Not started: no daemon restart tries it again until the user does.
+                let mut reg = self.registry.lock().await;
+                if let Some(entry) = reg.get_mut(name) {
+                    entry.wanted = false;
+                }
+                reg.save()?;
+                return Err(e);
+            }
+        };
         self.clone().watch(name.to_owned(), conn, pid).await;
-        self.wait_up(&spec).await;
-        Ok(())
+        self.wait_started(&spec, since_ms, live).await
     }
 
     /// Starts the supervisor process and returns its link, hello done.
@@ -103,6 +116,7 @@ impl Daemon {
             .arg("supervise")
             .arg(&spec.name)
             .env("MUSTER_HOME", self.home.root())
+            .env(crate::nofile::VAR, crate::nofile::for_supervisors())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -113,16 +127,27 @@ impl Daemon {
             .context("starting the supervisor")?;
         // Reap it whenever it ends; whether that was expected is the watch's business.
         let name = spec.name.clone();
+        let (ended_tx, mut ended) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
             match child.wait().await {
                 Ok(status) => tracing::debug!("the supervisor of {name} ended: {status}"),
                 Err(e) => tracing::warn!("waiting for the supervisor of {name}: {e}"),
             }
+            let _ = ended_tx.send(());
         });
         let deadline = Instant::now() + SUPERVISOR_START;
         loop {
             match self.connect_link(&spec.name).await {
                 Ok(link) => return Ok(link),
+                // It ended without a link: it could not start, and wrote why.
+                Err(_) if ended.try_recv().is_ok() => {
+                    let failure = crate::supervisor::start_failure_path(&self.home, &spec.name);
+                    let why = std::fs::read_to_string(&failure)
+                        .unwrap_or_else(|_| format!("see {}", self.home.daemon_log().display()));
+                    let _ = std::fs::remove_file(&failure);
+                    let _ = std::fs::remove_file(self.home.supervisor_socket(&spec.name));
+                    anyhow::bail!("{} could not start: {why}", spec.name);
+                }
                 Err(e) if Instant::now() > deadline => {
                     return Err(e).with_context(|| {
                         format!(
@@ -162,19 +187,6 @@ impl Daemon {
                     ASK_DEADLINE.as_secs()
                 )
             })?
-    }
-
-    /// Waits until every worker is ready or the app errored, within its listen timeout.
-    async fn wait_up(&self, spec: &AppSpec) {
-        let deadline = tokio::time::Instant::now()
-            + Duration::from_millis(spec.listen_timeout_ms)
-            + Duration::from_secs(2);
-        self.wait_view(&spec.name, deadline, |a| {
-            matches!(a.status, AppStatus::Online | AppStatus::Errored)
-                // A worker that could not even be started is reported at once.
-                || a.spawn_error.is_some()
-        })
-        .await;
     }
 
     /// Waits until the app's pushed state satisfies `until`, or the deadline.

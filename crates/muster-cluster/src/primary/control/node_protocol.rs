@@ -7,7 +7,7 @@ use crate::node::{self, Errno, HandleKey, QueryOutcome, QueryServer, Sockname};
 use crate::policy::{Input, WorkerId};
 use crate::primary::event::{Event, ListeningAddress};
 use crate::primary::handles::{self, Handle, Kind, QueryAddr};
-use muster_ipc::{HandleType, SendHandle};
+use muster_ipc::SendHandle;
 use serde_json::Value;
 use std::os::fd::OwnedFd;
 
@@ -67,11 +67,12 @@ impl Control {
                 if let Some(rr) = self.handles.rr_of(&key) {
                     self.rr.leave(rr, id);
                 }
+                self.on_server_closed(id, &key);
             }
             node::FromWorker::ExitedAfterDisconnect { seq } => {
                 // Without this ack the worker never finishes disconnecting.
                 let ack = node::exited_after_disconnect_ack(seq, self.seq.next_seq());
-                let _ = w.sender.try_send_internal(&ack);
+                let _ = w.sender.try_send(muster_ipc::Outgoing::internal(&ack));
                 w.leaving_on_its_own = true;
                 if !w.exited_after_disconnect {
                     w.exited_after_disconnect = true;
@@ -101,7 +102,15 @@ impl Control {
             return; // as Node's primary: a leaving worker gets no new servers
         }
         if !self.handles.map.contains_key(&q.key) {
-            match self.create_handle(&q, slot) {
+            let cap = self.config.max_listeners;
+            let created = if self.handles.map.len() >= cap {
+                Err(std::io::Error::other(format!(
+                    "the app already has {cap} listeners, its cap (max_listeners)"
+                )))
+            } else {
+                self.create_handle(&q, slot)
+            };
+            match created {
                 Ok(h) => {
                     self.handles.map.insert(q.key.clone(), h);
                 }
@@ -114,7 +123,9 @@ impl Control {
                         QueryOutcome::Failed(errno),
                         self.seq.next_seq(),
                     );
-                    let _ = self.workers[&id].sender.try_send_internal(&reply);
+                    let _ = self.workers[&id]
+                        .sender
+                        .try_send(muster_ipc::Outgoing::internal(&reply));
                     let tried = match handles::requested_address(&q, self.config.default_host) {
                         Ok(QueryAddr::Stream(a)) => a.to_string(),
                         Ok(QueryAddr::Udp(a)) => format!("udp {a}"),
@@ -127,6 +138,7 @@ impl Control {
         }
         let h = self.handles.map.get_mut(&q.key).expect("inserted above");
         h.data.offer(&q.data);
+        h.holders.insert(id);
         let seq = self.seq.next_seq();
         let w = self.workers.get_mut(&id).expect("checked above");
         w.keys.insert(q.key.clone());
@@ -143,13 +155,16 @@ impl Control {
                     },
                     seq,
                 );
-                w.sender.try_send_internal(&reply)
+                w.sender.try_send(muster_ipc::Outgoing::internal(&reply))
             }
             Kind::Shared { socket } => {
                 let reply = shared_reply(&q, h.data.value(), seq);
                 socket.try_clone().map_err(Into::into).and_then(|fd| {
                     w.sender
-                        .try_send_internal_handle(&reply, ipc_handle(&h.address_type, fd))
+                        .try_send(muster_ipc::Outgoing::internal_with_handle(
+                            &reply,
+                            ipc_handle(&h.address_type, fd),
+                        ))
                 })
             }
             Kind::ReusePort {
@@ -170,7 +185,10 @@ impl Control {
                 let reply = shared_reply(&q, h.data.value(), seq);
                 socket.map_err(Into::into).and_then(|fd| {
                     w.sender
-                        .try_send_internal_handle(&reply, ipc_handle(&h.address_type, fd))
+                        .try_send(muster_ipc::Outgoing::internal_with_handle(
+                            &reply,
+                            ipc_handle(&h.address_type, fd),
+                        ))
                 })
             }
         };
@@ -185,10 +203,7 @@ fn shared_reply(q: &QueryServer, data: &Value, seq: u64) -> Value {
 }
 
 fn ipc_handle(address_type: &node::AddressType, fd: OwnedFd) -> SendHandle {
-    match address_type.handle_type() {
-        node::HandleType::NetNative => SendHandle::new(HandleType::NetNative, fd),
-        node::HandleType::DgramNative => SendHandle::new(HandleType::DgramNative, fd),
-    }
+    SendHandle::new(address_type.handle_type(), fd)
 }
 
 fn describe(q: &QueryServer) -> String {
