@@ -8,7 +8,7 @@ use super::{Daemon, MAX_SUPERVISOR_RESTARTS, SUPERVISOR_START};
 use crate::control_socket;
 use crate::wire::Conn;
 use anyhow::Context;
-use muster_proto::{AppSpec, PROTOCOL_VERSION, SupervisorRequest, SupervisorResponse};
+use muster_proto::{AppInfo, AppSpec, PROTOCOL_VERSION, SupervisorRequest, SupervisorResponse};
 use std::future::Future;
 use std::pin::Pin;
 use std::process::Stdio;
@@ -22,7 +22,9 @@ pub const ASK_DEADLINE: Duration = Duration::from_secs(10);
 impl Daemon {
     /// After a (re)start: adopt every supervisor still running; start those that should run
     /// and died while no daemon was there. Each app on its own task: one supervisor that does
-    /// not answer delays no other.
+    /// not answer delays no other. Returns once every running supervisor is adopted and has
+    /// pushed its state (each within its deadline), so that the first `list` of a new daemon
+    /// shows them as they are; the apps it has to start again start in the background.
     pub(super) async fn adopt_or_restart(self: Arc<Self>) {
         let wanted: Vec<String> = {
             let reg = self.registry.lock().await;
@@ -32,25 +34,32 @@ impl Daemon {
                 .map(|e| e.spec.name.clone())
                 .collect()
         };
+        let mut adoptions = tokio::task::JoinSet::new();
         for name in wanted {
             let d = self.clone();
-            tokio::spawn(async move {
+            adoptions.spawn(async move {
                 // Held while adopting: `list` meanwhile shows the app launching, not errored.
                 let lock = d.app_lock(&name).await;
                 let guard = lock.lock().await;
-                let linked = d.connect_link(&name).await;
-                drop(guard);
-                match linked {
-                    Ok((conn, pid)) => d.clone().watch(name, conn, pid).await,
+                match d.connect_link(&name).await {
+                    Ok((conn, pid)) => {
+                        d.clone().watch(name.clone(), conn, pid).await;
+                        let deadline = tokio::time::Instant::now() + ASK_DEADLINE;
+                        d.wait_view(&name, deadline, |_| true).await;
+                    }
                     Err(e) => {
+                        drop(guard);
                         tracing::info!("{name}: no supervisor to adopt ({e:#}); starting it");
-                        if let Err(e) = d.clone().launch(&name).await {
-                            tracing::error!("cannot start {name}: {e:#}");
-                        }
+                        tokio::spawn(async move {
+                            if let Err(e) = d.clone().launch(&name).await {
+                                tracing::error!("cannot start {name}: {e:#}");
+                            }
+                        });
                     }
                 }
             });
         }
+        while adoptions.join_next().await.is_some() {}
     }
 
     /// Starts the app's supervisor and waits until the app is up (or has failed). Boxed: a
@@ -191,6 +200,32 @@ impl Daemon {
                     ASK_DEADLINE.as_secs()
                 )
             })?
+    }
+
+    /// Waits until the app's pushed state satisfies `until`, or the deadline.
+    async fn wait_view(
+        &self,
+        name: &str,
+        deadline: tokio::time::Instant,
+        until: impl Fn(&AppInfo) -> bool,
+    ) {
+        let mut changed = self.changed.subscribe();
+        loop {
+            let done = {
+                let views = self.views.lock().expect("views lock");
+                views
+                    .get(name)
+                    .and_then(|v| v.app.as_ref())
+                    .is_some_and(&until)
+            };
+            if done {
+                return;
+            }
+            match tokio::time::timeout_at(deadline, changed.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return,
+            }
+        }
     }
 
     /// The app's actor: holds the link, keeps the app's view current, records its events; when
