@@ -8,4 +8,3 @@ pub mod node;
 pub mod policy;
 pub mod primary;
 pub mod procstat;
-pub mod worker;

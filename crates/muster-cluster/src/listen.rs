@@ -92,7 +92,7 @@ pub fn local_addr(fd: &OwnedFd) -> io::Result<Option<SocketAddr>> {
 }
 
 /// The backlog Node uses when a server asks for none.
-pub const DEFAULT_BACKLOG: i32 = 511;
+pub const DEFAULT_BACKLOG: i32 = muster_proto::listen::DEFAULT_BACKLOG;
 
 #[cfg(test)]
 mod tests {

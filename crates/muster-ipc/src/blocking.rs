@@ -7,11 +7,9 @@
 use crate::core::{Core, ReadOutcome};
 use crate::event::{Received, SendError};
 use crate::frame::DEFAULT_MAX_FRAME;
-use crate::message::SendHandle;
 use crate::outgoing::Outgoing;
 use crate::sys::set_nonblocking;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
-use serde_json::Value;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -110,25 +108,6 @@ impl BlockingChannel {
                 self.core.outbox.push_part(part);
             }
         }
-    }
-
-    #[doc(hidden)]
-    pub fn send_internal(&mut self, message: &Value) -> Result<(), SendError> {
-        self.send(Outgoing::internal(message))
-    }
-
-    #[doc(hidden)]
-    pub fn send_handle(&mut self, message: &Value, handle: SendHandle) -> Result<(), SendError> {
-        self.send(Outgoing::user_with_handle(message, handle))
-    }
-
-    #[doc(hidden)]
-    pub fn send_internal_handle(
-        &mut self,
-        message: &Value,
-        handle: SendHandle,
-    ) -> Result<(), SendError> {
-        self.send(Outgoing::internal_with_handle(message, handle))
     }
 
     /// Blocks until everything queued has been written, including frames held behind a handle

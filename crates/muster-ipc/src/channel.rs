@@ -11,10 +11,8 @@
 use crate::core::{Core, ReadOutcome};
 use crate::event::{Problem, Received, SendError};
 use crate::frame::DEFAULT_MAX_FRAME;
-use crate::message::SendHandle;
 use crate::outgoing::{DEFAULT_MAX_QUEUED, Outgoing};
 use crate::sys::set_nonblocking;
-use serde_json::Value;
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -150,18 +148,6 @@ impl Channel {
         self.sender.try_send(message)
     }
 
-    #[doc(hidden)]
-    pub async fn send_internal(&self, message: &Value) -> Result<(), SendError> {
-        self.sender.send(Outgoing::internal(message)).await
-    }
-
-    #[doc(hidden)]
-    pub async fn send_handle(&self, message: &Value, handle: SendHandle) -> Result<(), SendError> {
-        self.sender
-            .send(Outgoing::user_with_handle(message, handle))
-            .await
-    }
-
     /// [`Receiver::recv`].
     pub async fn recv(&mut self) -> Option<Received> {
         self.receiver.recv().await
@@ -225,45 +211,6 @@ impl Sender {
     /// Whether the driver is gone (the channel closed).
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
-    }
-
-    #[doc(hidden)]
-    pub async fn send_internal(&self, message: &Value) -> Result<(), SendError> {
-        self.send(Outgoing::internal(message)).await
-    }
-
-    #[doc(hidden)]
-    pub async fn send_handle(&self, message: &Value, handle: SendHandle) -> Result<(), SendError> {
-        self.send(Outgoing::user_with_handle(message, handle)).await
-    }
-
-    #[doc(hidden)]
-    pub async fn send_internal_handle(
-        &self,
-        message: &Value,
-        handle: SendHandle,
-    ) -> Result<(), SendError> {
-        self.send(Outgoing::internal_with_handle(message, handle))
-            .await
-    }
-
-    #[doc(hidden)]
-    pub fn try_send_internal(&self, message: &Value) -> Result<(), SendError> {
-        self.try_send(Outgoing::internal(message))
-    }
-
-    #[doc(hidden)]
-    pub fn try_send_handle(&self, message: &Value, handle: SendHandle) -> Result<(), SendError> {
-        self.try_send(Outgoing::user_with_handle(message, handle))
-    }
-
-    #[doc(hidden)]
-    pub fn try_send_internal_handle(
-        &self,
-        message: &Value,
-        handle: SendHandle,
-    ) -> Result<(), SendError> {
-        self.try_send(Outgoing::internal_with_handle(message, handle))
     }
 }
 

@@ -75,7 +75,7 @@ pub use message::{
     DgramType, HandleType, Message, ReceivedHandle, SendHandle, internal_cmd, is_internal,
 };
 pub use outgoing::{DEFAULT_MAX_QUEUED, Outgoing};
-pub use spawn::{DEFAULT_CHANNEL_FD, Spawn, Spawned};
+pub use spawn::{DEFAULT_CHANNEL_FD, Spawn, Spawned, resolve_program};
 
 /// Signals, re-exported for [`Spawn::parent_death_signal`].
 pub use rustix::process::Signal;

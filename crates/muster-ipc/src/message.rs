@@ -129,13 +129,13 @@ impl DgramType {
 pub struct SendHandle {
     pub kind: HandleType,
     /// Sent by `SCM_RIGHTS`; this reference is dropped once the kernel holds its own. Keep
-    /// another `Arc` (see [`SendHandle::shared`]) to go on using the socket without a `dup`.
+    /// another `Arc` (see [`SendHandle::from_shared`]) to go on using the socket without a `dup`.
     pub fd: Arc<OwnedFd>,
     /// Required for [`HandleType::DgramSocket`].
     pub dgram_type: Option<DgramType>,
     /// Node's socket-list key (section 4.6 of the protocol notes); normally `None`.
     pub key: Option<String>,
-    /// Skip the socket-type check and `O_NONBLOCK` set-up (see [`SendHandle::shared`]).
+    /// Skip the socket-type check and `O_NONBLOCK` set-up (see [`SendHandle::already_prepared`]).
     pub(crate) prepared: bool,
 }
 
@@ -169,18 +169,6 @@ impl SendHandle {
     pub fn already_prepared(mut self) -> SendHandle {
         self.prepared = true;
         self
-    }
-
-    /// Old form of [`from_shared`](Self::from_shared) + [`already_prepared`](Self::already_prepared).
-    #[doc(hidden)]
-    pub fn shared(kind: HandleType, fd: Arc<OwnedFd>, prepared: bool) -> SendHandle {
-        SendHandle {
-            kind,
-            fd,
-            dgram_type: None,
-            key: None,
-            prepared,
-        }
     }
 
     /// A listening TCP or unix socket, received by Node as a `net.Server`.

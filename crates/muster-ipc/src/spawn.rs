@@ -268,7 +268,10 @@ impl ExecImage {
             })
         };
         let env = child_env(std::env::vars_os(), spawn);
-        let path = resolve_program(&spawn.program, env.get(OsStr::new("PATH")))?;
+        let path = resolve_program(
+            &spawn.program,
+            env.get(OsStr::new("PATH")).map(OsString::as_os_str),
+        )?;
         let mut strings = Vec::new();
         let mut argv = Vec::new();
         for a in std::iter::once(&spawn.program).chain(&spawn.args) {
@@ -373,14 +376,16 @@ fn write_decimal(out: &mut [u8], mut n: u32) {
     out[len] = 0;
 }
 
-/// `execvp`'s search, done before fork so that a missing program is a clear error.
-fn resolve_program(program: &OsStr, path_var: Option<&OsString>) -> io::Result<PathBuf> {
+/// The program [`Spawn`] runs: `program` itself when it contains a `/`, else the first regular
+/// file with an execute bit named `program` in `path_var` (the child's `PATH`; without one,
+/// `/usr/local/bin:/usr/bin:/bin`), as `execvp` searches. `Spawn` does this before `fork`, so
+/// that a missing program is a clear error; use it to check a program the same way beforehand.
+pub fn resolve_program(program: &OsStr, path_var: Option<&OsStr>) -> io::Result<PathBuf> {
     let p = Path::new(program);
     if program.as_bytes().contains(&b'/') {
         return Ok(p.to_owned());
     }
-    let default_path = OsString::from("/usr/local/bin:/usr/bin:/bin");
-    let search = path_var.unwrap_or(&default_path);
+    let search = path_var.unwrap_or(OsStr::new("/usr/local/bin:/usr/bin:/bin"));
     for dir in std::env::split_paths(search) {
         let candidate = dir.join(p);
         if let Ok(meta) = std::fs::metadata(&candidate) {

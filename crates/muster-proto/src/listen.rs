@@ -13,6 +13,10 @@ use crate::error::{ValueError, quoted};
 /// The prefix that marks a Unix domain socket path.
 pub const UNIX_PREFIX: &str = "unix:";
 
+/// The listen backlog muster uses when none is asked for: Node's (`backlog || 511`), for the
+/// sockets the supervisor binds and for a bound socket a worker is handed and listens on.
+pub const DEFAULT_BACKLOG: i32 = 511;
+
 /// One listening address, parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ListenAddr {

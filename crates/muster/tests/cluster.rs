@@ -11,10 +11,9 @@ use rustix::process::Signal;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
 use std::sync::Arc;
-use std::sync::OnceLock;
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -872,54 +871,9 @@ fn messages_from_node_workers_are_message_events() {
 
 // 12. ---------------------------------------------------------------------------------------
 
-/// `crates/muster-cluster/examples/http_worker.rs`, built once per run (a test cannot depend
-/// on another package's example), bounded in time.
-fn rust_http_worker() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let mut child = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "-p",
-                "muster-cluster",
-                "--example",
-                "http_worker",
-                "--message-format=json-render-diagnostics",
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("running cargo build");
-        let mut stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            let mut out = String::new();
-            let _ = std::io::Read::read_to_string(&mut stdout, &mut out);
-            out
-        });
-        let end = Instant::now() + Duration::from_secs(180);
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() >= end {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("cargo build --example http_worker took more than 180 s");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        assert!(status.success(), "cargo build --example http_worker failed");
-        reader
-            .join()
-            .unwrap()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .find(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "http_worker")
-            .and_then(|m| m["executable"].as_str().map(PathBuf::from))
-            .expect("cargo names the http_worker executable")
-    })
+/// The Rust worker: `muster hello-worker`, the demo server on muster-worker.
+fn rust_http_worker() -> [&'static str; 2] {
+    [env!("CARGO_BIN_EXE_muster"), "hello-worker"]
 }
 
 /// Two non-Node workers on `--listen 127.0.0.1:PORT`, ready when they say so: every request
@@ -967,20 +921,17 @@ fn plain_workers_serve(schedule: &str, command: &[&str]) {
 
 #[test]
 fn rust_worker_rr_gets_connections_over_the_channel() {
-    let bin = rust_http_worker().to_str().unwrap();
-    plain_workers_serve("rr", &[bin]);
+    plain_workers_serve("rr", &rust_http_worker());
 }
 
 #[test]
 fn rust_worker_shared_serves_through_listen_fds() {
-    let bin = rust_http_worker().to_str().unwrap();
-    plain_workers_serve("shared", &[bin]);
+    plain_workers_serve("shared", &rust_http_worker());
 }
 
 #[test]
 fn rust_worker_reuseport_serves_through_listen_fds() {
-    let bin = rust_http_worker().to_str().unwrap();
-    plain_workers_serve("reuseport", &[bin]);
+    plain_workers_serve("reuseport", &rust_http_worker());
 }
 
 #[test]

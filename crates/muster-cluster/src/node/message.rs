@@ -13,7 +13,7 @@ use super::js::{as_integer, as_unsigned, is_truthy};
 use super::key::HandleKey;
 
 /// Node's default listen backlog, used when `backlog` is falsy (`backlog || 511`).
-pub const DEFAULT_BACKLOG: u32 = 511;
+pub const DEFAULT_BACKLOG: u32 = muster_proto::listen::DEFAULT_BACKLOG as u32;
 
 /// `flags` bit for an IPv6-only socket (`UV_TCP_IPV6ONLY` and `UV_UDP_IPV6ONLY` are both 1).
 const FLAG_IPV6_ONLY: i64 = 1;

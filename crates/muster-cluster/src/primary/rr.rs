@@ -225,8 +225,12 @@ impl Rr {
             let s = seq.next_seq();
             let msg = node::newconn(&l.key, s);
             // accept4(SOCK_NONBLOCK) gave a non-blocking TCP or unix stream socket.
-            let handle = SendHandle::shared(HandleType::NetNative, Arc::clone(&conn), true);
-            if w.sender.try_send_internal_handle(&msg, handle).is_ok() {
+            let handle = SendHandle::from_shared(HandleType::NetNative, Arc::clone(&conn))
+                .already_prepared();
+            if w.sender
+                .try_send(muster_ipc::Outgoing::internal_with_handle(&msg, handle))
+                .is_ok()
+            {
                 w.outstanding += 1;
                 l.next = idx + 1;
                 self.pending.insert((wid, s), (id, conn));

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod completions;
 pub mod events;
 pub mod foreground;
+pub mod hello_worker;
 pub mod http;
 pub mod ipc;
 pub mod logs;
@@ -202,12 +203,7 @@ fn hello_worker() -> anyhow::Result<i32> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let code = rt.block_on(muster_cluster::worker::demo::run());
-    Ok(if code == std::process::ExitCode::SUCCESS {
-        0
-    } else {
-        1
-    })
+    Ok(rt.block_on(hello_worker::run()))
 }
 
 /// Parses the command line, runs the command, and returns the process exit code.

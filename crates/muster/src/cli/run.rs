@@ -20,9 +20,9 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<i32> {
-    // Sockets from systemd socket activation, taken while muster has one thread (it edits
-    // the environment): the apps whose listening address matches get them instead of a new
-    // bind, so connections queue in systemd's socket while the service restarts.
+    // Sockets from systemd socket activation (the environment is only read; workers do not
+    // inherit the variables): the apps whose listening address matches get them instead of a
+    // new bind, so connections queue in systemd's socket while the service restarts.
     let passed = muster_ipc::take_listen_fds(std::process::id())
         .map_err(|e| anyhow::anyhow!("socket activation (LISTEN_FDS): {e}"))?;
     let activated = !passed.is_empty();

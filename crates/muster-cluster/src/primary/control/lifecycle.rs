@@ -60,7 +60,7 @@ impl Control {
         }
         if !initiated_by_worker && !w.disconnected {
             let msg = node::disconnect(self.seq.next_seq());
-            let _ = w.sender.try_send_internal(&msg);
+            let _ = w.sender.try_send(muster_ipc::Outgoing::internal(&msg));
         }
         if (w.disconnected && !w.leaving_on_its_own) || self.config.stop_grace.is_zero() {
             self.request_stop(id);

@@ -100,7 +100,10 @@ impl Control {
             return;
         };
         for fd in sockets {
-            if let Err(e) = w.sender.try_send_handle(msg, SendHandle::server(fd)) {
+            if let Err(e) = w.sender.try_send(muster_ipc::Outgoing::user_with_handle(
+                msg,
+                SendHandle::server(fd),
+            )) {
                 self.worker_error(id, format!("cannot send the listening socket: {e}"));
             }
         }

@@ -71,7 +71,7 @@ impl Control {
             node::FromWorker::ExitedAfterDisconnect { seq } => {
                 // Without this ack the worker never finishes disconnecting.
                 let ack = node::exited_after_disconnect_ack(seq, self.seq.next_seq());
-                let _ = w.sender.try_send_internal(&ack);
+                let _ = w.sender.try_send(muster_ipc::Outgoing::internal(&ack));
                 w.leaving_on_its_own = true;
                 if !w.exited_after_disconnect {
                     w.exited_after_disconnect = true;
@@ -114,7 +114,9 @@ impl Control {
                         QueryOutcome::Failed(errno),
                         self.seq.next_seq(),
                     );
-                    let _ = self.workers[&id].sender.try_send_internal(&reply);
+                    let _ = self.workers[&id]
+                        .sender
+                        .try_send(muster_ipc::Outgoing::internal(&reply));
                     let tried = match handles::requested_address(&q, self.config.default_host) {
                         Ok(QueryAddr::Stream(a)) => a.to_string(),
                         Ok(QueryAddr::Udp(a)) => format!("udp {a}"),
@@ -143,13 +145,16 @@ impl Control {
                     },
                     seq,
                 );
-                w.sender.try_send_internal(&reply)
+                w.sender.try_send(muster_ipc::Outgoing::internal(&reply))
             }
             Kind::Shared { socket } => {
                 let reply = shared_reply(&q, h.data.value(), seq);
                 socket.try_clone().map_err(Into::into).and_then(|fd| {
                     w.sender
-                        .try_send_internal_handle(&reply, ipc_handle(&h.address_type, fd))
+                        .try_send(muster_ipc::Outgoing::internal_with_handle(
+                            &reply,
+                            ipc_handle(&h.address_type, fd),
+                        ))
                 })
             }
             Kind::ReusePort {
@@ -170,7 +175,10 @@ impl Control {
                 let reply = shared_reply(&q, h.data.value(), seq);
                 socket.map_err(Into::into).and_then(|fd| {
                     w.sender
-                        .try_send_internal_handle(&reply, ipc_handle(&h.address_type, fd))
+                        .try_send(muster_ipc::Outgoing::internal_with_handle(
+                            &reply,
+                            ipc_handle(&h.address_type, fd),
+                        ))
                 })
             }
         };

@@ -11,9 +11,10 @@ use rustix::net::{AddressFamily, SocketType};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
-/// A connection a [`Listener`](super::Listener) accepted. Read and write it directly (it is
+/// A connection a [`Listener`](crate::Listener) accepted. Read and write it directly (it is
 /// `AsyncRead + AsyncWrite`), or match to get the tokio stream.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Conn {
     Tcp(TcpStream),
     Unix(UnixStream),
@@ -21,6 +22,7 @@ pub enum Conn {
 
 /// A socket address: TCP, or unix (often unnamed for a client).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Addr {
     Tcp(SocketAddr),
     Unix(tokio::net::unix::SocketAddr),

@@ -10,10 +10,12 @@ use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{Value, json};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
-use super::conn::{Addr, Conn};
-use crate::node::{CMD, SeqCounter};
+use crate::conn::{Addr, Conn};
+
+/// The `cmd` of Node's cluster messages.
+pub(crate) const CMD: &str = "NODE_CLUSTER";
 
 /// A primary → worker cluster message, as far as a non-Node worker cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,28 +57,50 @@ impl FromPrimary {
     }
 }
 
-/// The `accepted` answers, numbered with the worker's own `seq` counter and queued in order
-/// for the task that writes them to the channel.
+/// Where the answers go: the channel to the primary (or, in tests, a list).
+#[derive(Debug)]
+pub(crate) enum ReplySink {
+    /// Queued on the channel without waiting (its queue is bounded in bytes).
+    Channel(muster_ipc::Sender),
+    /// No channel: nobody to answer (connections cannot be handed over without one).
+    None,
+    #[cfg(test)]
+    Test(std::sync::mpsc::Sender<Value>),
+}
+
+/// The `accepted` answers, numbered with the worker's own `seq` counter (this worker's cluster
+/// messages, from 0) and queued on the channel in that order.
 #[derive(Debug)]
 pub(crate) struct Replies {
-    inner: Mutex<(SeqCounter, mpsc::UnboundedSender<Value>)>,
+    inner: Mutex<(u64, ReplySink)>,
 }
 
 impl Replies {
-    pub fn new(out: mpsc::UnboundedSender<Value>) -> Replies {
+    pub fn new(sink: ReplySink) -> Replies {
         Replies {
-            inner: Mutex::new((SeqCounter::new(), out)),
+            inner: Mutex::new((0, sink)),
         }
     }
 
     /// `{"cmd":"NODE_CLUSTER","ack":S,"accepted":b,"seq":N}`, exactly Node's answer.
     pub fn answer(&self, ack: u64, accepted: bool) {
         let mut inner = lock(&self.inner);
-        let seq = inner.0.next_seq();
-        // A closed queue means the channel is gone; nobody is left to answer.
-        let _ = inner
-            .1
-            .send(json!({"cmd": CMD, "ack": ack, "accepted": accepted, "seq": seq}));
+        let seq = inner.0;
+        inner.0 += 1;
+        let reply = json!({"cmd": CMD, "ack": ack, "accepted": accepted, "seq": seq});
+        match &inner.1 {
+            // Sent under the lock, so answers leave in `seq` order. A closed channel has nobody
+            // left to answer; a full one (16 MiB of unread answers) means the primary is not
+            // reading: it re-routes connections whose answers never come.
+            ReplySink::Channel(sender) => {
+                let _ = sender.try_send(muster_ipc::Outgoing::internal(&reply));
+            }
+            ReplySink::None => {}
+            #[cfg(test)]
+            ReplySink::Test(list) => {
+                let _ = list.send(reply);
+            }
+        }
     }
 }
 
@@ -235,17 +259,17 @@ mod tests {
     /// A fake channel: the routing table plus the answers it wrote, in order.
     struct Fake {
         handoff: Handoff,
-        answers: mpsc::UnboundedReceiver<Value>,
+        answers: std::sync::mpsc::Receiver<Value>,
         server: TcpListener,
         clients: Vec<TcpStream>,
     }
 
     impl Fake {
         fn new(names: &[&str]) -> Fake {
-            let (tx, answers) = mpsc::unbounded_channel();
+            let (tx, answers) = std::sync::mpsc::channel();
             let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
             Fake {
-                handoff: Handoff::new(&names, Arc::new(Replies::new(tx))),
+                handoff: Handoff::new(&names, Arc::new(Replies::new(ReplySink::Test(tx)))),
                 answers,
                 server: TcpListener::bind("127.0.0.1:0").unwrap(),
                 clients: Vec::new(),

@@ -1,5 +1,6 @@
-//! A minimal HTTP/1.1 worker on [`Worker`](super::Worker): the fixture of muster's tests and
-//! benchmarks, and the demo app (`muster hello-worker`). It serves every listener it was given (any schedule) and answers
+//! `muster hello-worker`: a minimal HTTP/1.1 worker on [`muster_worker::Worker`], the demo app
+//! (`examples/hello/muster.toml`) and the fixture of muster's tests and benchmarks. It serves
+//! every listener it was given (any schedule) and answers
 //! `worker <id> pid <pid>` to everything, except:
 //!
 //! - `/slow?ms=N`: waits N ms first (a request that is in flight during a stop);
@@ -8,18 +9,19 @@
 //!   until it is stopped.
 //!
 //! It sends `ready` once serving, and stops gracefully on `disconnect`, SIGTERM or SIGINT: no
-//! new connections, idle keep-alive connections closed, requests in flight answered, exit 0.
+//! new connections, idle keep-alive connections closed, requests in flight answered with
+//! `Connection: close` (a keep-alive connection ends at a response boundary, so a reload under
+//! keep-alive load fails no request), exit 0. A second SIGTERM or SIGINT exits at once (130 or 143).
 //!
 //! Hand-written HTTP (request head up to CRLFCRLF, `Content-Length` bodies, keep-alive and
 //! pipelining) so that benchmarks measure muster, not a framework.
 
 use std::io;
 use std::os::fd::AsFd;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Conn, Listener, Worker};
+use muster_worker::{Conn, Listener, Worker};
 use rustix::net::RecvFlags;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -31,25 +33,25 @@ const MAX_BODY: usize = 1 << 20;
 /// Longest `/slow` wait.
 const MAX_SLOW_MS: u64 = 600_000;
 
-/// Serves until stopped; the process's exit code. Run it on a current-thread runtime: one
-/// worker process is one thread, as a Node worker is (scale with more workers).
-pub async fn run() -> ExitCode {
+/// Serves until stopped; returns the process's exit status. Run it on a current-thread
+/// runtime: one worker process is one thread, as a Node worker is (scale with more workers).
+pub async fn run() -> i32 {
     let worker = match Worker::from_env() {
         Ok(w) => Arc::new(w),
         Err(e) => {
             eprintln!("muster demo worker: {e}");
-            return ExitCode::from(2);
+            return 2;
         }
     };
     let listeners = match worker.listeners() {
         Ok(l) if !l.is_empty() => l,
         Ok(_) => {
             eprintln!("muster demo worker: no listeners (expected LISTEN_FDS or MUSTER_LISTENERS)");
-            return ExitCode::from(2);
+            return 2;
         }
         Err(e) => {
             eprintln!("muster demo worker: {e}");
-            return ExitCode::from(2);
+            return 2;
         }
     };
     let body: Arc<str> = format!("worker {} pid {}\n", worker.id(), std::process::id()).into();
@@ -69,8 +71,19 @@ pub async fn run() -> ExitCode {
     let reason = worker.shutdown_signal().await;
     eprintln!("muster demo worker {}: stopping ({reason})", worker.id());
     drop(in_flight);
-    let _ = all_done.recv().await;
-    ExitCode::SUCCESS
+    // Requests in flight are answered (with `Connection: close`), idle connections closed;
+    // a second stop signal means "now".
+    tokio::select! {
+        _ = all_done.recv() => 0,
+        second = worker.forced() => {
+            eprintln!("muster demo worker {}: second stop signal ({second}): exiting now", worker.id());
+            // 128 + the signal's number, as a shell reports a death by that signal.
+            match second {
+                muster_worker::ShutdownReason::Interrupt => 130,
+                _ => 143,
+            }
+        }
+    }
 }
 
 async fn accept_loop(

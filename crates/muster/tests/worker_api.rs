@@ -1,12 +1,11 @@
-//! The worker API end to end: the test plays the primary by hand with muster-ipc and runs the
-//! `http_worker` example (and the Python example worker) as real processes.
+//! The worker API (muster-worker) end to end: the test plays the primary by hand with muster-ipc
+//! and runs `muster hello-worker` (and the Python example worker) as real processes.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
+use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use muster_cluster::node::{self, FromWorker, HandleKey};
@@ -16,36 +15,13 @@ use serde_json::{Value, json};
 /// Every test must be over by then.
 const DEADLINE: Duration = Duration::from_secs(30);
 
-/// The `http_worker` example, built once per test run (tests cannot depend on examples).
+/// The demo worker: `muster hello-worker`, on muster-worker.
 fn http_worker() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let out = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "-p",
-                "muster-cluster",
-                "--example",
-                "http_worker",
-                "--message-format=json-render-diagnostics",
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("running cargo build");
-        assert!(
-            out.status.success(),
-            "cargo build --example http_worker failed"
-        );
-        // Cargo names the executable it built; no guessing of the target directory.
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "http_worker")
-            .and_then(|m| m["executable"].as_str().map(PathBuf::from))
-            .expect("cargo reported the http_worker executable")
-    })
+    Path::new(env!("CARGO_BIN_EXE_muster"))
 }
+
+/// The arguments that make the muster binary the demo worker.
+const HELLO: &[&str] = &["hello-worker"];
 
 /// A spawned worker, killed (and reaped) when the test ends, however it ends.
 struct Worker {
@@ -156,6 +132,7 @@ fn spawn_shared(program: &Path, args: &[&Path], id: u32, socket: TcpListener) ->
 /// Starts the http_worker as a round-robin worker for listener `http`, channel at fd 3.
 fn spawn_rr(id: u32) -> Worker {
     let spawned = Spawn::new(http_worker())
+        .args(HELLO)
         .env("MUSTER_WORKER_ID", id.to_string())
         .env("NODE_UNIQUE_ID", id.to_string())
         .env("MUSTER_SCHEDULE", "rr")
@@ -256,7 +233,7 @@ fn assert_eof(s: &mut TcpStream) {
 #[test]
 fn shared_schedule_serves_reports_ready_and_keeps_alive() {
     let (socket, addr) = loopback_listener();
-    let mut w = spawn_shared(http_worker(), &[], 7, socket);
+    let mut w = spawn_shared(http_worker(), &[Path::new(HELLO[0])], 7, socket);
     w.wait_ready();
     let want = format!("worker 7 pid {}\n", w.pid());
 
@@ -366,7 +343,7 @@ fn rr_schedule_takes_handed_over_connections() {
 #[test]
 fn disconnect_finishes_the_request_in_flight_then_exits_0() {
     let (socket, addr) = loopback_listener();
-    let mut w = spawn_shared(http_worker(), &[], 9, socket);
+    let mut w = spawn_shared(http_worker(), &[Path::new(HELLO[0])], 9, socket);
     w.wait_ready();
 
     // A first answer proves the worker holds this connection; the slow request follows on it.
@@ -401,7 +378,7 @@ fn disconnect_finishes_the_request_in_flight_then_exits_0() {
 #[test]
 fn a_second_signal_while_stopping_exits_at_once() {
     let (socket, addr) = loopback_listener();
-    let mut w = spawn_shared(http_worker(), &[], 10, socket);
+    let mut w = spawn_shared(http_worker(), &[Path::new(HELLO[0])], 10, socket);
     w.wait_ready();
     let mut slow = client(addr);
     slow.write_all(b"GET /slow?ms=20000 HTTP/1.1\r\nHost: t\r\n\r\n")

@@ -10,18 +10,15 @@ use rustix::net::{AddressFamily, SocketType};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 
-use super::ShutdownReason;
-use super::WorkerError;
-use super::conn::{Addr, Conn};
-use super::handoff::Slot;
-
-/// The backlog given to an inherited socket that is bound but not yet listening (Node's).
-const BACKLOG: i32 = 511;
+use crate::ShutdownReason;
+use crate::WorkerError;
+use crate::conn::{Addr, Conn};
+use crate::handoff::Slot;
 
 /// One of the worker's listening addresses. Cheap to clone: clones accept from the same
 /// listener, so several tasks may accept concurrently.
 ///
-/// Once shutdown has begun ([`Worker::shutdown_signal`](super::Worker::shutdown_signal)),
+/// Once shutdown has begun ([`Worker::shutdown_signal`](crate::Worker::shutdown_signal)),
 /// `accept` never completes again: select it against the shutdown signal.
 #[derive(Debug, Clone)]
 pub struct Listener {
@@ -73,7 +70,8 @@ impl Listener {
             .map_err(|e| refuse(format!("SO_DOMAIN: {e}")))?;
         // A bound socket that nobody listened on yet: listen, as Node does with its handles.
         if !rustix::net::sockopt::socket_acceptconn(&fd).unwrap_or(true) {
-            rustix::net::listen(&fd, BACKLOG).map_err(|e| refuse(format!("listen: {e}")))?;
+            rustix::net::listen(&fd, muster_proto::listen::DEFAULT_BACKLOG)
+                .map_err(|e| refuse(format!("listen: {e}")))?;
         }
         let io = |e: io::Error| refuse(e.to_string());
         let inner = match domain {
