@@ -58,16 +58,17 @@ pub struct Progress {
     pub failed: u64,
 }
 
-/// Runs the plan to its end on a runtime of its own and reports.
+/// Runs the plan to its end and reports. The connections are split over one thread per core,
+/// each with a single-threaded runtime of its own (as wrk splits them over its threads), so a
+/// connection's request, response and driver never hop threads; this thread draws the
+/// progress line and runs the `--during` action.
 pub fn run(
     plan: &Plan,
     during: Option<During>,
     progress: Option<&mut (dyn FnMut(Progress) + Send)>,
 ) -> Result<Report, BenchError> {
     plan.validate()?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(BenchError::Runtime)?;
@@ -196,17 +197,23 @@ async fn run_async(
         action_end: AtomicU64::new(UNSET),
         halfway: tokio::sync::Notify::new(),
     });
-    let tasks: Vec<_> = (0..plan.concurrency)
-        .map(|_| tokio::spawn(connection_task(shared.clone())))
-        .collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, plan.concurrency as usize);
+    let mut tallies = Vec::with_capacity(threads);
+    for i in 0..threads {
+        let connections = plan.concurrency as usize / threads
+            + usize::from(i < plan.concurrency as usize % threads);
+        tallies.push(load_thread(i, connections, shared.clone())?);
+    }
     let action = during.map(|d| {
         let label = d.label.clone();
         (label, tokio::spawn(run_action(shared.clone(), d)))
     });
     let all = async {
         let mut total = Tally::default();
-        for t in tasks {
-            // A task panicking is a bug in this crate; its share is lost, not the run.
+        for t in tallies {
+            // A thread panicking is a bug in this crate; its share is lost, not the run.
             if let Ok(tally) = t.await {
                 total.merge(tally);
             }
@@ -259,6 +266,39 @@ async fn run_async(
         }
     };
     Ok(report(plan, total, elapsed, during))
+}
+
+/// Starts a thread that runs `connections` connection tasks on a runtime of its own; their
+/// tally arrives on the returned channel when they are all done.
+fn load_thread(
+    index: usize,
+    connections: usize,
+    shared: Arc<Shared>,
+) -> Result<tokio::sync::oneshot::Receiver<Tally>, BenchError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(BenchError::Runtime)?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(format!("muster-bench-{index}"))
+        .spawn(move || {
+            let tally = rt.block_on(async move {
+                let tasks: Vec<_> = (0..connections)
+                    .map(|_| tokio::spawn(connection_task(shared.clone())))
+                    .collect();
+                let mut total = Tally::default();
+                for t in tasks {
+                    if let Ok(tally) = t.await {
+                        total.merge(tally);
+                    }
+                }
+                total
+            });
+            let _ = tx.send(tally);
+        })
+        .map_err(BenchError::Runtime)?;
+    Ok(rx)
 }
 
 fn report(plan: &Plan, t: Tally, elapsed: Duration, during: Option<DuringReport>) -> Report {

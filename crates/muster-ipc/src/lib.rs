@@ -50,8 +50,10 @@ mod env;
 mod event;
 pub mod frame;
 mod inbox;
+mod inherited;
 mod listen_fds;
 mod message;
+mod nofile;
 mod outbox;
 mod outgoing;
 mod spawn;
@@ -68,12 +70,14 @@ pub use env::{
 };
 pub use event::{Problem, Received, SendError};
 pub use frame::{DEFAULT_MAX_FRAME, FrameError};
+pub use inherited::close_on_exec_inherited;
 pub use listen_fds::{
     LISTEN_FDNAMES_VAR, LISTEN_FDS_START, LISTEN_FDS_VAR, LISTEN_PID_VAR, take_listen_fds,
 };
 pub use message::{
     DgramType, HandleType, Message, ReceivedHandle, SendHandle, internal_cmd, is_internal,
 };
+pub use nofile::{NofileLimits, raise_nofile_limit};
 pub use outgoing::{DEFAULT_MAX_QUEUED, Outgoing};
 pub use spawn::{DEFAULT_CHANNEL_FD, Spawn, Spawned, resolve_program};
 

@@ -208,11 +208,13 @@ impl Spawn {
             cmd.process_group(0);
         }
         let death_signal = self.death_signal;
+        // The soft descriptor limit the child would have had (see `raise_nofile_limit`).
+        let nofile = crate::nofile::for_children();
         let parent_pid = rustix::process::getpid();
         let mut image = image;
         // SAFETY: the hook runs in the child between fork and exec, where only
-        // async-signal-safe calls are allowed. It calls dup2, prctl, getppid, getpid and
-        // execve (all plain system calls), writes digits into buffers allocated before the
+        // async-signal-safe calls are allowed. It calls dup2, prctl, prlimit, getppid, getpid
+        // and execve (all plain system calls), writes digits into buffers allocated before the
         // fork, and reports failure only as a raw errno (`io::Error::from_raw_os_error` and
         // rustix's `Errno` conversion store the number inline); it allocates nothing and takes
         // no locks.
@@ -223,6 +225,9 @@ impl Spawn {
                     if libc::dup2(from, to) < 0 {
                         return Err(io::Error::last_os_error());
                     }
+                }
+                if let Some(limit) = nofile {
+                    rustix::process::setrlimit(rustix::process::Resource::Nofile, limit)?;
                 }
                 if let Some(sig) = death_signal {
                     rustix::process::set_parent_process_death_signal(Some(sig))?;

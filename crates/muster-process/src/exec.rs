@@ -139,7 +139,7 @@ fn done(child: &Child, exited: bool, open: &[bool; 2]) -> bool {
 }
 
 fn capture(mut child: Child, max: usize) -> Result<Output, ProcessError> {
-    let fds = pipes(&mut child)?;
+    let mut fds = pipes(&mut child)?;
     let mut open = [fds[0].is_some(), fds[1].is_some()];
     let mut bufs = [Vec::new(), Vec::new()];
     let mut chunk = vec![0u8; CHUNK];
@@ -182,6 +182,10 @@ fn capture(mut child: Child, max: usize) -> Result<Output, ProcessError> {
             let Some(fd) = &fds[i] else { continue };
             let read = rustix::io::read(fd, &mut chunk[..]).map_err(io::Error::from);
             took(&mut child, i, read, &chunk, &mut bufs, &mut open, max)?;
+            if !open[i] {
+                // Closed now, so a child that goes on writing gets EPIPE instead of blocking.
+                fds[i] = None;
+            }
         }
         if !exited && child.pidfd.is_none() {
             exited = child.has_exited().map_err(|e| child.io("waiting", e))?;
@@ -238,6 +242,9 @@ async fn capture_async(mut child: Child, max: usize) -> Result<Output, ProcessEr
             Ev::Read(i, r) => {
                 let chunk = if i == 0 { &c0 } else { &c1 };
                 took(&mut child, i, r, chunk, &mut bufs, &mut open, max)?;
+                if !open[i] {
+                    afds[i] = None;
+                }
             }
             Ev::Exited(r) => {
                 r.map_err(|e| child.io("waiting", e))?;

@@ -191,6 +191,14 @@ fn output_past_max_buffer_kills_the_child() {
         panic!("{err:?}")
     };
     assert_eq!((*stream, output.stderr.len()), ("stderr", 1000));
+
+    // A flooder that ignores the kill signal still ends: its pipe is closed at the limit, so
+    // its next write raises SIGPIPE (no escalation needed).
+    let err = exec("trap '' TERM; exec yes", &Options::new().max_buffer(1000)).unwrap_err();
+    let ProcessError::MaxBuffer { output, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(output.signal(), Some(13), "{err}");
 }
 
 #[test]

@@ -101,6 +101,10 @@ pub struct AppSpec {
     /// `increment_var`: `PORT` 3000 → 3000, 3001, …).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub increment_var: Option<String>,
+    /// The most listening sockets the supervisor opens for the app's Node workers (each
+    /// distinct `listen()` address is one); `None` is muster's default, 64.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_listeners: Option<u32>,
     /// Restart (fork mode) or reload (cluster mode) when files change under these paths
     /// (relative to `cwd`; an empty list is `cwd` itself); `None` watches nothing.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -169,6 +173,7 @@ impl Default for AppSpec {
             shutdown_with_message: false,
             instance_var: DEFAULT_INSTANCE_VAR.to_owned(),
             increment_var: None,
+            max_listeners: None,
             watch: None,
             ignore_watch: Vec::new(),
             watch_delay_ms: None,
@@ -229,10 +234,11 @@ pub enum Schedule {
 impl FromStr for Schedule {
     type Err = ValueError;
 
-    /// Also accepts Node's `NODE_CLUSTER_SCHED_POLICY` word `none` for `shared`.
+    /// Also accepts Node's `NODE_CLUSTER_SCHED_POLICY` words `none` for `shared` and
+    /// `round-robin` (Node's `cluster.SCHED_RR` name) for `rr`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
-            "rr" => Ok(Schedule::Rr),
+            "rr" | "round-robin" => Ok(Schedule::Rr),
             "shared" | "none" => Ok(Schedule::Shared),
             "reuseport" => Ok(Schedule::Reuseport),
             _ => Err(ValueError::OneOf {

@@ -21,6 +21,11 @@ pub struct LogHealth {
 }
 
 impl LogHealth {
+    /// Every line was written: nothing to report.
+    pub fn is_healthy(&self) -> bool {
+        *self == LogHealth::default()
+    }
+
     /// Whether `list` should mark the app: writing fails now, or lines were lost.
     pub fn is_degraded(&self) -> bool {
         self.error.is_some() || self.lines_dropped > 0

@@ -240,8 +240,8 @@ pub struct AppInfo {
     pub out_log: String,
     pub err_log: String,
     pub spec: AppSpec,
-    /// Whether the app's output reaches its log files.
-    #[serde(default)]
+    /// Whether the app's output reaches its log files; left out while every line was written.
+    #[serde(default, skip_serializing_if = "crate::LogHealth::is_healthy")]
     pub log_health: crate::LogHealth,
     /// Why the last worker could not be started (the OS error: exec failed, too many open
     /// files…), until a worker is ready again.

@@ -107,9 +107,9 @@ impl WorkerStatus {
     }
 }
 
-/// Appended to an app's status in `list` while writing its logs fails (`online !logs`);
+/// Appended to an app's status in `list` when writing its logs failed (`online !log`);
 /// `show` and `--json` give the error itself.
-pub const LOG_ERROR_MARKER: &str = "!logs";
+pub const LOG_ERROR_MARKER: &str = "!log";
 
 impl fmt::Display for AppStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -4,7 +4,7 @@
 use anyhow::Context;
 use muster_cluster::listen::ListenSpec;
 use muster_cluster::policy::{PolicyConfig, Readiness};
-use muster_cluster::primary::{PrimaryConfig, Schedule};
+use muster_cluster::primary::PrimaryConfig;
 use muster_proto::{AppSpec, ExecMode, Interpreter, NamedListen};
 use std::ffi::OsString;
 use std::path::Path;
@@ -56,14 +56,21 @@ pub fn check_runnable(spec: &AppSpec) -> anyhow::Result<()> {
     let (program, _) = command_line(spec);
     let program = Path::new(&program);
     let found = if program.components().count() > 1 || program.is_absolute() {
-        cwd.join(program).is_file()
+        is_executable(&cwd.join(program))
     } else {
-        std::env::var_os("PATH")
-            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+        // The search the spawn itself does: the app's PATH (its env, then the environment it
+        // was started from), and only files with an execute bit.
+        let path: Option<OsString> = spec
+            .env
+            .get("PATH")
+            .or(spec.inherited_env.get("PATH"))
+            .map(OsString::from)
+            .or_else(|| std::env::var_os("PATH"));
+        muster_ipc::resolve_program(program.as_os_str(), path.as_deref()).is_ok()
     };
     if !found {
         anyhow::bail!(
-            "app {:?}: cannot run {}: no such file{}",
+            "app {:?}: cannot run {}: no such executable file{}",
             spec.name,
             program.display(),
             if program.components().count() > 1 {
@@ -84,6 +91,12 @@ pub fn check_runnable(spec: &AppSpec) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A file someone may execute (what `execve` needs besides permission for our uid).
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// The primary's configuration for `spec` (stdio is left to the caller).
@@ -126,11 +139,7 @@ pub fn primary_config(spec: &AppSpec) -> anyhow::Result<PrimaryConfig> {
         };
         config.env.push(("NODE_OPTIONS".into(), options.into()));
     }
-    config.schedule = match spec.schedule {
-        muster_proto::Schedule::Rr => Schedule::Rr,
-        muster_proto::Schedule::Shared => Schedule::Shared,
-        muster_proto::Schedule::Reuseport => Schedule::ReusePort,
-    };
+    config.schedule = spec.schedule;
     config.listen = spec
         .listen
         .iter()
@@ -143,6 +152,23 @@ pub fn primary_config(spec: &AppSpec) -> anyhow::Result<PrimaryConfig> {
             .with_context(|| format!("app {:?}: stop_signal", spec.name))?,
     );
     config.shutdown_with_message = spec.shutdown_with_message;
+    if let Some(n) = spec.max_listeners {
+        config.max_listeners = n as usize;
+    }
+    config.instance_var = Some(spec.instance_var.clone().into());
+    config.increment_var = match &spec.increment_var {
+        Some(var) => {
+            let base = spec.env.get(var).and_then(|v| v.trim().parse::<i64>().ok());
+            let base = base.with_context(|| {
+                format!(
+                    "app {:?}: increment_var {var:?} needs a number in env",
+                    spec.name
+                )
+            })?;
+            Some((var.into(), base))
+        }
+        None => None,
+    };
     // A Node cluster worker drains on `disconnect` and closes its channel when its servers
     // (and their connections) are closed: its stop signal waits for that, or comes at four
     // fifths of the kill timeout, so that its handlers still run before SIGKILL. Any other
@@ -159,12 +185,15 @@ pub fn primary_config(spec: &AppSpec) -> anyhow::Result<PrimaryConfig> {
         _ if spec.restart_delay_ms > 0 => (ms(spec.restart_delay_ms), ms(spec.restart_delay_ms)),
         _ => (ms(100), ms(5_000)),
     };
+    // Never "spawned": a program that is not a Node cluster worker is ready when it says so
+    // (`READY=1` on its NOTIFY_SOCKET, or the `ready` message), or once it has lived
+    // `min_uptime`, whichever comes first.
     let readiness = if spec.wait_ready {
         Readiness::Message
     } else if node && cluster {
         Readiness::Listening
     } else {
-        Readiness::Spawn
+        Readiness::Uptime
     };
     config.policy = PolicyConfig {
         // As in pm2, `instances` runs that many processes in either mode; the mode decides

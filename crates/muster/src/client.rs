@@ -62,6 +62,9 @@ impl Client {
 
 async fn start_daemon(home: &Home) -> anyhow::Result<UnixStream> {
     home.ensure()?;
+    // The daemon outlives this command: a descriptor our caller left open (the write end of
+    // a pipe it waits on) must not live on in it.
+    muster_ipc::close_on_exec_inherited(&[]).context("marking inherited descriptors")?;
     let exe = std::env::current_exe().context("finding the muster executable")?;
     let log = home.open_append(&home.daemon_log())?;
     std::process::Command::new(exe)

@@ -60,6 +60,12 @@ pub enum HomeError {
     },
 }
 
+/// daemon.log is rotated once it is larger than this (into daemon.log.1, the only one kept).
+pub const DAEMON_LOG_MAX: u64 = 10 << 20;
+
+/// How often the daemon checks the size of daemon.log.
+const DAEMON_LOG_CHECK: std::time::Duration = std::time::Duration::from_secs(30);
+
 #[derive(Debug, Clone)]
 pub struct Home {
     root: PathBuf,
@@ -242,6 +248,55 @@ impl Home {
         &self.root
     }
 
+    /// If daemon.log is larger than `max`, copies it to daemon.log.1 (replacing that) and
+    /// empties it. Copy and truncate rather than rename: the daemon and every supervisor
+    /// write to it through descriptors of their own (`O_APPEND`), which carry on at the new
+    /// end. Lines written between the copy and the truncation are lost. Returns whether it
+    /// rotated.
+    pub fn rotate_daemon_log(&self, max: u64) -> Result<bool, HomeError> {
+        let path = self.daemon_log();
+        let mut file = match open_file(Some(&self.root), &path, OFlags::RDWR, 0) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(self.io("opening", &path, e)),
+        };
+        let len = file
+            .metadata()
+            .map_err(|e| self.io("reading", &path, e))?
+            .len();
+        if len <= max {
+            return Ok(false);
+        }
+        let mut old = Vec::with_capacity(len as usize);
+        file.read_to_end(&mut old)
+            .map_err(|e| self.io("reading", &path, e))?;
+        let mut rotated = path.as_os_str().to_owned();
+        rotated.push(".1");
+        self.write_private(Path::new(&rotated), &old)?;
+        file.set_len(0).map_err(|e| self.io("emptying", &path, e))?;
+        Ok(true)
+    }
+
+    /// Rotates daemon.log now and then every half minute, on a thread of its own, for the
+    /// daemon's life: a chatty app or a long-lived daemon must not fill the disk with it.
+    pub fn keep_daemon_log_rotated(&self) {
+        let home = self.clone();
+        let rotate = move || {
+            if let Err(e) = home.rotate_daemon_log(DAEMON_LOG_MAX) {
+                tracing::warn!("rotating daemon.log: {e:#}");
+            }
+        };
+        rotate();
+        let _ = std::thread::Builder::new()
+            .name("muster-daemon-log".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(DAEMON_LOG_CHECK);
+                    rotate();
+                }
+            });
+    }
+
     pub fn daemon_socket(&self) -> PathBuf {
         self.root.join("daemon.sock")
     }
@@ -320,5 +375,26 @@ mod tests {
         fs::set_permissions(home.registry(), fs::Permissions::from_mode(0o666)).unwrap();
         assert!(home.read_private(&home.registry()).is_err());
         assert!(home.read_private(&home.dump()).unwrap().is_none());
+    }
+
+    #[test]
+    fn daemon_log_is_rotated_past_its_limit_and_writers_carry_on() {
+        let dir = TestDir::new("daemon-log");
+        let home = Home::at(dir.path().join("h"));
+        home.ensure().unwrap();
+        let mut writer = home.open_append(&home.daemon_log()).unwrap();
+        writer.write_all(b"old line\n").unwrap();
+        assert!(!home.rotate_daemon_log(100).unwrap(), "small enough");
+        writer.write_all(&b"x".repeat(200)).unwrap();
+        writer.write_all(b"\n").unwrap();
+        assert!(home.rotate_daemon_log(100).unwrap());
+        let rotated = fs::read(dir.path().join("h/daemon.log.1")).unwrap();
+        assert!(rotated.starts_with(b"old line\n") && rotated.len() == 210);
+        writer.write_all(b"new line\n").unwrap();
+        assert_eq!(fs::read(home.daemon_log()).unwrap(), b"new line\n");
+        let mode = fs::metadata(dir.path().join("h/daemon.log.1"))
+            .unwrap()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 }

@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod diag;
 pub mod home;
 pub mod logs;
+pub mod nofile;
 pub mod procstat;
 pub mod program;
 pub mod supervisor;

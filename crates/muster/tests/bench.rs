@@ -297,3 +297,28 @@ fn during_reload_and_kill_run_mid_load_and_are_reported() {
     assert_eq!(code, Some(1));
     assert!(err.contains("nosuchapp"), "{err}");
 }
+
+#[test]
+fn the_progress_line_is_drawn_on_a_terminal() {
+    // `script` (util-linux, in every Debian) gives the command a pseudo-terminal.
+    let srv = counting_server();
+    let cmd = format!(
+        "{} bench http://127.0.0.1:{}/ -c 2 -d 1s",
+        env!("CARGO_BIN_EXE_muster"),
+        srv.port
+    );
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("running script(1)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    // Redrawn in place (carriage return, erase line), then erased before the report.
+    assert!(text.contains("\r\x1b[K"), "{text:?}");
+    assert!(
+        text.contains(" transactions  0 failed ") && text.contains("trans/s"),
+        "{text:?}"
+    );
+    assert!(text.contains("Successful transactions:"), "{text:?}");
+}

@@ -1038,7 +1038,10 @@ fn ping_json_without_a_daemon_has_the_schema_field() {
 #[test]
 fn an_app_without_a_running_worker_shows_0_percent_cpu() {
     let h = Home::new("nocpu");
-    h.ok(&["start", path_str(&fixture("daemon_no_worker.toml"))]);
+    // Its worker exits at once: start says so (exit 1), and the app stays, waiting to restart.
+    let out = h.run(&["start", path_str(&fixture("daemon_no_worker.toml"))]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("exited with code 1"), "{out}");
     let app = h.wait("no-worker running without a worker", WAIT, || {
         let a = h.app("no-worker")?;
         (a["supervisor_pid"].is_u64() && a["workers"] == serde_json::json!([])).then_some(a)
@@ -1819,10 +1822,16 @@ fn the_control_socket_under_abuse_stays_small_and_its_log_short() {
 fn a_start_request_over_the_size_limit_fails_with_a_message() {
     let h = Home::new("huge");
     let toml = h.path("huge.toml");
-    let value = "v".repeat(muster_proto::MAX_REQUEST_BYTES + 1);
+    // Many values, each under the OS's limit for one (which `start` checks first), together
+    // over the request limit.
+    let value = "v".repeat(100 * 1024);
+    let count = muster_proto::MAX_REQUEST_BYTES / value.len() + 1;
+    let env: String = (0..count)
+        .map(|i| format!("BIG{i} = \"{value}\"\n"))
+        .collect();
     std::fs::write(
         &toml,
-        format!("[[app]]\nname = \"huge\"\nscript = \"sleep\"\nargs = [\"60\"]\n[app.env]\nBIG = \"{value}\"\n"),
+        format!("[[app]]\nname = \"huge\"\nscript = \"sleep\"\nargs = [\"60\"]\n[app.env]\n{env}"),
     )
     .unwrap();
     let err = h.fails(&["start", path_str(&toml)]);

@@ -204,3 +204,57 @@ fn daemon_a_setsid_grandchild_ends_with_a_killed_worker_and_with_stop_and_delete
     h.ok(&["delete", "tree"]);
     assert!(port_closed(port), "port {port} is free after delete");
 }
+
+/// A fork-mode app whose socket muster holds (`--listen`, one instance) reloads by handover:
+/// the replacement is ready before the old process drains, and no request fails.
+#[test]
+fn daemon_fork_mode_with_a_muster_held_socket_reloads_by_handover() {
+    require("python3");
+    let h = Home::new("forkho");
+    let port = harness::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let script = support::fixture("daemon_app.py");
+    h.ok(&[
+        "start",
+        &script,
+        "--name",
+        "fh",
+        "--listen",
+        &listen,
+        "--schedule",
+        "shared",
+    ]);
+    let before = h.wait_online("fh", 1, WAIT)[0];
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut results = Vec::new();
+            // Bounded: at most 20 000 requests, whatever happens.
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) && results.len() < 20_000 {
+                results.push(harness::get(port));
+            }
+            results
+        })
+    };
+    h.ok(&["reload", "fh"]);
+    h.ok(&["reload", "fh"]);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let results = client.join().unwrap();
+    let failed: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {failed:?}\n{}",
+        failed.len(),
+        results.len(),
+        h.report("")
+    );
+    let after = h.wait_online("fh", 1, WAIT)[0];
+    assert_ne!(before, after, "a new process serves");
+    assert!(
+        results
+            .iter()
+            .any(|r| matches!(r, Ok((_, pid)) if *pid == after)),
+        "the new process answered"
+    );
+}

@@ -55,6 +55,14 @@ fn wait_replaced(h: &Home, name: &str, n: usize, old: &[u32]) -> Vec<u32> {
 /// be answered, and the last workers must have answered some.
 fn two_reloads_under_keepalive_load(h: &Home, name: &str, port: u16, n: usize) {
     let mut workers = h.wait_online(name, n, WAIT);
+    let ids = |h: &Home| -> Vec<u64> {
+        h.must_app(name)["workers"]
+            .as_array()
+            .expect("workers")
+            .iter()
+            .filter_map(|w| w["id"].as_u64())
+            .collect()
+    };
     let load = KeepAlive::start(port, 3, Duration::from_secs(60));
     h.wait("requests flowing before the reload", WAIT, || {
         (load.done() >= 30).then_some(())
@@ -67,6 +75,7 @@ fn two_reloads_under_keepalive_load(h: &Home, name: &str, port: u16, n: usize) {
             (load.done() >= after + 30).then_some(())
         });
     }
+    let last = ids(h);
     let tally = load.finish();
     assert!(
         tally.failed.is_empty(),
@@ -79,9 +88,9 @@ fn two_reloads_under_keepalive_load(h: &Home, name: &str, port: u16, n: usize) {
         ))
     );
     assert!(
-        workers.iter().any(|p| tally.pids.contains(p)),
-        "no request reached a last worker {workers:?}: {:?}",
-        tally.pids
+        last.iter().any(|id| tally.ids.contains(id)),
+        "no request reached a last worker {last:?} (pids {workers:?}): {:?}",
+        tally.ids
     );
 }
 
@@ -123,9 +132,10 @@ fn a_listen_fds_program_without_schedule_gets_shared_and_serves() {
         "{answered:?} ⊄ {pids:?}"
     );
 
-    // rr for a program that is not Node is taken only when asked for.
+    // rr for a program that is not Node is taken when asked for; this program cannot serve
+    // it (it reads only LISTEN_FDS), and start says so with the program's own words.
     let other = free_port();
-    h.ok(&[
+    let out = h.run(&[
         "start",
         "./server",
         "--name",
@@ -134,7 +144,12 @@ fn a_listen_fds_program_without_schedule_gets_shared_and_serves() {
         &format!("127.0.0.1:{other}"),
         "--schedule",
         "rr",
+        // Python's start-up on a loaded machine stays well inside it.
+        "--min-uptime",
+        "4000",
     ]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("expected LISTEN_FDS"), "{out}");
     assert_eq!(h.must_app("asked-rr")["spec"]["schedule"], "rr");
 }
 
@@ -444,4 +459,235 @@ fn ping_starts_the_daemon_as_pm2s_does_unless_told_only_to_look() {
     let pid = v["pid"].as_u64().expect("the daemon's pid") as u32;
     assert!(harness::running(pid));
     assert_eq!(h.daemon_pid(), Some(pid), "the same daemon answers");
+}
+
+#[test]
+fn a_port_in_use_fails_start_at_once_with_the_address_and_leaves_nothing_behind() {
+    require("python3");
+    let h = Home::new("inuse");
+    plain_server(&h);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a port");
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = h.run(&["start", "./server", "--listen", &addr, "-i", "2"]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr.contains(&addr) && out.stderr.contains("Address already in use"),
+        "{out}"
+    );
+    // Not the old 10 s wait for a supervisor that had died (a generous bound, not a speed test).
+    assert!(out.took < Duration::from_secs(5), "{out}");
+    assert!(
+        !h.path("apps/server.sock").exists(),
+        "a socket was left behind"
+    );
+    assert!(
+        !h.path("apps/server.failed").exists(),
+        "the failure file was left behind"
+    );
+    let app = h.must_app("server");
+    assert_eq!(app["workers"], serde_json::json!([]), "{app}");
+    assert_eq!(app["supervisor_pid"], serde_json::Value::Null, "{app}");
+    // Once the port is free, the same start works.
+    drop(taken);
+    h.ok(&["start", "./server", "--listen", &addr, "-i", "2"]);
+    h.wait_online("server", 2, WAIT);
+}
+
+#[test]
+fn workers_that_crash_at_once_fail_start_with_the_exit_and_the_error_log() {
+    require("python3");
+    let h = Home::new("crash");
+    let cases: [(&str, &[&str], &str, &str); 3] = [
+        (
+            "fork-code",
+            &[],
+            "import sys; print('cannot open db.sqlite', file=sys.stderr); sys.exit(3)",
+            "exited with code 3",
+        ),
+        (
+            "cluster-code",
+            &["-i", "2"],
+            "import sys; print('cannot open db.sqlite', file=sys.stderr); sys.exit(3)",
+            "exited with code 3",
+        ),
+        (
+            "fork-signal",
+            &[],
+            "import os, signal, sys; print('cannot open db.sqlite', file=sys.stderr, flush=True); \
+             os.kill(os.getpid(), signal.SIGSEGV)",
+            "was killed by SIGSEGV",
+        ),
+    ];
+    // The interpreter itself (a shim's start-up alone can outlast min_uptime on a loaded
+    // machine), and a min_uptime that a slow start-up stays well inside.
+    let python = real_python();
+    for (name, flags, code, how) in cases {
+        let mut args = vec!["start", &python, "--name", name, "--min-uptime", "4000"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["--", "-c", code]);
+        let out = h.run(&args);
+        assert_eq!(out.code, Some(1), "{name}: {out}");
+        assert!(
+            out.stderr.contains(how) && out.stderr.contains("cannot open db.sqlite"),
+            "{name}: {out}"
+        );
+        h.ok(&["delete", name]);
+    }
+}
+
+/// gunicorn, from `.ci/run`'s venv (`MUSTER_TEST_GUNICORN`) or `PATH`.
+fn gunicorn() -> String {
+    let found = std::env::var("MUSTER_TEST_GUNICORN")
+        .ok()
+        .or_else(|| which("gunicorn").map(|p| p.display().to_string()));
+    match found {
+        Some(g) => {
+            require(&g);
+            g
+        }
+        None => panic!(
+            "gunicorn is needed: run .ci/run (it installs it from PyPI into a venv and sets \
+             MUSTER_TEST_GUNICORN), or put gunicorn on PATH"
+        ),
+    }
+}
+
+/// The Rust worker API's demo (`muster hello-worker`), 2 workers, reloaded twice under
+/// keep-alive load: no request fails.
+fn rust_worker_reloads_without_failures(schedule: &str) {
+    let h = Home::new(&format!("rust-{schedule}"));
+    let port = free_port();
+    h.ok(&[
+        "start",
+        "muster",
+        "--name",
+        "hello",
+        "-i",
+        "2",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--schedule",
+        schedule,
+        "--",
+        "hello-worker",
+    ]);
+    two_reloads_under_keepalive_load(&h, "hello", port, 2);
+}
+
+#[test]
+#[ignore = "with main at eee68f7 muster-worker's demo still resets a keep-alive connection now and then at shutdown (1 failed request in about 1 run of 3); run with --ignored"]
+fn rust_worker_api_shared_two_reloads_under_keepalive_load_fail_no_request() {
+    rust_worker_reloads_without_failures("shared");
+}
+
+#[test]
+#[ignore = "with main at eee68f7 muster-worker's demo still resets a keep-alive connection now and then at shutdown (1 failed request in about 1 run of 3); run with --ignored"]
+fn rust_worker_api_reuseport_two_reloads_under_keepalive_load_fail_no_request() {
+    rust_worker_reloads_without_failures("reuseport");
+}
+
+/// gunicorn (one master and one sync worker per muster worker, on the socket muster passes as
+/// LISTEN_FDS; SIGTERM is its graceful stop), 2 workers, reloaded twice under keep-alive load.
+fn gunicorn_reloads_without_failures(schedule: &str) {
+    let gunicorn = gunicorn();
+    let h = Home::new(&format!("gunicorn-{schedule}"));
+    let port = free_port();
+    let fixtures = fixture("");
+    h.ok(&[
+        "start",
+        &gunicorn,
+        "--name",
+        "gu",
+        "-i",
+        "2",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--schedule",
+        schedule,
+        "--",
+        "--chdir",
+        path_str(&fixtures),
+        "--workers",
+        "1",
+        "--graceful-timeout",
+        "10",
+        "wsgi_app:app",
+    ]);
+    h.wait("gunicorn answering", WAIT, || get(port).ok());
+    two_reloads_under_keepalive_load(&h, "gu", port, 2);
+}
+
+#[test]
+fn gunicorn_shared_two_reloads_under_keepalive_load_fail_no_request() {
+    gunicorn_reloads_without_failures("shared");
+}
+
+#[test]
+fn gunicorn_reuseport_two_reloads_under_keepalive_load_fail_no_request() {
+    gunicorn_reloads_without_failures("reuseport");
+}
+
+/// What docs/commands.md says of a missing script, `--name` with a file of two apps, relative
+/// `scale` and `kill`: the binary does the same (this drifted once).
+#[test]
+fn documented_edges_missing_script_name_with_a_file_scale_and_kill() {
+    require("python3");
+    let h = Home::new("docedges");
+    let err = h.fails(&["start", "/no/such/app.js"]);
+    assert!(
+        err.contains("/no/such/app.js") && err.contains("does not exist"),
+        "{err}"
+    );
+    assert!(h.app("app").is_none(), "a missing script started nothing");
+
+    let two =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/config/good/muster.toml");
+    let err = h.fails(&["start", path_str(&two), "--name", "x"]);
+    assert!(err.contains("--name renames one app"), "{err}");
+
+    let port = free_port();
+    h.ok(&[
+        "start",
+        path_str(&fixture("daemon_app.py")),
+        "--interpreter",
+        &real_python(),
+        "--name",
+        "py",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    h.wait_online("py", 1, WAIT);
+    let out = h.ok(&["scale", "py", "+1"]);
+    assert!(out.stdout.contains("py scaled to 2"), "{out}");
+    h.wait_online("py", 2, WAIT);
+
+    // kill: the apps stay down, even for the next daemon.
+    h.ok(&["kill"]);
+    let app = h.must_app("py");
+    assert_eq!(app["status"], "stopped", "{app}");
+    assert_eq!(app["workers"], serde_json::json!([]), "{app}");
+}
+
+#[test]
+fn shutdown_with_message_from_the_cli_sends_shutdown_on_stop() {
+    require("python3");
+    let h = Home::new("shutmsg");
+    let port = free_port();
+    h.ok(&[
+        "start",
+        path_str(&fixture("daemon_app.py")),
+        "--interpreter",
+        &real_python(),
+        "--name",
+        "py",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--shutdown-with-message",
+        "--kill-timeout",
+        "3000",
+    ]);
+    assert_eq!(h.must_app("py")["spec"]["shutdown_with_message"], true);
+    h.wait_online("py", 1, WAIT);
+    h.ok(&["stop", "py"]);
+    h.wait_log_line("py", &[r#"got message "shutdown""#], WAIT);
 }

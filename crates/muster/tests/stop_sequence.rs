@@ -223,6 +223,6 @@ fn node_fork_mode_app_gets_its_stop_signal_from_muster_stop() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let note = note(&state, pid).unwrap_or_else(|| panic!("{}", h.report("no handler note")));
-    // A Node script started from the CLI stops with SIGINT, as under pm2.
+    // A Node script started from the command line stops with SIGINT, as with pm2.
     assert_eq!(note["what"], "SIGINT", "{note}");
 }

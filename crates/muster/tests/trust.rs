@@ -14,6 +14,16 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
 
+/// Whether this test can act as root (chown a home to another user); if not, says why it
+/// is skipped.
+fn as_root(test: &str) -> bool {
+    let root = rustix::process::geteuid().is_root();
+    if !root {
+        eprintln!("SKIPPED {test}: it needs root to give a home to another user (chown)");
+    }
+    root
+}
+
 /// `nobody`'s uid and gid, from /etc/passwd.
 fn nobody() -> (u32, u32) {
     let passwd = std::fs::read_to_string("/etc/passwd").expect("reading /etc/passwd");
@@ -50,6 +60,23 @@ fn sh_app(h: &Home, name: &str, script: &str, extra: &str) -> String {
     path.to_str().unwrap().to_owned()
 }
 
+/// `muster ARGS` for this home run by `sh -c 'LIMIT && exec muster ARGS'`: a daemon it starts
+/// inherits the limit.
+fn limited(h: &Home, limit: &str, args: &[&str]) -> std::process::Output {
+    let exe = harness::exe().display().to_string();
+    let words: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
+    std::process::Command::new("sh")
+        .args([
+            "-c",
+            &format!("{limit} && exec '{exe}' {}", words.join(" ")),
+        ])
+        .env("MUSTER_HOME", h.dir())
+        .current_dir(h.dir())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
 /// A root-only file outside the home, as the target of planted links.
 fn secret(h: &Home, tag: &str) -> std::path::PathBuf {
     let path = std::env::temp_dir().join(format!(
@@ -64,6 +91,9 @@ fn secret(h: &Home, tag: &str) -> std::path::PathBuf {
 
 #[test]
 fn a_home_owned_by_another_user_is_refused_even_for_root() {
+    if !as_root("a_home_owned_by_another_user_is_refused_even_for_root") {
+        return;
+    }
     let h = Home::new("foreign");
     let (uid, gid) = nobody();
     chown_all(h.dir(), uid, gid);
@@ -102,6 +132,9 @@ fn a_logs_directory_writable_by_all_is_refused() {
 
 #[test]
 fn a_foreign_user_editing_the_registry_cannot_make_root_run_a_script() {
+    if !as_root("a_foreign_user_editing_the_registry_cannot_make_root_run_a_script") {
+        return;
+    }
     let h = Home::new("foreign-reg");
     let marker = h.path("pwned");
     let mut spec = muster_proto::AppSpec::new("evil", "/bin/sh");
@@ -246,6 +279,11 @@ fn a_full_disk_under_the_log_is_reported_in_list_show_and_daemon_log_once() {
         "show says what, since when, how much:\n{show}"
     );
     let log = std::fs::read_to_string(h.path("daemon.log")).unwrap();
+    eprintln!(
+        "/dev/full: {} lines dropped and counted; daemon.log mentions the failure {} time(s)",
+        health(&h, "full")["lines_dropped"],
+        log.matches("/dev/full failed").count()
+    );
     assert_eq!(
         log.matches("/dev/full failed").count(),
         1,
@@ -289,6 +327,12 @@ fn a_file_size_limit_drops_whole_lines_and_counts_them() {
         (written + dropped == LINES).then_some((text, dropped))
     });
     assert!(dropped > 0, "the limit was reached");
+    eprintln!(
+        "RLIMIT_FSIZE 200 blocks: {} lines written whole ({} bytes), {dropped} whole lines \
+         dropped and counted, of {LINES}",
+        written.lines().count(),
+        written.len()
+    );
     assert!(written.ends_with('\n'), "the file ends with a whole line");
     for (n, line) in written.lines().enumerate() {
         let mut parts = line.split('-');
@@ -424,6 +468,9 @@ fn fill(dir: &Path) {
 
 #[test]
 fn on_a_full_disk_stop_delete_and_kill_act_then_warn() {
+    if !as_root("on_a_full_disk_stop_delete_and_kill_act_then_warn") {
+        return;
+    }
     let h = Home::new("tmpfs");
     let _fs = match Tmpfs::mount(h.dir(), "4m") {
         Ok(m) => m,
@@ -532,4 +579,102 @@ fn an_exec_failure_is_reported_by_start_restart_and_show() {
     );
     let err = h.fails(&["restart", "bad"]);
     assert!(err.contains("Exec format error"), "restart too: {err}");
+}
+
+#[test]
+fn the_callers_pipe_sees_its_end_once_the_cli_exits() {
+    use std::io::Read;
+    let h = Home::new("inherit");
+    let (mut reader, writer) = std::io::pipe().unwrap();
+    // Inheritable, as a shell or CI runner leaves such a descriptor.
+    rustix::io::fcntl_setfd(&writer, rustix::io::FdFlags::empty()).unwrap();
+    let app = sh_app(&h, "calm", "echo up; sleep 600", "");
+    let out = h
+        .command(&["start", &app])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    drop(writer);
+    assert!(out.success());
+    h.wait_online("calm", 1, WAIT);
+    // The daemon, the supervisor and the worker all run now; none may hold the pipe.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        tx.send(reader.read_to_end(&mut buf).map(|_| buf.len()))
+    });
+    let got = rx.recv_timeout(WAIT);
+    assert!(
+        matches!(got, Ok(Ok(0))),
+        "the pipe never ended: something muster started holds it ({got:?})\n{}",
+        h.report("inherited descriptor")
+    );
+}
+
+#[test]
+fn supervisors_raise_their_descriptor_limit_and_workers_get_the_callers_back() {
+    let h = Home::new("nofile");
+    let app = sh_app(&h, "lim", "echo soft=$(ulimit -Sn); sleep 600", "");
+    let out = limited(&h, "ulimit -Sn 64", &["start", &app]);
+    assert!(out.status.success(), "{out:?}");
+    h.wait_log_line("lim", &["soft=64"], WAIT);
+    let v = h.must_app("lim");
+    let supervisor = v["supervisor_pid"].as_u64().unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{supervisor}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let nums: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(
+        nums[0], nums[1],
+        "the supervisor's soft limit is its hard one: {line}"
+    );
+    assert_ne!(nums[0], "64", "{line}");
+}
+
+#[test]
+fn an_app_short_of_descriptors_is_errored_with_the_reason_and_the_others_stay_online() {
+    let h = Home::new("emfile");
+    let calm = sh_app(&h, "calm", "sleep 600", "");
+    let many = sh_app(
+        &h,
+        "many",
+        "sleep 600",
+        "exec_mode = \"cluster\"\ninstances = 40",
+    );
+    // A hard limit of 64: no one can raise it.
+    let out = limited(&h, "ulimit -n 64", &["start", &calm]);
+    assert!(out.status.success(), "{out:?}");
+    let out = limited(&h, "ulimit -n 64", &["start", &many]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("Too many open files"),
+        "start gives the reason: {err}"
+    );
+    let show = h.ok(&["show", "many"]).stdout;
+    assert!(show.contains("Too many open files"), "{show}");
+    assert_eq!(
+        h.must_app("calm")["status"],
+        "online",
+        "the running app is untouched"
+    );
+}
+
+#[test]
+fn a_daemon_log_past_its_limit_is_rotated_when_the_daemon_starts() {
+    let h = Home::new("daemon-log");
+    std::fs::create_dir_all(h.dir()).unwrap();
+    let big = vec![b'x'; 11 << 20];
+    std::fs::write(h.path("daemon.log"), &big).unwrap();
+    h.ok(&["list"]);
+    h.wait("daemon.log rotated", WAIT, || {
+        let len = std::fs::metadata(h.path("daemon.log")).ok()?.len();
+        (len < 1 << 20).then_some(())
+    });
+    let rotated = std::fs::metadata(h.path("daemon.log.1")).unwrap();
+    assert_eq!(rotated.len(), 11 << 20);
+    assert_eq!(rotated.mode() & 0o777, 0o600);
 }

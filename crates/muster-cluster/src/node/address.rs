@@ -66,30 +66,9 @@ impl AddressType {
     }
 }
 
-/// The raw-wrap NODE_HANDLE types cluster uses (section 4.3 of the protocol notes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum HandleType {
-    /// `"net.Native"`: a TCP or unix stream socket (shared listener, or a `newconn` connection).
-    NetNative,
-    /// `"dgram.Native"`: a UDP socket.
-    DgramNative,
-}
-
-impl HandleType {
-    /// The string for the NODE_HANDLE frame's `type` field.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::NetNative => "net.Native",
-            Self::DgramNative => "dgram.Native",
-        }
-    }
-}
-
-impl std::fmt::Display for HandleType {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The NODE_HANDLE types (one definition, muster-ipc's); cluster uses the raw-wrap ones,
+/// `net.Native` and `dgram.Native` (section 4.3 of the protocol notes).
+pub use muster_ipc::HandleType;
 
 #[cfg(test)]
 mod tests {
@@ -134,6 +113,6 @@ mod tests {
             assert!(stream.supports_round_robin());
         }
         assert_eq!(HandleType::NetNative.as_str(), "net.Native");
-        assert_eq!(HandleType::DgramNative.to_string(), "dgram.Native");
+        assert_eq!(HandleType::DgramNative.as_str(), "dgram.Native");
     }
 }

@@ -18,6 +18,19 @@ pub enum Readiness {
     Listening,
     /// Ready on an explicit `ready` message (pm2's `wait_ready`), for apps that warm up first.
     Message,
+    /// Ready on systemd's `READY=1` on the worker's `NOTIFY_SOCKET` (gunicorn sends it), or on
+    /// a `ready` message.
+    Notify,
+    /// For programs that say nothing: ready once the worker has lived `min_uptime`, or earlier
+    /// on `READY=1` or a `ready` message.
+    Uptime,
+}
+
+impl Readiness {
+    /// Whether the worker is given a `NOTIFY_SOCKET` to say `READY=1` on.
+    pub fn listens_for_notify(self) -> bool {
+        matches!(self, Readiness::Notify | Readiness::Uptime)
+    }
 }
 
 /// The supervision policy of one app.

@@ -26,6 +26,8 @@ pub enum Timer {
     Ready { id: WorkerId },
     /// End of the worker's kill timeout: if still draining, kill it.
     Kill { id: WorkerId },
+    /// The worker has lived `min_uptime` (for [`Readiness::Uptime`](super::Readiness::Uptime)).
+    Uptime { id: WorkerId },
 }
 
 /// One event for the policy.
@@ -47,6 +49,8 @@ pub enum Input {
     ServerRequested { id: WorkerId },
     /// Worker: explicit `ready` message (pm2's `wait_ready`).
     ReadyMessage { id: WorkerId },
+    /// Worker: `READY=1` on its `NOTIFY_SOCKET` (systemd's `sd_notify`).
+    Notified { id: WorkerId },
     /// Worker: it announced it is failing (`{"act":"suicide"}`, or Node's
     /// `exitedAfterDisconnect` after `cluster.worker.disconnect()`); replace it, then drain it.
     Suicide { id: WorkerId },

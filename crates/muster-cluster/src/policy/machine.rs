@@ -70,6 +70,7 @@ impl Policy {
             Input::Online { id } => self.signal(now, id, Readiness::Online, &mut out),
             Input::Listening { id } => self.signal(now, id, Readiness::Listening, &mut out),
             Input::ReadyMessage { id } => self.signal(now, id, Readiness::Message, &mut out),
+            Input::Notified { id } => self.signal(now, id, Readiness::Notify, &mut out),
             Input::ServerRequested { id } => {
                 if let Some(w) = self.workers.get_mut(&id) {
                     w.asked_server = true;
@@ -210,7 +211,8 @@ impl Policy {
         self.workers
             .insert(id, Worker::new(s, self.generation, now));
         out.push(Action::Spawn { slot: s, id });
-        if self.config.readiness != Readiness::Spawn {
+        // An `Uptime` worker becomes ready by living; it cannot be late.
+        if !matches!(self.config.readiness, Readiness::Spawn | Readiness::Uptime) {
             out.push(Action::Arm {
                 timer: Timer::Ready { id },
                 at: now + self.config.listen_timeout,

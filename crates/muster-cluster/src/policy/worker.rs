@@ -21,6 +21,11 @@ impl Policy {
         w.started_at = now;
         if self.config.readiness == Readiness::Spawn && w.is_starting() {
             self.become_ready(now, id, out);
+        } else if self.config.readiness == Readiness::Uptime {
+            out.push(Action::Arm {
+                timer: Timer::Uptime { id },
+                at: now + self.config.min_uptime,
+            });
         }
     }
 
@@ -57,8 +62,12 @@ impl Policy {
         if !w.is_starting() {
             return;
         }
-        // A program that talks at all is up, whatever `Spawn` readiness assumed.
-        let ready = self.config.readiness == kind || self.config.readiness == Readiness::Spawn;
+        // A program that talks at all is up, whatever `Spawn` readiness assumed; one that says
+        // it is ready (`READY=1`, `ready`) is, when no more specific signal is awaited.
+        let ready = self.config.readiness == kind
+            || self.config.readiness == Readiness::Spawn
+            || (self.config.readiness.listens_for_notify()
+                && matches!(kind, Readiness::Notify | Readiness::Message));
         if ready {
             self.become_ready(now, id, out);
         } else if kind == Readiness::Online {
@@ -135,6 +144,7 @@ impl Policy {
     pub(crate) fn timer(&mut self, now: Instant, timer: Timer, out: &mut Vec<Action>) {
         match timer {
             Timer::Restart { slot, serial } => self.restart_due(now, slot, serial, out),
+            Timer::Uptime { id } => self.signal(now, id, Readiness::Uptime, out),
             Timer::Ready { id } => {
                 let Some(w) = self.workers.get_mut(&id) else {
                     return;

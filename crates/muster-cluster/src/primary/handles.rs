@@ -1,13 +1,16 @@
 //! The sockets Node workers asked for through `queryServer`, one per handle key.
 //!
 //! Node's primary shares one socket among every worker that asks with the same key, and closes
-//! it when the last one leaves. muster keeps it until the app stops instead: when a single
-//! worker restarts, connections wait in the socket's queue rather than being refused.
+//! it when the last one leaves. muster closes it when every live worker that asked for it has
+//! closed it itself (`server.close()`), when the app gives up, and when it stops — but not when
+//! a worker dies or is replaced: then connections wait in the socket's queue for its successor
+//! rather than being refused.
 
 use super::rr::RrId;
 use crate::listen::{self, ListenAddr, Sharing};
 use crate::node::{AddressType, EchoData, HandleKey, QueryServer};
-use std::collections::HashMap;
+use crate::policy::WorkerId;
+use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::OwnedFd;
@@ -29,6 +32,8 @@ pub(crate) enum Kind {
 #[derive(Debug)]
 pub(crate) struct Handle {
     pub kind: Kind,
+    /// Workers that asked for it and have not closed it.
+    pub holders: BTreeSet<WorkerId>,
     pub address_type: AddressType,
     pub data: EchoData,
 }

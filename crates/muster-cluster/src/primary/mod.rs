@@ -9,6 +9,7 @@
 mod control;
 mod event;
 mod handles;
+mod notify;
 mod reap;
 mod rr;
 mod worker;
@@ -27,41 +28,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-/// How workers share a listening port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Schedule {
-    /// The primary accepts and hands each connection to the next ready worker.
-    #[default]
-    Rr,
-    /// One listening socket that every worker accepts on (Node's SCHED_NONE).
-    Shared,
-    /// One `SO_REUSEPORT` socket per worker slot, kept across restarts of that slot.
-    ReusePort,
-}
+/// How workers share a listening port: the app spec's own type, one definition.
+pub use muster_proto::Schedule;
 
-impl Schedule {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Schedule::Rr => "rr",
-            Schedule::Shared => "shared",
-            Schedule::ReusePort => "reuseport",
-        }
-    }
-}
-
-impl std::str::FromStr for Schedule {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Schedule, String> {
-        match s {
-            "rr" | "round-robin" => Ok(Schedule::Rr),
-            "shared" | "none" => Ok(Schedule::Shared),
-            "reuseport" => Ok(Schedule::ReusePort),
-            _ => Err(format!(
-                "unknown schedule {s:?}: expected rr, shared or reuseport"
-            )),
-        }
-    }
-}
+/// The default cap on listeners per app ([`PrimaryConfig::max_listeners`]).
+pub const DEFAULT_MAX_LISTENERS: usize = 64;
 
 /// Gives each new worker its stdout and stderr (the daemon points them at log pipes).
 pub type StdioFactory = Arc<dyn Fn(WorkerId) -> io::Result<(Stdio, Stdio)> + Send + Sync>;
@@ -76,6 +47,12 @@ pub struct PrimaryConfig {
     /// Variables of the primary's own environment the workers must not see (systemd's
     /// `NOTIFY_SOCKET`, `WATCHDOG_USEC`, … are addressed to muster, not to its apps).
     pub env_remove: Vec<OsString>,
+    /// The variable that also carries the worker's slot index (pm2's `instance_var`,
+    /// `NODE_APP_INSTANCE` by default); `MUSTER_INSTANCE` always does.
+    pub instance_var: Option<OsString>,
+    /// pm2's `increment_var`: this variable is set to the number plus the worker's slot index
+    /// (`PORT` 3000 → 3000, 3001, …).
+    pub increment_var: Option<(OsString, i64)>,
     pub cwd: Option<PathBuf>,
     pub policy: PolicyConfig,
     pub schedule: Schedule,
@@ -88,6 +65,9 @@ pub struct PrimaryConfig {
     /// pm2's `shutdown_with_message`: the user message `"shutdown"` replaces the stop signal
     /// (the signal is still sent when the worker has no channel left).
     pub shutdown_with_message: bool,
+    /// The most listening sockets Node workers may have the primary open for the app (each
+    /// distinct `listen()` address is one); `listen()` beyond it fails with an error.
+    pub max_listeners: usize,
     /// How long a draining worker may keep its channel open before it gets the stop request.
     /// Zero for programs whose drain starts with the signal; longer for Node cluster workers,
     /// which drain on `disconnect` and close their channel when done (a signal earlier would
@@ -134,6 +114,8 @@ impl PrimaryConfig {
             args: Vec::new(),
             env: Vec::new(),
             env_remove: Vec::new(),
+            instance_var: Some("NODE_APP_INSTANCE".into()),
+            increment_var: None,
             cwd: None,
             policy: PolicyConfig::default(),
             schedule: Schedule::default(),
@@ -141,6 +123,7 @@ impl PrimaryConfig {
             stop_signal: Some(libc_sigterm()),
             shutdown_with_message: false,
             stop_grace: Duration::ZERO,
+            max_listeners: DEFAULT_MAX_LISTENERS,
             default_host: None,
             send_listener: None,
             stdio: None,
@@ -169,6 +152,29 @@ pub enum StartError {
     Subreaper(#[source] io::Error),
 }
 
+/// Why a message was not sent.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    #[error("the primary has stopped")]
+    Stopped,
+    #[error("no worker {0}")]
+    NoSuchWorker(WorkerId),
+    #[error(
+        "the message has \"cmd\": {0:?}, which is reserved for Node's internal messages \
+         (a \"cmd\" starting with NODE_)"
+    )]
+    Reserved(String),
+    #[error("no worker received the message (none is running and connected)")]
+    NoWorker,
+    #[error("worker {worker}: {source}")]
+    Channel {
+        worker: WorkerId,
+        #[source]
+        source: muster_ipc::SendError,
+    },
+}
+
 /// A snapshot for status displays.
 #[derive(Debug, Clone)]
 pub struct Status {
@@ -185,7 +191,7 @@ pub(crate) enum Command {
     Send {
         worker: Option<WorkerId>,
         message: Value,
-        done: oneshot::Sender<Result<usize, String>>,
+        done: oneshot::Sender<Result<usize, SendError>>,
     },
     Signal {
         signal: i32,
@@ -247,9 +253,11 @@ impl PrimaryHandle {
         let _ = self.tx.send(Command::Scale(instances));
     }
 
-    /// Sends a user message to one worker, or to every worker with `None`. Returns how many
-    /// workers it was queued for.
-    pub async fn send(&self, worker: Option<WorkerId>, message: Value) -> Result<usize, String> {
+    /// Sends a user message to one worker, or to every connected worker with `None`. Returns
+    /// how many workers it was queued for (at least one: reaching none is
+    /// [`SendError::NoWorker`]). A message Node would take as internal (`cmd` starting with
+    /// `NODE_`) is refused.
+    pub async fn send(&self, worker: Option<WorkerId>, message: Value) -> Result<usize, SendError> {
         let (done, rx) = oneshot::channel();
         self.tx
             .send(Command::Send {
@@ -257,8 +265,8 @@ impl PrimaryHandle {
                 message,
                 done,
             })
-            .map_err(|_| "the primary has stopped".to_owned())?;
-        rx.await.map_err(|_| "the primary has stopped".to_owned())?
+            .map_err(|_| SendError::Stopped)?;
+        rx.await.map_err(|_| SendError::Stopped)?
     }
 
     /// Replaces one worker the zero-downtime way (its replacement first, then it drains): for a

@@ -40,6 +40,8 @@ struct RrListener {
     /// Connections waiting for a worker.
     backlog: VecDeque<Arc<OwnedFd>>,
     accept_task: JoinHandle<()>,
+    /// Closed for good: accepts nothing more (new connections are refused by the kernel).
+    closed: bool,
 }
 
 impl Drop for RrListener {
@@ -76,11 +78,15 @@ impl Rr {
             next: 0,
             backlog: VecDeque::new(),
             accept_task,
+            closed: false,
         });
         Ok(id)
     }
 
     pub fn join(&mut self, id: RrId, worker: WorkerId) {
+        if self.listeners[id].closed {
+            return;
+        }
         let members = &mut self.listeners[id].members;
         if !members.contains(&worker) {
             members.push(worker);
@@ -90,6 +96,16 @@ impl Rr {
     /// The worker closed its server for this listener (Node's `close`).
     pub fn leave(&mut self, id: RrId, worker: WorkerId) {
         self.listeners[id].members.retain(|&w| w != worker);
+    }
+
+    /// Closes a listener for good: its socket (the accept task owns it) and the connections
+    /// that waited for a worker, which are closed rather than left hanging.
+    pub fn close(&mut self, id: RrId) {
+        let l = &mut self.listeners[id];
+        l.closed = true;
+        l.accept_task.abort();
+        l.members.clear();
+        l.backlog.clear();
     }
 
     /// Connections waiting for a worker, over all listeners.
@@ -105,6 +121,9 @@ impl Rr {
         workers: &mut BTreeMap<WorkerId, WorkerProc>,
         seq: &mut SeqCounter,
     ) {
+        if self.listeners[id].closed {
+            return; // accepted just before the close: dropped, so the client sees it end
+        }
         if let Err(conn) = self.hand_over(id, Arc::new(conn), workers, seq) {
             self.listeners[id].backlog.push_back(conn);
         }
@@ -127,7 +146,7 @@ impl Rr {
         }
         if accepted {
             drop(conn); // the worker has its own reference now
-        } else {
+        } else if !self.listeners[id].closed {
             // Its server is closing or full: someone else takes it, ahead of newer ones.
             self.listeners[id].backlog.push_front(conn);
         }
@@ -179,7 +198,9 @@ impl Rr {
             .collect();
         mine.sort_by_key(|(s, _, _)| std::cmp::Reverse(*s));
         for (_, id, conn) in mine {
-            self.listeners[id].backlog.push_front(conn);
+            if !self.listeners[id].closed {
+                self.listeners[id].backlog.push_front(conn);
+            }
         }
         if let Some(w) = workers.get_mut(&worker) {
             w.outstanding = 0;

@@ -1,5 +1,6 @@
 //! One worker as the primary sees it: its process, its channel, and what it has said.
 
+use super::notify::NotifySocket;
 use super::reap::{self, Mailbox};
 use super::{PrimaryConfig, Schedule};
 use crate::node::HandleKey;
@@ -18,6 +19,8 @@ pub(crate) enum FromWorker {
     Received(WorkerId, Received),
     /// The channel reached EOF.
     Closed(WorkerId),
+    /// `READY=1` on the worker's `NOTIFY_SOCKET`.
+    Notified(WorkerId),
 }
 
 #[derive(Debug)]
@@ -47,6 +50,9 @@ pub(crate) struct WorkerProc {
     pub keys: HashSet<HandleKey>,
     /// Round-robin connections handed over and not yet answered.
     pub outstanding: usize,
+    /// Where it may say `READY=1` (readiness `Notify` and `Uptime`): held, not read, for as
+    /// long as the worker is known (dropping it stops listening).
+    pub _notify: Option<NotifySocket>,
 }
 
 impl WorkerProc {
@@ -75,7 +81,7 @@ pub(crate) fn spawn(
     let mut spawn = Spawn::new(&config.program)
         .args(&config.args)
         .env("MUSTER_WORKER_ID", id.0.to_string())
-        .env("MUSTER_SCHEDULE", config.schedule.as_str())
+        .env("MUSTER_SCHEDULE", config.schedule.to_string())
         .parent_death_signal(Signal::KILL)
         .process_group(true)
         .stdin(Stdio::null());
@@ -89,6 +95,23 @@ pub(crate) fn spawn(
     }
     for k in &config.env_remove {
         spawn = spawn.env_remove(k);
+    }
+    // After `env_remove`, which takes away a NOTIFY_SOCKET addressed to muster itself.
+    let notify = if config.policy.readiness.listens_for_notify() {
+        let socket = NotifySocket::bind(id, to_control)?;
+        spawn = spawn.env("NOTIFY_SOCKET", &socket.env_value);
+        Some(socket)
+    } else {
+        spawn = spawn.env_remove("NOTIFY_SOCKET");
+        None
+    };
+    // The slot, not the worker id: stable across restarts of the slot (pm2's contract).
+    spawn = spawn.env("MUSTER_INSTANCE", slot.to_string());
+    if let Some(var) = &config.instance_var {
+        spawn = spawn.env(var, slot.to_string());
+    }
+    if let Some((var, base)) = &config.increment_var {
+        spawn = spawn.env(var, base.saturating_add(slot as i64).to_string());
     }
     if let Some(dir) = &config.cwd {
         spawn = spawn.current_dir(dir);
@@ -156,6 +179,7 @@ pub(crate) fn spawn(
         exit: None,
         keys: HashSet::new(),
         outstanding: 0,
+        _notify: notify,
     })
 }
 

@@ -49,6 +49,10 @@ pub struct ClusterArgs {
     /// (pm2's shutdown_with_message).
     #[arg(long)]
     pub shutdown_with_message: bool,
+    /// The most listening sockets the primary opens for Node workers (each distinct
+    /// `listen()` address is one); a `listen()` beyond it fails.
+    #[arg(long, default_value_t = 64, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65535))]
+    pub max_listeners: u32,
     /// Restarts allowed within the restart window before giving up.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub max_restarts: u32,
@@ -68,8 +72,9 @@ pub struct ClusterArgs {
     #[arg(long)]
     pub wait_ready: bool,
     /// When a worker counts as ready; default: `message` with --wait-ready, `listening` for
-    /// Node, `spawn` for other programs.
-    #[arg(long, value_name = "spawn|online|listening|message")]
+    /// Node, `uptime` for other programs (READY=1 on NOTIFY_SOCKET, the `ready` message, or
+    /// --min-uptime alive, whichever first).
+    #[arg(long, value_name = "spawn|online|listening|message|notify|uptime")]
     pub ready_on: Option<String>,
     /// Milliseconds a new worker has to become ready; a timeout is a failure.
     #[arg(long, default_value_t = 8000, value_name = "MS")]
@@ -126,11 +131,7 @@ fn build_config(args: &ClusterArgs) -> anyhow::Result<PrimaryConfig> {
         )?,
     };
     spec.listen = args.listen.clone();
-    spec.schedule = match args.schedule {
-        Schedule::Rr => muster_proto::Schedule::Rr,
-        Schedule::Shared => muster_proto::Schedule::Shared,
-        Schedule::ReusePort => muster_proto::Schedule::Reuseport,
-    };
+    spec.schedule = args.schedule;
     spec.max_restarts = args.max_restarts;
     spec.restart_window_ms = args.restart_window;
     spec.min_uptime_ms = args.min_uptime;
@@ -139,6 +140,7 @@ fn build_config(args: &ClusterArgs) -> anyhow::Result<PrimaryConfig> {
     spec.wait_ready = args.wait_ready;
     spec.stop_signal = args.stop_signal.clone();
     spec.shutdown_with_message = args.shutdown_with_message;
+    spec.max_listeners = Some(args.max_listeners);
     crate::app::check_runnable(&spec)?;
     let node = crate::app::runs_node(&spec);
     let mut config = crate::app::primary_config(&spec)?;
@@ -163,9 +165,11 @@ fn build_config(args: &ClusterArgs) -> anyhow::Result<PrimaryConfig> {
         Some("online") => Readiness::Online,
         Some("listening") => Readiness::Listening,
         Some("message") => Readiness::Message,
-        Some(other) => {
-            anyhow::bail!("--ready-on {other:?}: expected spawn, online, listening or message")
-        }
+        Some("notify") => Readiness::Notify,
+        Some("uptime") => Readiness::Uptime,
+        Some(other) => anyhow::bail!(
+            "--ready-on {other:?}: expected spawn, online, listening, message, notify or uptime"
+        ),
         None if args.wait_ready => Readiness::Message,
         None if node && config.send_listener.is_some() => Readiness::Online,
         None => config.policy.readiness,

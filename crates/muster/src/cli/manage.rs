@@ -89,6 +89,7 @@ async fn ask(home: Home, cmd: Manage, out: Output) -> anyhow::Result<i32> {
                 for w in &warnings {
                     eprintln!("muster: warning: {w}");
                 }
+                check_startable(&apps)?;
                 if !out.json {
                     let names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
                     eprintln!(
@@ -118,6 +119,7 @@ async fn ask(home: Home, cmd: Manage, out: Output) -> anyhow::Result<i32> {
             for w in &warnings {
                 eprintln!("muster: warning: {w}");
             }
+            check_startable(&apps)?;
             Request::Apply {
                 apps,
                 action,
@@ -312,4 +314,13 @@ async fn registered_app(home: &Home, args: &AppArgs) -> anyhow::Result<Option<Ta
         Target::All => true,
     });
     Ok(known.then_some(target))
+}
+
+/// The limits a spec must keep to start (checked by the daemon too): here first, so that a
+/// spec too large for the daemon's request limit is refused with its own reason.
+fn check_startable(apps: &[muster_proto::AppSpec]) -> anyhow::Result<()> {
+    for spec in apps {
+        crate::config::check_startable(spec).map_err(anyhow::Error::msg)?;
+    }
+    Ok(())
 }

@@ -33,7 +33,7 @@ pub fn status(a: &AppInfo) -> String {
     };
     // Lines lost to a failing log write: `show` says why and how many.
     if a.log_health.is_degraded() {
-        format!("{status} !log")
+        format!("{status} {}", muster_proto::LOG_ERROR_MARKER)
     } else {
         status
     }

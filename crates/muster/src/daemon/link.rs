@@ -8,7 +8,7 @@ use super::{Daemon, MAX_SUPERVISOR_RESTARTS, SUPERVISOR_START};
 use crate::control_socket;
 use crate::wire::Conn;
 use anyhow::Context;
-use muster_proto::{AppSpec, AppStatus, PROTOCOL_VERSION, SupervisorRequest, SupervisorResponse};
+use muster_proto::{AppSpec, PROTOCOL_VERSION, SupervisorRequest, SupervisorResponse};
 use std::future::Future;
 use std::pin::Pin;
 use std::process::Stdio;
@@ -35,7 +35,12 @@ impl Daemon {
         for name in wanted {
             let d = self.clone();
             tokio::spawn(async move {
-                match d.connect_link(&name).await {
+                // Held while adopting: `list` meanwhile shows the app launching, not errored.
+                let lock = d.app_lock(&name).await;
+                let guard = lock.lock().await;
+                let linked = d.connect_link(&name).await;
+                drop(guard);
+                match linked {
                     Ok((conn, pid)) => d.clone().watch(name, conn, pid).await,
                     Err(e) => {
                         tracing::info!("{name}: no supervisor to adopt ({e:#}); starting it");
@@ -71,10 +76,25 @@ impl Daemon {
             reg.save()?;
             spec
         };
-        let (conn, pid) = self.spawn_supervisor(&spec).await?;
+        // Subscribed first: an exit of a worker that crashes at once is not missed.
+        let live = self.events.lock().expect("events lock").subscribe();
+        let since_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let (conn, pid) = match self.spawn_supervisor(&spec).await {
+            Ok(link) => link,
+            Err(e) => {
+                // Not started: no daemon restart tries it again until the user does.
+                let mut reg = self.registry.lock().await;
+                if let Some(entry) = reg.get_mut(name) {
+                    entry.wanted = false;
+                }
+                reg.save()?;
+                return Err(e);
+            }
+        };
         self.clone().watch(name.to_owned(), conn, pid).await;
-        self.wait_up(&spec).await;
-        Ok(())
+        self.wait_started(&spec, since_ms, live).await
     }
 
     /// Starts the supervisor process and returns its link, hello done.
@@ -87,6 +107,7 @@ impl Daemon {
             .arg("supervise")
             .arg(&spec.name)
             .env("MUSTER_HOME", self.home.root())
+            .env(crate::nofile::VAR, crate::nofile::for_supervisors())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -97,16 +118,27 @@ impl Daemon {
             .context("starting the supervisor")?;
         // Reap it whenever it ends; whether that was expected is the watch's business.
         let name = spec.name.clone();
+        let (ended_tx, mut ended) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
             match child.wait().await {
                 Ok(status) => tracing::debug!("the supervisor of {name} ended: {status}"),
                 Err(e) => tracing::warn!("waiting for the supervisor of {name}: {e}"),
             }
+            let _ = ended_tx.send(());
         });
         let deadline = Instant::now() + SUPERVISOR_START;
         loop {
             match self.connect_link(&spec.name).await {
                 Ok(link) => return Ok(link),
+                // It ended without a link: it could not start, and wrote why.
+                Err(_) if ended.try_recv().is_ok() => {
+                    let failure = crate::supervisor::start_failure_path(&self.home, &spec.name);
+                    let why = std::fs::read_to_string(&failure)
+                        .unwrap_or_else(|_| format!("see {}", self.home.daemon_log().display()));
+                    let _ = std::fs::remove_file(&failure);
+                    let _ = std::fs::remove_file(self.home.supervisor_socket(&spec.name));
+                    anyhow::bail!("{} could not start: {why}", spec.name);
+                }
                 Err(e) if Instant::now() > deadline => {
                     return Err(e).with_context(|| {
                         format!(
@@ -146,34 +178,6 @@ impl Daemon {
                     ASK_DEADLINE.as_secs()
                 )
             })?
-    }
-
-    /// Waits until every worker is ready or the app errored, within its listen timeout.
-    async fn wait_up(&self, spec: &AppSpec) {
-        let deadline = tokio::time::Instant::now()
-            + Duration::from_millis(spec.listen_timeout_ms)
-            + Duration::from_secs(2);
-        let mut changed = self.changed.subscribe();
-        loop {
-            let up = {
-                let views = self.views.lock().expect("views lock");
-                views
-                    .get(&spec.name)
-                    .and_then(|v| v.app.as_ref())
-                    // A worker that could not even be started is reported at once.
-                    .is_some_and(|a| {
-                        matches!(a.status, AppStatus::Online | AppStatus::Errored)
-                            || a.spawn_error.is_some()
-                    })
-            };
-            if up {
-                return;
-            }
-            match tokio::time::timeout_at(deadline, changed.changed()).await {
-                Ok(Ok(())) => {}
-                _ => return,
-            }
-        }
     }
 
     /// The app's actor: holds the link, keeps the app's view current, records its events; when

@@ -9,6 +9,7 @@ pub mod events;
 pub(crate) mod link;
 mod registry;
 mod server;
+mod started;
 mod view;
 
 use crate::home::Home;
@@ -48,7 +49,10 @@ struct Daemon {
 
 /// `muster daemon`: serves until `muster kill`. Returns the exit code.
 pub fn run(home: Home) -> anyhow::Result<i32> {
+    // Nothing the daemon starts inherits what its own starter left open (docs/security.md).
+    muster_ipc::close_on_exec_inherited(&[]).context("marking inherited descriptors")?;
     crate::diag::init("daemon");
+    crate::nofile::raise_in_daemon();
     home.ensure()?;
     // One daemon per home: the lock is held for the process's life.
     let lock = home
@@ -70,6 +74,7 @@ pub fn run(home: Home) -> anyhow::Result<i32> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    home.keep_daemon_log_rotated();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -68,7 +68,9 @@ async fn answer(ctx: &Ctx, req: SupervisorRequest) -> SupervisorResponse {
                         .into(),
                 },
                 Ok(n) => done(&format!("sent to {n} worker(s)")),
-                Err(e) => SupervisorResponse::Error { message: e },
+                Err(e) => SupervisorResponse::Error {
+                    message: e.to_string(),
+                },
             }
         }
         SupervisorRequest::Signal { signal } => match app::signal_number(&signal) {

@@ -80,30 +80,88 @@ struct Ctx {
 
 /// `muster supervise <name>`: runs until the app is shut down. Returns the exit code.
 pub fn run(home: Home, name: &str) -> anyhow::Result<i32> {
+    // Workers get the descriptors their spawn places, nothing inherited (docs/security.md).
+    muster_ipc::close_on_exec_inherited(&[]).context("marking inherited descriptors")?;
     crate::diag::init(&format!("supervisor {name}"));
+    crate::nofile::raise_in_supervisor();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(supervise(home, name))
 }
 
+/// Where a supervisor that could not start says why (`apps/<name>.failed`): the daemon, which
+/// waits for its socket, reads it once the process has ended, so that `start` reports the cause
+/// at once (`cannot listen on 127.0.0.1:80: Address already in use`), then removes it.
+pub fn start_failure_path(home: &Home, name: &str) -> std::path::PathBuf {
+    home.supervisor_socket(name).with_extension("failed")
+}
+
 async fn supervise(home: Home, name: &str) -> anyhow::Result<i32> {
+    let failure_path = start_failure_path(&home, name);
+    let _ = std::fs::remove_file(&failure_path);
+    let socket_path = home.supervisor_socket(name);
+    let begun = begin(&home, name, &socket_path).await;
+    let (spec, listener, sink, out_log, err_log, mut primary) = match begun {
+        Ok(b) => b,
+        Err(e) => {
+            // Nothing of this supervisor stays behind but the reason.
+            let _ = std::fs::remove_file(&socket_path);
+            let _ = std::fs::write(&failure_path, format!("{e:#}"));
+            return Err(e);
+        }
+    };
+    run_app(
+        spec,
+        listener,
+        sink,
+        out_log,
+        err_log,
+        &mut primary,
+        socket_path,
+    )
+    .await
+}
+
+/// What a running supervisor holds once it has started.
+type Begun = (
+    AppSpec,
+    tokio::net::UnixListener,
+    Arc<LogSink>,
+    String,
+    String,
+    Primary,
+);
+
+/// Reads the spec, binds the control socket and the app's listeners, starts the workers.
+async fn begin(home: &Home, name: &str, socket_path: &std::path::Path) -> anyhow::Result<Begun> {
     let spec_path = home.supervisor_spec(name);
     let text = home
         .read_private(&spec_path)?
         .with_context(|| format!("the app spec {} is missing", spec_path.display()))?;
     let spec: AppSpec = serde_json::from_slice(&text)
         .with_context(|| format!("the app spec {} is malformed", spec_path.display()))?;
-    let socket_path = home.supervisor_socket(name);
-    let listener = control_socket::bind(&socket_path).await?;
+    let listener = control_socket::bind(socket_path).await?;
 
-    let log_config = LogConfig::for_app(&spec, &home);
+    let log_config = LogConfig::for_app(&spec, home);
     let out_log = log_config.out_path.display().to_string();
     let err_log = log_config.err_path.display().to_string();
     let sink = Arc::new(LogSink::new(log_config)?);
     let mut config = app::primary_config(&spec)?;
     config.stdio = Some(sink.stdio_factory());
-    let mut primary = Primary::start(config)?;
+    let primary = Primary::start(config)?;
+    Ok((spec, listener, sink, out_log, err_log, primary))
+}
+
+async fn run_app(
+    spec: AppSpec,
+    listener: tokio::net::UnixListener,
+    sink: Arc<LogSink>,
+    out_log: String,
+    err_log: String,
+    primary: &mut Primary,
+    socket_path: std::path::PathBuf,
+) -> anyhow::Result<i32> {
     let (events, _) = broadcast::channel(256);
     let (stopped_tx, stopped) = watch::channel(false);
     let ctx = Ctx {
@@ -135,6 +193,7 @@ async fn supervise(home: Home, name: &str) -> anyhow::Result<i32> {
     let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut memory_check = tokio::time::interval(Duration::from_secs(1));
+    let mut log_failing = false;
     loop {
         tokio::select! {
             ev = primary.next_event() => {
@@ -174,6 +233,20 @@ async fn supervise(home: Home, name: &str) -> anyhow::Result<i32> {
                 state::sample(&ctx).await;
                 if ctx.sink.health_changed() {
                     ctx.changed.send_modify(|n| *n += 1); // `list` shows lost log lines
+                    // And `muster events` says so, once per episode: `log-error` when writes
+                    // start failing, `log-ok` when they succeed again.
+                    let h = ctx.sink.health();
+                    if h.error.is_some() != log_failing {
+                    log_failing = h.error.is_some();
+                    let event = serde_json::json!({
+                        "event": if h.error.is_some() { "log-error" } else { "log-ok" },
+                        "error": h.error,
+                        "sinceUnixMs": h.since_unix_ms,
+                        "linesDropped": h.lines_dropped,
+                        "bytesDropped": h.bytes_dropped,
+                    });
+                    let _ = ctx.notes.send(event);
+                    }
                 }
                 ctx.beat.send_modify(|n| *n += 1);
             }

@@ -18,6 +18,7 @@ pub const PRIVATE_VARS: &[&str] = &[
     "LISTEN_FDS",
     "LISTEN_PID",
     "LISTEN_FDNAMES",
+    crate::nofile::VAR,
 ];
 
 /// Runs the daemon's serving future as a systemd service: READY=1 once the daemon answers

@@ -3,7 +3,9 @@
 //! after a failure), counting every request exactly: answered with 200, or failed (with why).
 //!
 //! A reset or EOF while waiting for an answer is a failed request: that is what a user's
-//! client sees when a server closes a keep-alive connection in the middle of its use.
+//! client sees when a server closes a keep-alive connection in the middle of its use. A
+//! connection the server had already closed before the request was sent is not reused (as
+//! HTTP clients check their pooled connections): only a close that races a request counts.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -22,6 +24,9 @@ pub struct Tally {
     pub failed: Vec<String>,
     /// Pids that answered (the body's second number, as every test server prints it).
     pub pids: std::collections::BTreeSet<u32>,
+    /// muster worker ids that answered (the body's first number): a server that forks its own
+    /// workers (gunicorn) answers from a pid muster does not list, under its worker's id.
+    pub ids: std::collections::BTreeSet<u64>,
 }
 
 /// Client threads running until [`KeepAlive::finish`] or `max_time`.
@@ -62,6 +67,7 @@ impl KeepAlive {
             all.ok += one.ok;
             all.failed.extend(one.failed);
             all.pids.extend(one.pids);
+            all.ids.extend(one.ids);
         }
         all
     }
@@ -80,8 +86,9 @@ fn client(port: u16, stop: &AtomicBool, done: &AtomicUsize, max_time: Duration) 
     // Bounded: by `stop`, by `max_time`, and every request by REQUEST.
     while !stop.load(Ordering::SeqCst) && Instant::now() < end {
         match request(port, &mut conn) {
-            Ok((pid, close)) => {
+            Ok((id, pid, close)) => {
                 tally.ok += 1;
+                tally.ids.insert(id);
                 tally.pids.insert(pid);
                 if close {
                     conn = None;
@@ -97,9 +104,12 @@ fn client(port: u16, stop: &AtomicBool, done: &AtomicUsize, max_time: Duration) 
     tally
 }
 
-/// One `GET /` on the connection (opened if needed): the answering pid and whether the server
-/// closes the connection after it.
-fn request(port: u16, conn: &mut Option<BufReader<TcpStream>>) -> Result<(u32, bool), String> {
+/// One `GET /` on the connection (opened if needed): the answering worker id and pid, and
+/// whether the server closes the connection after it.
+fn request(port: u16, conn: &mut Option<BufReader<TcpStream>>) -> Result<(u64, u32, bool), String> {
+    if conn.as_ref().is_some_and(|c| closed_by_server(c.get_ref())) {
+        *conn = None;
+    }
     if conn.is_none() {
         let s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
         s.set_read_timeout(Some(REQUEST))
@@ -153,10 +163,28 @@ fn request(port: u16, conn: &mut Option<BufReader<TcpStream>>) -> Result<(u32, b
         return Err(format!("status line {status:?}"));
     }
     let text = String::from_utf8_lossy(&body);
-    let pid = text
+    let mut numbers = text
         .split_whitespace()
-        .filter_map(|w| w.parse::<u32>().ok())
-        .nth(1)
-        .ok_or_else(|| format!("unexpected body {text:?}"))?;
-    Ok((pid, close))
+        .filter_map(|w| w.parse::<u64>().ok());
+    match (numbers.next(), numbers.next()) {
+        (Some(id), Some(pid)) => Ok((id, pid as u32, close)),
+        _ => Err(format!("unexpected body {text:?}")),
+    }
+}
+
+/// Whether the server has already closed this idle connection (its FIN or a reset arrived):
+/// a peek that finds the end of the stream, without blocking.
+fn closed_by_server(s: &TcpStream) -> bool {
+    if s.set_nonblocking(true).is_err() {
+        return true;
+    }
+    let mut byte = [0u8; 1];
+    let closed = match s.peek(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => true, // bytes nobody asked for: the connection is not usable either
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+        Err(_) => true,
+    };
+    let _ = s.set_nonblocking(false);
+    closed
 }

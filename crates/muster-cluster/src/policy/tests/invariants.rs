@@ -13,6 +13,7 @@ enum Report {
     Online,
     Listening,
     ReadyMessage,
+    Notified,
     Suicide,
     Exited,
 }
@@ -35,6 +36,7 @@ fn op() -> impl Strategy<Value = Op> {
         Just(Report::Online),
         Just(Report::Listening),
         Just(Report::ReadyMessage),
+        Just(Report::Notified),
         Just(Report::Suicide),
         Just(Report::Exited),
     ];
@@ -54,6 +56,8 @@ fn config() -> impl Strategy<Value = PolicyConfig> {
         Just(Readiness::Online),
         Just(Readiness::Listening),
         Just(Readiness::Message),
+        Just(Readiness::Notify),
+        Just(Readiness::Uptime),
     ];
     (0usize..4, any::<bool>(), 0u32..6, readiness).prop_map(
         |(instances, autorestart, max_restarts, readiness)| PolicyConfig {
@@ -174,6 +178,7 @@ fn run(config: PolicyConfig, ops: Vec<Op>) -> Sim {
                     (Report::Online, true) => (Input::Online { id }, None),
                     (Report::Listening, true) => (Input::Listening { id }, None),
                     (Report::ReadyMessage, true) => (Input::ReadyMessage { id }, None),
+                    (Report::Notified, true) => (Input::Notified { id }, None),
                     (Report::Suicide, true) => (Input::Suicide { id }, None),
                     (Report::Exited, true) => (
                         Input::Exited {

@@ -141,3 +141,72 @@ fn a_worker_ready_in_time_is_not_killed() {
     assert_eq!(sim.advance_to(20_000), vec![]);
     assert_eq!(sim.state_of(1), Some(WorkerState::Ready));
 }
+
+#[test]
+fn uptime_readiness_routes_once_the_worker_has_lived_min_uptime() {
+    let mut sim = started(Readiness::Uptime);
+    let min_uptime = sim.policy.config().min_uptime.as_millis() as u64;
+    assert_eq!(
+        spawned(&mut sim, 1),
+        vec![arm(Timer::Uptime { id: WorkerId(1) }, sim.at(min_uptime))]
+    );
+    // Talking is not readiness under `Uptime`: only living, or saying so.
+    assert_eq!(online(&mut sim, 1), vec![]);
+    assert_eq!(sim.advance_to(min_uptime - 1), vec![]);
+    assert_eq!(sim.state_of(1), Some(WorkerState::Online));
+    assert_eq!(
+        sim.advance_to(min_uptime),
+        vec![route(1), ready_event(0, 1)]
+    );
+}
+
+#[test]
+fn uptime_readiness_is_cut_short_by_ready_1_or_a_ready_message() {
+    let mut sim = started(Readiness::Uptime);
+    spawned(&mut sim, 1);
+    assert_eq!(
+        sim.send(Input::Notified { id: WorkerId(1) }),
+        vec![route(1), ready_event(0, 1)]
+    );
+    // The uptime timer that comes later changes nothing.
+    let min_uptime = sim.policy.config().min_uptime.as_millis() as u64;
+    assert_eq!(sim.advance_to(min_uptime), vec![]);
+
+    let mut sim = started(Readiness::Uptime);
+    spawned(&mut sim, 1);
+    assert_eq!(
+        ready_message(&mut sim, 1),
+        vec![route(1), ready_event(0, 1)]
+    );
+}
+
+#[test]
+fn notify_readiness_waits_for_ready_1_within_the_listen_timeout() {
+    let mut sim = started(Readiness::Notify);
+    assert_eq!(spawned(&mut sim, 1), vec![]);
+    assert_eq!(online(&mut sim, 1), vec![]);
+    assert_eq!(listening(&mut sim, 1), vec![]);
+    assert_eq!(
+        sim.send(Input::Notified { id: WorkerId(1) }),
+        vec![route(1), ready_event(0, 1)]
+    );
+}
+
+#[test]
+fn a_worker_that_exits_before_min_uptime_never_becomes_ready() {
+    let mut sim = started(Readiness::Uptime);
+    spawned(&mut sim, 1);
+    let out = sim.exit(1);
+    assert!(
+        !out.iter().any(|a| matches!(a, Action::Route { .. })),
+        "{out:?}"
+    );
+    let min_uptime = sim.policy.config().min_uptime.as_millis() as u64;
+    let later = sim.advance_to(min_uptime);
+    assert!(
+        !later
+            .iter()
+            .any(|a| matches!(a, Action::Route { id } if *id == WorkerId(1))),
+        "{later:?}"
+    );
+}

@@ -3,7 +3,7 @@
 use super::Control;
 use crate::policy::{Input, WorkerId};
 use crate::primary::worker::{WorkerProc, signal_group};
-use crate::primary::{Command, Status};
+use crate::primary::{Command, SendError, Status};
 use serde_json::Value;
 
 impl Control {
@@ -40,26 +40,35 @@ impl Control {
         }
     }
 
+    /// A user message to one worker, or to every connected worker: how many it was queued
+    /// for, never 0 (reaching nobody is an error, not a success).
     pub(super) fn send_user(
         &self,
         worker: Option<WorkerId>,
         message: &Value,
-    ) -> Result<usize, String> {
+    ) -> Result<usize, SendError> {
+        if let Some(cmd) = muster_ipc::internal_cmd(message) {
+            return Err(SendError::Reserved(cmd.to_owned()));
+        }
         let targets: Vec<&WorkerProc> = match worker {
-            Some(id) => vec![
-                self.workers
-                    .get(&id)
-                    .ok_or_else(|| format!("no worker {id}"))?,
-            ],
+            Some(id) => vec![self.workers.get(&id).ok_or(SendError::NoSuchWorker(id))?],
             None => self.workers.values().collect(),
         };
         let mut sent = 0;
         for w in targets.into_iter().filter(|w| !w.disconnected) {
             match w.sender.try_send(message) {
                 Ok(()) => sent += 1,
-                Err(e) if worker.is_some() => return Err(e.to_string()),
+                Err(source) if worker.is_some() => {
+                    return Err(SendError::Channel {
+                        worker: w.id,
+                        source,
+                    });
+                }
                 Err(_) => {}
             }
+        }
+        if sent == 0 {
+            return Err(SendError::NoWorker);
         }
         Ok(sent)
     }

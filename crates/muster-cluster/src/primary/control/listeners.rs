@@ -10,7 +10,7 @@ use crate::primary::worker::InheritedFds;
 use crate::primary::{Schedule, StartError};
 use muster_ipc::SendHandle;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::OwnedFd;
 
 impl Control {
@@ -37,7 +37,7 @@ impl Control {
                         .map_err(|e| listen_err(&spec.addr, e))?;
                     self.listen_shared.push((spec.name.clone(), fd));
                 }
-                Schedule::ReusePort => {
+                Schedule::Reuseport => {
                     // Slot 0's socket now, to fail early and to learn a port 0's real port.
                     let fd = listen::bind_stream(&spec.addr, Sharing::ReusePort, backlog)
                         .map_err(|e| listen_err(&spec.addr, e))?;
@@ -65,7 +65,7 @@ impl Control {
                     out.push((name.clone(), fd.try_clone()?));
                 }
             }
-            Schedule::ReusePort if !self.listen_reuse.is_empty() => {
+            Schedule::Reuseport if !self.listen_reuse.is_empty() => {
                 if !self.reuse_slots.contains_key(&slot) {
                     let mut sockets = Vec::new();
                     for (name, addr) in &self.listen_reuse {
@@ -109,6 +109,57 @@ impl Control {
         }
     }
 
+    /// Worker `id` closed its server for `key` (Node's `close`). The socket is closed when no
+    /// live worker that asked for it still holds it. A worker that is leaving (draining,
+    /// replaced, gone) closes its servers on the way out: that is a restart, not a decision to
+    /// stop listening, and connections keep queueing for its successor.
+    pub(super) fn on_server_closed(&mut self, id: WorkerId, key: &HandleKey) {
+        let leaving = self
+            .workers
+            .get(&id)
+            .is_none_or(|w| w.draining || w.leaving_on_its_own || w.exit.is_some());
+        let Some(h) = self.handles.map.get_mut(key) else {
+            return;
+        };
+        h.holders.remove(&id);
+        if leaving {
+            return;
+        }
+        let workers = &self.workers;
+        let held = h.holders.iter().any(|w| {
+            workers
+                .get(w)
+                .is_some_and(|w| w.exit.is_none() && !w.draining && !w.leaving_on_its_own)
+        });
+        if !held && let Some(h) = self.handles.map.remove(key) {
+            self.close_handle(h);
+        }
+    }
+
+    /// Closes a listener for good: new connections are refused, not left to hang.
+    fn close_handle(&mut self, h: Handle) {
+        if let Kind::RoundRobin { rr, .. } = h.kind {
+            self.rr.close(rr);
+        }
+        // Shared and reuseport sockets close with the primary's copies, dropped here (the
+        // workers closed theirs).
+    }
+
+    /// The app gave up: nothing will serve its listeners, so connections are refused instead
+    /// of queueing for a worker that never comes.
+    pub(super) fn close_all_listeners(&mut self) {
+        let handles: Vec<Handle> = self.handles.map.drain().map(|(_, h)| h).collect();
+        for h in handles {
+            self.close_handle(h);
+        }
+        for rr in std::mem::take(&mut self.listen_rr) {
+            self.rr.close(rr);
+        }
+        self.listen_shared.clear();
+        self.listen_reuse.clear();
+        self.reuse_slots.clear();
+    }
+
     pub(super) fn create_handle(
         &mut self,
         q: &QueryServer,
@@ -130,7 +181,7 @@ impl Control {
                 Schedule::Shared => Kind::Shared {
                     socket: handles::bind_node_stream(&addr, Sharing::Exclusive, backlog)?,
                 },
-                Schedule::ReusePort => {
+                Schedule::Reuseport => {
                     let fd = handles::bind_node_stream(&addr, Sharing::ReusePort, backlog)?;
                     let resolved = match (&addr, listen::local_addr(&fd)?) {
                         (ListenAddr::Tcp(_), Some(a)) => ListenAddr::Tcp(a),
@@ -146,6 +197,7 @@ impl Control {
         };
         Ok(Handle {
             kind,
+            holders: BTreeSet::new(),
             address_type: q.address_type,
             data: node::EchoData::default(),
         })

@@ -216,6 +216,10 @@ impl Control {
                 let pid = self.workers.get(&id).map_or(0, |w| w.pid);
                 self.emit(Event::Ready { worker: id, pid });
             }
+            PolicyEvent::GiveUp { .. } => {
+                self.close_all_listeners();
+                self.emit(Event::Policy(ev));
+            }
             PolicyEvent::Stopped => {
                 self.emit(Event::Policy(PolicyEvent::Stopped));
                 self.stopped = true;
@@ -249,6 +253,7 @@ impl Control {
                 self.on_sigchld();
                 self.forget_if_gone(id);
             }
+            FromWorker::Notified(id) => self.feed(Input::Notified { id }),
             FromWorker::Received(id, Received::Problem(p)) => {
                 if matches!(p, muster_ipc::Problem::HandleRefused) {
                     self.rr.on_refused(id, &mut self.workers, &mut self.seq);

@@ -7,7 +7,7 @@ use crate::node::{self, Errno, HandleKey, QueryOutcome, QueryServer, Sockname};
 use crate::policy::{Input, WorkerId};
 use crate::primary::event::{Event, ListeningAddress};
 use crate::primary::handles::{self, Handle, Kind, QueryAddr};
-use muster_ipc::{HandleType, SendHandle};
+use muster_ipc::SendHandle;
 use serde_json::Value;
 use std::os::fd::OwnedFd;
 
@@ -67,6 +67,7 @@ impl Control {
                 if let Some(rr) = self.handles.rr_of(&key) {
                     self.rr.leave(rr, id);
                 }
+                self.on_server_closed(id, &key);
             }
             node::FromWorker::ExitedAfterDisconnect { seq } => {
                 // Without this ack the worker never finishes disconnecting.
@@ -101,7 +102,15 @@ impl Control {
             return; // as Node's primary: a leaving worker gets no new servers
         }
         if !self.handles.map.contains_key(&q.key) {
-            match self.create_handle(&q, slot) {
+            let cap = self.config.max_listeners;
+            let created = if self.handles.map.len() >= cap {
+                Err(std::io::Error::other(format!(
+                    "the app already has {cap} listeners, its cap (max_listeners)"
+                )))
+            } else {
+                self.create_handle(&q, slot)
+            };
+            match created {
                 Ok(h) => {
                     self.handles.map.insert(q.key.clone(), h);
                 }
@@ -129,6 +138,7 @@ impl Control {
         }
         let h = self.handles.map.get_mut(&q.key).expect("inserted above");
         h.data.offer(&q.data);
+        h.holders.insert(id);
         let seq = self.seq.next_seq();
         let w = self.workers.get_mut(&id).expect("checked above");
         w.keys.insert(q.key.clone());
@@ -193,10 +203,7 @@ fn shared_reply(q: &QueryServer, data: &Value, seq: u64) -> Value {
 }
 
 fn ipc_handle(address_type: &node::AddressType, fd: OwnedFd) -> SendHandle {
-    match address_type.handle_type() {
-        node::HandleType::NetNative => SendHandle::new(HandleType::NetNative, fd),
-        node::HandleType::DgramNative => SendHandle::new(HandleType::DgramNative, fd),
-    }
+    SendHandle::new(address_type.handle_type(), fd)
 }
 
 fn describe(q: &QueryServer) -> String {

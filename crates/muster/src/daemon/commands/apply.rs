@@ -18,6 +18,7 @@ impl Daemon {
         for spec in &apps {
             muster_proto::validate_name(&spec.name)
                 .with_context(|| format!("app name {:?}", spec.name))?;
+            crate::config::check_startable(spec).map_err(anyhow::Error::msg)?;
             crate::app::primary_config(spec)?;
             crate::app::check_runnable(spec)?;
         }
@@ -70,6 +71,7 @@ impl Daemon {
             names.push(name);
         }
         let apps = self.infos(&names).await?;
+        super::start::spawn_failure(&apps)?;
         if let Some(bad) = apps.iter().find(|a| a.status == AppStatus::Errored) {
             anyhow::bail!(
                 "{} failed to start (errored after {} restarts); see `muster logs {}`",

@@ -4,6 +4,7 @@
 use crate::daemon::Daemon;
 use anyhow::Context;
 use muster_proto::{AppInfo, AppStatus};
+use std::collections::HashSet;
 use std::time::Instant;
 
 impl Daemon {
@@ -27,6 +28,15 @@ impl Daemon {
                 })
                 .collect::<anyhow::Result<_>>()?
         };
+        // Apps a command is acting on (their lock is held): starting, adopting or stopping.
+        let busy: HashSet<String> = {
+            let locks = self.app_locks.lock().await;
+            locks
+                .iter()
+                .filter(|(_, l)| l.try_lock().is_err())
+                .map(|(n, _)| n.clone())
+                .collect()
+        };
         let now = Instant::now();
         let views = self.views.lock().expect("views lock");
         Ok(entries
@@ -46,10 +56,11 @@ impl Daemon {
                     id,
                     name: spec.name.clone(),
                     mode: spec.exec_mode,
-                    status: if wanted {
-                        AppStatus::Errored
-                    } else {
-                        AppStatus::Stopped
+                    status: match (wanted, busy.contains(&spec.name)) {
+                        (true, true) => AppStatus::Launching,
+                        (true, false) => AppStatus::Errored,
+                        (false, true) => AppStatus::Stopping,
+                        (false, false) => AppStatus::Stopped,
                     },
                     unresponsive_ms: None,
                     supervisor_pid: None,

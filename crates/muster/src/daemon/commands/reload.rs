@@ -14,7 +14,8 @@ impl Daemon {
         let Some(spec) = self.registry.lock().await.get(name).map(|e| e.spec.clone()) else {
             anyhow::bail!("no app named {name}");
         };
-        let fork = spec.exec_mode == ExecMode::Fork;
+        // With `--listen`, muster holds the socket: the successor starts beside it (handover).
+        let fork = spec.exec_mode == ExecMode::Fork && spec.listen.is_empty();
         if fork {
             // A fork-mode app binds its own port: its successor could not start beside it.
             // As in pm2, reload is then a restart; cluster mode is the zero-downtime one.
