@@ -960,8 +960,13 @@ fn run_probes_say_live_and_ready_from_the_apps_state() {
             "hello-worker",
         ],
     );
-    let body = wait_status(probe, "/readyz", "HTTP/1.1 200 OK");
-    assert!(body.contains("web running 2/2 ready"), "{body}");
+    // Ready once one worker is; both soon after.
+    wait_status(probe, "/readyz", "HTTP/1.1 200 OK");
+    let end = Instant::now() + WAIT;
+    while !wait_status(probe, "/readyz", "HTTP/1.1 200 OK").contains("web running 2/2 ready") {
+        assert!(Instant::now() < end, "never 2/2 ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     wait_status(probe, "/livez", "HTTP/1.1 200 OK");
     assert_eq!(
         http_get(probe, "/nope").unwrap().0,
