@@ -105,7 +105,7 @@ impl Finder<'_> {
     }
 
     /// The file `program` names: a path relative to the app's directory, or a bare name found
-    /// in `PATH`.
+    /// in `PATH` as `Spawn` would find it.
     fn locate(&self, program: &Path) -> Option<PathBuf> {
         if program.is_absolute() || program.components().count() > 1 {
             let p = self.cwd.join(program);
@@ -118,9 +118,9 @@ impl Finder<'_> {
             // looked for there, as the shell does not.
             return Some(p);
         }
-        std::env::split_paths(self.path)
-            .map(|dir| dir.join(program))
-            .find(|p| p.is_file())
+        // The one PATH rule (muster-ipc's, as `Spawn` runs it): the app's PATH and the
+        // execute bit.
+        muster_ipc::resolve_program(program.as_os_str(), Some(std::ffi::OsStr::new(self.path))).ok()
     }
 }
 
