@@ -3,7 +3,7 @@
 
 use super::foreground::{self, ForegroundApp};
 use super::start::{AppArgs, specs};
-use crate::logs::{DEFAULT_TIME_FORMAT, LogConfig, LogSink, Prefix};
+use crate::logs::{LogConfig, LogSink, Prefix};
 use muster_cluster::primary::Primary;
 
 /// Arguments of `muster run`: those of `muster start`, plus `--json` events.
@@ -80,11 +80,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             let sink = LogSink::new(LogConfig {
                 out_path: "/dev/stdout".into(),
                 err_path: "/dev/stderr".into(),
-                timestamps: match (&spec.log_date_format, spec.time) {
-                    (Some(f), _) => Some(f.clone()),
-                    (None, true) => Some(DEFAULT_TIME_FORMAT.to_owned()),
-                    (None, false) => None,
-                },
+                timestamps: crate::logs::timestamp_format(spec),
                 max_size: None,
                 keep: 0,
                 prefix: if args.json {

@@ -35,7 +35,7 @@ pub use follow::{FollowedLine, Follower, POLL_INTERVAL, follow};
 pub use lines::MAX_LINE;
 pub use sink::LogSink;
 pub use tail::tail_lines;
-pub use time::{DEFAULT_TIME_FORMAT, TimeFormat};
+pub use time::{DEFAULT_TIME_FORMAT, TimeFormat, TimeFormatError};
 pub use writer::{rotated_path, truncate_log};
 
 use crate::home::Home;
@@ -91,11 +91,7 @@ impl LogConfig {
             Some(p) if p.is_absolute() => p.clone(),
             Some(p) => spec.cwd.clone().unwrap_or_else(|| home.logs_dir()).join(p),
         };
-        let timestamps = match (&spec.log_date_format, spec.time) {
-            (Some(format), _) => Some(format.clone()),
-            (None, true) => Some(DEFAULT_TIME_FORMAT.to_owned()),
-            (None, false) => None,
-        };
+        let timestamps = timestamp_format(spec);
         LogConfig {
             out_path: place(&spec.out_file, home.out_log(&spec.name)),
             err_path: place(&spec.error_file, home.err_log(&spec.name)),
@@ -121,7 +117,10 @@ impl LogConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     #[error("log_date_format {format:?}: {reason}")]
-    TimeFormat { format: String, reason: String },
+    TimeFormat {
+        format: String,
+        reason: time::TimeFormatError,
+    },
     /// The cause is the source (`{:#}` shows it), not repeated here.
     #[error("cannot open the log file {}", path.display())]
     Open {
@@ -209,5 +208,15 @@ mod tests {
         spec.cwd = Some("/srv/app".into());
         let c = LogConfig::for_app(&spec, &home);
         assert_eq!(c.err_path, Path::new("/srv/app/err.log"));
+    }
+}
+
+/// The timestamp rule, in one place: `log_date_format` when it is set, else the default format
+/// when `time` is on, else no timestamps.
+pub fn timestamp_format(spec: &AppSpec) -> Option<String> {
+    match (&spec.log_date_format, spec.time) {
+        (Some(format), _) => Some(format.clone()),
+        (None, true) => Some(DEFAULT_TIME_FORMAT.to_owned()),
+        (None, false) => None,
     }
 }

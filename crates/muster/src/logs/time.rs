@@ -13,6 +13,15 @@ use std::fmt::Write as _;
 /// milliseconds and the UTC offset, so lines from machines in different zones still sort.
 pub const DEFAULT_TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3f%:z";
 
+/// Why a time format was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimeFormatError {
+    #[error("it is not a valid strftime format")]
+    Invalid,
+    #[error("it has a field that cannot be shown")]
+    Unrenderable,
+}
+
 /// A compiled time format.
 #[derive(Debug, Clone)]
 pub struct TimeFormat {
@@ -21,7 +30,7 @@ pub struct TimeFormat {
 
 impl TimeFormat {
     /// Compiles `format` (strftime if it has a `%`, day.js tokens otherwise).
-    pub fn parse(format: &str) -> Result<TimeFormat, String> {
+    pub fn parse(format: &str) -> Result<TimeFormat, TimeFormatError> {
         let strftime = if format.contains('%') {
             Cow::Borrowed(format)
         } else {
@@ -29,12 +38,11 @@ impl TimeFormat {
         };
         let items = StrftimeItems::new(&strftime)
             .parse_to_owned()
-            .map_err(|_| "it is not a valid strftime format".to_owned())?;
+            .map_err(|_| TimeFormatError::Invalid)?;
         let compiled = TimeFormat { items };
         // Some specifiers parse but cannot render; find out now rather than on every line.
         let mut probe = String::new();
-        write!(probe, "{}", compiled.display_now())
-            .map_err(|_| "it has a field that cannot be shown".to_owned())?;
+        write!(probe, "{}", compiled.display_now()).map_err(|_| TimeFormatError::Unrenderable)?;
         Ok(compiled)
     }
 
