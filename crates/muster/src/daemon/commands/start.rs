@@ -60,7 +60,7 @@ impl Daemon {
     /// The apps' info once started, failing with the OS error of a worker that could not be
     /// started (exec failed, too many open files…): `start`, `restart` and an applied file must
     /// not exit 0 on it. A supervisor's events trail its primary's state by a moment, so an
-    /// app seen `errored` without a reason is asked once more.
+    /// app seen `errored` without a reason is asked again until the reason arrives (within 1 s).
     pub(in crate::daemon) async fn spawn_outcome(
         self: &Arc<Self>,
         names: &[String],
@@ -70,8 +70,11 @@ impl Daemon {
             apps.iter()
                 .any(|a| a.status == AppStatus::Errored && a.spawn_error.is_none())
         };
-        if unexplained(&apps) {
-            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        // Not a blind sleep: the reason is awaited, polled within a bound, and the answer goes
+        // out as soon as it is there.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+        while unexplained(&apps) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
             apps = self.infos(names).await?;
         }
         spawn_failure(&apps)?;
