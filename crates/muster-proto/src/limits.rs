@@ -86,6 +86,9 @@ pub fn check_limits(spec: &AppSpec) -> Result<(), LimitError> {
     if let Instances::Count(n) | Instances::AllBut(n) = spec.instances {
         range("instances", u64::from(n), 0, u64::from(MAX_INSTANCES), "")?;
     }
+    if let Some(n) = spec.max_listeners {
+        range("max_listeners", u64::from(n), 1, 65_535, "")?;
+    }
     range(
         "log_keep",
         u64::from(spec.log_keep),

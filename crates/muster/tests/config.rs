@@ -356,3 +356,34 @@ fn broken_files_fail_with_their_expected_messages() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn max_listeners_is_read_from_toml_and_pm2_files_and_checked_against_its_range() {
+    let dir = std::env::temp_dir().join(format!(
+        "muster-config-max-listeners-{}",
+        std::process::id()
+    ));
+    fs::create_dir_all(&dir).unwrap();
+    let toml = dir.join("muster.toml");
+    fs::write(
+        &toml,
+        "[[app]]\nname = \"a\"\nscript = \"a.js\"\nmax_listeners = 8\n",
+    )
+    .unwrap();
+    let json = dir.join("ecosystem.json");
+    fs::write(
+        &json,
+        r#"{"apps":[{"name":"b","script":"b.js","max_listeners":0}]}"#,
+    )
+    .unwrap();
+    let from_toml = load_ok(&toml, None);
+    assert_eq!(from_toml.apps[0].max_listeners, Some(8));
+    assert!(from_toml.warnings.is_empty(), "{:?}", from_toml.warnings);
+    let from_pm2 = load_ok(&json, None);
+    assert_eq!(from_pm2.apps[0].max_listeners, Some(0));
+    let refused = muster_proto::check_limits(&from_pm2.apps[0])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(refused, "max_listeners must be between 1 and 65535, got 0");
+    fs::remove_dir_all(&dir).unwrap();
+}

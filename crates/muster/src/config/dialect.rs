@@ -21,7 +21,7 @@ pub(crate) trait Dialect {
 pub(crate) struct Toml;
 
 /// Every key of a muster.toml `[[app]]` table (besides `env_<profile>`).
-pub(crate) const TOML_KEYS: [(&str, Field); 37] = [
+pub(crate) const TOML_KEYS: [(&str, Field); 38] = [
     ("name", Field::Name),
     ("script", Field::Script),
     ("args", Field::Args),
@@ -58,6 +58,7 @@ pub(crate) const TOML_KEYS: [(&str, Field); 37] = [
     ("shutdown_with_message", Field::ShutdownWithMessage),
     ("instance_var", Field::InstanceVar),
     ("increment_var", Field::IncrementVar),
+    ("max_listeners", Field::MaxListeners),
     ("watch", Field::Watch),
     ("ignore_watch", Field::IgnoreWatch),
     ("watch_delay_ms", Field::WatchDelay),
@@ -92,7 +93,7 @@ pub(crate) struct Pm2;
 
 /// pm2 keys muster supports, with pm2's aliases, and muster's own additions (`listen`,
 /// `schedule`, `restart_window`, `log_max_size`, `log_keep`, `stop_signal`).
-const PM2_KEYS: [(&str, Field); 49] = [
+const PM2_KEYS: [(&str, Field); 50] = [
     ("name", Field::Name),
     ("script", Field::Script),
     ("exec", Field::Script),
@@ -137,6 +138,7 @@ const PM2_KEYS: [(&str, Field); 49] = [
     ("shutdown_with_message", Field::ShutdownWithMessage),
     ("instance_var", Field::InstanceVar),
     ("increment_var", Field::IncrementVar),
+    ("max_listeners", Field::MaxListeners),
     ("watch", Field::Watch),
     ("ignore_watch", Field::IgnoreWatch),
     ("watch_delay", Field::WatchDelay),

@@ -35,6 +35,7 @@ pub(crate) enum Field {
     ShutdownWithMessage,
     InstanceVar,
     IncrementVar,
+    MaxListeners,
     Watch,
     IgnoreWatch,
     WatchDelay,
