@@ -46,10 +46,15 @@ for mode in json plain; do
     done
     (($(count_events stopped) == 1)) || fail "no 'stopped' event"
     [[ $(events listening port | sort -u) == "$PORT" ]] || fail "listening events name another port"
-    [[ $(events exit code | sort -u) == 0 ]] || fail "a worker did not exit with code 0"
+    # The stop sequence: disconnect, then the stop signal (SIGTERM) once the worker's channel
+    # has closed. A worker ends by itself (code 0) or by that signal, never by SIGKILL.
+    for ending in $(events exit signal | sort -u); do
+      [[ $ending == None || $ending == SIGTERM ]] || fail "a worker ended by $ending"
+    done
+    [[ $(events exit exitedAfterDisconnect | sort -u) == True ]] || fail "a worker exited before its disconnect"
   else
     for re in 'fork slot [01]' 'online' "listening 127.0.0.1:$PORT" 'ready' 'disconnect' \
-      'exit code 0 signal - \(after disconnect\)'; do
+      'exit code (0 signal -|- signal SIGTERM) \(after disconnect\)'; do
       (($(grep -cE "^\[muster\] worker [12] \(pid [0-9]+\) $re$" "$LOG") == 2)) || fail "expected 2 '$re' lines"
     done
     grep -qx '\[muster\] stopped' "$LOG" || fail "no 'stopped' line"
