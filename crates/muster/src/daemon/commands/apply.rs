@@ -4,7 +4,7 @@
 
 use crate::daemon::{Daemon, done};
 use anyhow::Context;
-use muster_proto::{AppSpec, AppStatus, ApplyAction, Response};
+use muster_proto::{AppSpec, ApplyAction, Response};
 use std::sync::Arc;
 
 impl Daemon {
@@ -70,15 +70,7 @@ impl Daemon {
             said.push(format!("{name} {what}"));
             names.push(name);
         }
-        let apps = self.spawn_outcome(&names).await?;
-        if let Some(bad) = apps.iter().find(|a| a.status == AppStatus::Errored) {
-            anyhow::bail!(
-                "{} failed to start (errored after {} restarts); see `muster logs {}`",
-                bad.name,
-                bad.restarts,
-                bad.name
-            );
-        }
+        let apps = self.started(&names).await?;
         Ok(done(said.join(", "), apps))
     }
 }

@@ -43,7 +43,19 @@ impl Daemon {
             self.clone().launch(&name).await?;
             names.push(name);
         }
-        let apps = self.spawn_outcome(&names).await?;
+        let apps = self.started(&names).await?;
+        Ok(done(format!("started {}", names.join(", ")), apps))
+    }
+}
+
+impl Daemon {
+    /// What `start`, `restart` and an applied file answer: the apps' info once started, or
+    /// the failure of one that could not be started or ended `errored`.
+    pub(in crate::daemon) async fn started(
+        self: &Arc<Self>,
+        names: &[String],
+    ) -> anyhow::Result<Vec<muster_proto::AppInfo>> {
+        let apps = self.spawn_outcome(names).await?;
         if let Some(bad) = apps.iter().find(|a| a.status == AppStatus::Errored) {
             anyhow::bail!(
                 "{} failed to start (errored after {} restarts); see `muster logs {}`",
@@ -52,11 +64,9 @@ impl Daemon {
                 bad.name
             );
         }
-        Ok(done(format!("started {}", names.join(", ")), apps))
+        Ok(apps)
     }
-}
 
-impl Daemon {
     /// The apps' info once started, failing with the OS error of a worker that could not be
     /// started (exec failed, too many open files…): `start`, `restart` and an applied file must
     /// not exit 0 on it. A supervisor's events trail its primary's state by a moment, so an
