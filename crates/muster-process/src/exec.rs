@@ -196,16 +196,7 @@ fn capture(mut child: Child, max: usize) -> Result<Output, ProcessError> {
             .map_err(|e| child.io("signalling", e))?;
     }
     drop(fds);
-    let status = child.reap()?;
-    let [stdout, stderr] = bufs;
-    result(
-        &child,
-        Output {
-            status,
-            stdout,
-            stderr,
-        },
-    )
+    finish(child, bufs)
 }
 
 async fn capture_async(mut child: Child, max: usize) -> Result<Output, ProcessError> {
@@ -258,16 +249,7 @@ async fn capture_async(mut child: Child, max: usize) -> Result<Output, ProcessEr
             .map_err(|e| child.io("signalling", e))?;
     }
     drop(afds);
-    let status = child.reap()?;
-    let [stdout, stderr] = bufs;
-    result(
-        &child,
-        Output {
-            status,
-            stdout,
-            stderr,
-        },
-    )
+    finish(child, bufs)
 }
 
 /// Reads once the pipe is readable; never resolves without a pipe.
@@ -282,6 +264,21 @@ async fn read_async(rx: Option<&pipe::Receiver>, buf: &mut [u8]) -> io::Result<u
             r => return r,
         }
     }
+}
+
+/// Both capture loops end here: the pipes are closed, the child is reaped, and what it wrote
+/// becomes the output (or the error that carries it).
+fn finish(mut child: Child, bufs: [Vec<u8>; 2]) -> Result<Output, ProcessError> {
+    let status = child.reap()?;
+    let [stdout, stderr] = bufs;
+    result(
+        &child,
+        Output {
+            status,
+            stdout,
+            stderr,
+        },
+    )
 }
 
 fn result(child: &Child, output: Output) -> Result<Output, ProcessError> {
