@@ -40,20 +40,7 @@ fn wait_gone(h: &Home, pids: &[u32], what: &str) {
 
 /// Waits until `name` is online with `n` ready workers, none of them one of `old`.
 fn wait_replaced(h: &Home, name: &str, n: usize, old: &[u32]) -> Vec<u32> {
-    h.wait(
-        &format!("{name} online with {n} ready workers, none of {old:?}"),
-        WAIT,
-        || {
-            let app = h.app(name)?;
-            let workers = app["workers"].as_array()?;
-            let pids = worker_pids(&app);
-            (app["status"] == "online"
-                && workers.len() == n
-                && workers.iter().all(|w| w["state"] == "ready")
-                && pids.iter().all(|p| !old.contains(p)))
-            .then_some(pids)
-        },
-    )
+    h.wait_replaced(name, n, old, WAIT)
 }
 
 /// Sends `n` requests; who answered them. Each must succeed.

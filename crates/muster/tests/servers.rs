@@ -35,20 +35,7 @@ fn plain_server(h: &Home) -> PathBuf {
 
 /// Waits until `name` is online with `n` ready workers, none of them one of `old`.
 fn wait_replaced(h: &Home, name: &str, n: usize, old: &[u32]) -> Vec<u32> {
-    h.wait(
-        &format!("{name} online with {n} ready workers, none of {old:?}"),
-        WAIT,
-        || {
-            let app = h.app(name)?;
-            let workers = app["workers"].as_array()?;
-            let pids = worker_pids(&app);
-            (app["status"] == "online"
-                && workers.len() == n
-                && workers.iter().all(|w| w["state"] == "ready")
-                && pids.iter().all(|p| !old.contains(p)))
-            .then_some(pids)
-        },
-    )
+    h.wait_replaced(name, n, old, WAIT)
 }
 
 /// Reloads `name` twice under keep-alive load from `clients` connections; every request must

@@ -297,6 +297,24 @@ impl Home {
         )
     }
 
+    /// Waits until `name` is online with `n` ready workers, none of them one of `old`.
+    pub fn wait_replaced(&self, name: &str, n: usize, old: &[u32], timeout: Duration) -> Vec<u32> {
+        self.wait(
+            &format!("{name} online with {n} ready workers, none of {old:?}"),
+            timeout,
+            || {
+                let app = self.app(name)?;
+                let workers = app["workers"].as_array()?;
+                let pids = worker_pids(&app);
+                (app["status"] == "online"
+                    && workers.len() == n
+                    && workers.iter().all(|w| w["state"] == "ready")
+                    && pids.iter().all(|p| !old.contains(p)))
+                .then_some(pids)
+            },
+        )
+    }
+
     /// Waits until `muster logs NAME` shows a line containing every one of `parts`.
     pub fn wait_log_line(&self, name: &str, parts: &[&str], timeout: Duration) -> String {
         self.wait(
