@@ -65,6 +65,9 @@ pub(crate) struct Control {
     stopped: bool,
 }
 
+/// How often the control loop reaps even without a SIGCHLD (see `run`).
+const SAFETY_NET: Duration = Duration::from_secs(5);
+
 impl Control {
     pub fn new(
         config: PrimaryConfig,
@@ -111,6 +114,12 @@ impl Control {
     pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         self.feed(Input::Start);
         let mut commands_open = true;
+        // A safety net, not the mechanism: SIGCHLD drives reaping, but a wake-up lost between
+        // the reaper's last `waitpid` and the next signal would leave a slot empty for good
+        // (seen once in CI: an exit never reported). Every 5 s, the heartbeat's period, costs
+        // an idle supervisor one `waitpid` and one read of its own children list.
+        let mut safety_net = tokio::time::interval(SAFETY_NET);
+        safety_net.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !self.stopped {
             let next_timer = self.timers.next_deadline();
             let orphan_kill = reap::next_orphan_deadline().map(Instant::from_std);
@@ -132,6 +141,7 @@ impl Control {
                 }
                 _ = sleep_until(next_timer), if next_timer.is_some() => self.fire_timers(),
                 _ = sleep_until(orphan_kill), if orphan_kill.is_some() => self.on_sigchld(),
+                _ = safety_net.tick() => self.on_sigchld(),
             }
         }
         self.kill_all();
@@ -142,8 +152,8 @@ impl Control {
 
     /// What the workers left behind has had its stop signal; it is killed at its deadline.
     /// Waits for that (bounded), so that nothing outlives a stopped app.
-    /// Nothing wakes an idle primary but SIGCHLD, its timers and its channels: no periodic
-    /// check (a once-a-second wake in each of 100 supervisors is what idle must not cost).
+    /// An idle primary wakes for SIGCHLD, its timers, its channels and the 5 s safety net only
+    /// (a once-a-second scan of `/proc` in each of 100 supervisors is what idle must not cost).
     /// An orphan is found when a SIGCHLD arrives (a worker's exit re-parents its descendants
     /// before that signal is sent) and here, at stop; only here is a short poll kept, bounded
     /// by `give_up`, for an orphan whose own descendants are re-parented without a SIGCHLD.
