@@ -49,6 +49,10 @@ pub struct AppSpec {
     pub inherited_env: BTreeMap<String, String>,
     /// How many workers to run.
     pub instances: Instances,
+    /// Warm spares: extra workers started, their code loaded, given no traffic, each promoted
+    /// into a slot whose worker fails (see docs/workers.md, "Warm spares").
+    #[serde(skip_serializing_if = "is_zero")]
+    pub spares: u32,
     /// Whether workers are independent processes or share listeners through the supervisor.
     pub exec_mode: ExecMode,
     /// Addresses the supervisor binds and shares with the workers.
@@ -173,6 +177,7 @@ impl Default for AppSpec {
             env: BTreeMap::new(),
             inherited_env: BTreeMap::new(),
             instances: Instances::default(),
+            spares: 0,
             exec_mode: ExecMode::default(),
             listen: Vec::new(),
             schedule: Schedule::default(),
@@ -204,6 +209,10 @@ impl Default for AppSpec {
             cron_restart: None,
         }
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// How the workers relate to each other.

@@ -35,10 +35,11 @@ pub(super) async fn app_info(ctx: &Ctx) -> Option<AppInfo> {
             memory_bytes: mem,
         });
     }
-    // Draining workers are on their way out (a reload, a handover): they do not count.
+    // Draining workers are on their way out (a reload, a handover), spares serve nothing
+    // yet: they do not count.
     let serving: Vec<&WorkerInfo> = workers
         .iter()
-        .filter(|w| w.state != WorkerStatus::Draining)
+        .filter(|w| !matches!(w.state, WorkerStatus::Draining | WorkerStatus::Spare))
         .collect();
     let all_ready = !serving.is_empty()
         && serving
@@ -127,5 +128,6 @@ fn worker_state(s: WorkerState) -> WorkerStatus {
         WorkerState::Ready => WorkerStatus::Ready,
         WorkerState::Draining => WorkerStatus::Draining,
         WorkerState::Failed => WorkerStatus::Failed,
+        WorkerState::Spare => WorkerStatus::Spare,
     }
 }

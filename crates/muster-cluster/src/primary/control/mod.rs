@@ -11,6 +11,7 @@ mod commands;
 mod lifecycle;
 mod listeners;
 mod node_protocol;
+mod spares;
 mod timers;
 
 use super::event::Event;
@@ -187,13 +188,16 @@ impl Control {
 
     fn apply(&mut self, action: Action, queue: &mut VecDeque<Input>) {
         match action {
-            Action::Spawn { slot, id } => match self.spawn_worker(slot, id) {
-                Ok(pid) => queue.push_back(Input::Spawned { id, pid }),
-                Err(e) => queue.push_back(Input::SpawnFailed {
-                    id,
-                    error: e.to_string(),
-                }),
-            },
+            Action::Spawn { slot, id } => {
+                let spawned = self.spawn_worker(slot, id, false);
+                queue.push_back(spawned_input(id, spawned));
+            }
+            Action::SpawnSpare { id } => {
+                let slot = self.policy.worker(id).map_or(0, |w| w.slot);
+                let spawned = self.spawn_worker(slot, id, true);
+                queue.push_back(spawned_input(id, spawned));
+            }
+            Action::Promote { id, slot } => self.promote(id, slot),
             Action::Route { id } => {
                 if let Some(w) = self.workers.get_mut(&id) {
                     w.routed = true;
@@ -309,6 +313,16 @@ impl Control {
             pid: self.workers.get(&id).map(|w| w.pid),
             message,
         });
+    }
+}
+
+fn spawned_input(id: WorkerId, spawned: std::io::Result<u32>) -> Input {
+    match spawned {
+        Ok(pid) => Input::Spawned { id, pid },
+        Err(e) => Input::SpawnFailed {
+            id,
+            error: e.to_string(),
+        },
     }
 }
 
