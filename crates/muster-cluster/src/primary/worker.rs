@@ -53,6 +53,10 @@ pub(crate) struct WorkerProc {
     pub keys: HashSet<HandleKey>,
     /// Round-robin connections handed over and not yet answered.
     pub outstanding: usize,
+    /// It was handed a round-robin connection (watched for an answer from then on).
+    pub newconn_watched: bool,
+    /// It answered a `newconn` at least once: it speaks the round-robin protocol.
+    pub newconn_answered: bool,
     /// Where it may say `READY=1` (readiness `Notify` and `Uptime`): held, not read, for as
     /// long as the worker is known (dropping it stops listening).
     pub _notify: Option<NotifySocket>,
@@ -180,6 +184,8 @@ pub(crate) fn spawn(
         exit: None,
         keys: HashSet::new(),
         outstanding: 0,
+        newconn_watched: false,
+        newconn_answered: false,
         _notify: notify,
         spare: false,
         held: Vec::new(),

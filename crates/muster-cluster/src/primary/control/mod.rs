@@ -70,6 +70,12 @@ pub(crate) struct Control {
 /// How often the control loop reaps even without a SIGCHLD (see `run`).
 const SAFETY_NET: Duration = Duration::from_secs(5);
 
+/// How long a worker may leave its first round-robin connection unanswered before the primary
+/// says that it does not seem to take connections from its channel: Node answers within
+/// milliseconds, so this is only ever reached by a program that does not speak the protocol
+/// (one that reads `LISTEN_FDS` needs `shared` or `reuseport`) or by a stuck worker.
+pub(super) const NEWCONN_SILENCE: Duration = Duration::from_secs(5);
+
 impl Control {
     pub fn new(
         config: PrimaryConfig,
@@ -122,6 +128,10 @@ impl Control {
         let mut safety_net = tokio::time::interval(SAFETY_NET);
         safety_net.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !self.stopped {
+            for id in self.rr.take_first_handoffs() {
+                self.timers
+                    .arm(Due::NewconnSilence(id), Instant::now() + NEWCONN_SILENCE);
+            }
             let next_timer = self.timers.next_deadline();
             let orphan_kill = reap::next_orphan_deadline().map(Instant::from_std);
             let take_conns = self.rr.backlog_len() < BACKLOG_CAP;
