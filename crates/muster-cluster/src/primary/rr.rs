@@ -59,6 +59,10 @@ pub(crate) struct Rr {
     listeners: Vec<RrListener>,
     /// Handed over and not yet answered: (worker, newconn seq) → (listener, the connection).
     pending: HashMap<(WorkerId, u64), (RrId, Arc<OwnedFd>)>,
+    /// Workers handed their first connection since the control task last looked: it arms a
+    /// timer for each, to say so if the worker never answers (a program that does not speak
+    /// the round-robin protocol hangs every connection).
+    first_handoffs: Vec<WorkerId>,
     /// The listener polled first next time, so that a busy one cannot starve the others.
     poll_from: usize,
     /// Accepting pauses until this fires (after EMFILE and friends).
@@ -155,6 +159,11 @@ impl Rr {
         self.listeners.iter().map(|l| l.backlog.len()).sum()
     }
 
+    /// Workers handed their first connection since the last call.
+    pub fn take_first_handoffs(&mut self) -> Vec<WorkerId> {
+        std::mem::take(&mut self.first_handoffs)
+    }
+
     /// A new connection: hand it over, or queue it until a worker can take it.
     pub fn on_accepted(
         &mut self,
@@ -185,6 +194,7 @@ impl Rr {
         };
         if let Some(w) = workers.get_mut(&worker) {
             w.outstanding = w.outstanding.saturating_sub(1);
+            w.newconn_answered = true;
         }
         if accepted {
             drop(conn); // the worker has its own reference now
@@ -295,6 +305,10 @@ impl Rr {
                 .is_ok()
             {
                 w.outstanding += 1;
+                if !w.newconn_watched {
+                    w.newconn_watched = true;
+                    self.first_handoffs.push(wid);
+                }
                 l.next = idx + 1;
                 self.pending.insert((wid, s), (id, conn));
                 return Ok(());

@@ -3,7 +3,7 @@
 use super::notify::NotifySocket;
 use super::reap::{self, Mailbox};
 use super::{PrimaryConfig, Schedule};
-use crate::node::HandleKey;
+use crate::node::{HandleKey, QueryServer};
 use crate::policy::WorkerId;
 use muster_ipc::{Channel, Received, Receiver, Sender, Signal, Spawn};
 use std::collections::HashSet;
@@ -53,9 +53,17 @@ pub(crate) struct WorkerProc {
     pub keys: HashSet<HandleKey>,
     /// Round-robin connections handed over and not yet answered.
     pub outstanding: usize,
+    /// It was handed a round-robin connection (watched for an answer from then on).
+    pub newconn_watched: bool,
+    /// It answered a `newconn` at least once: it speaks the round-robin protocol.
+    pub newconn_answered: bool,
     /// Where it may say `READY=1` (readiness `Notify` and `Uptime`): held, not read, for as
     /// long as the worker is known (dropping it stops listening).
     pub _notify: Option<NotifySocket>,
+    /// A warm spare, not yet promoted (see `control/spares.rs`).
+    pub spare: bool,
+    /// A spare's `listen()` calls that would give it connections, answered when promoted.
+    pub held: Vec<QueryServer>,
 }
 
 impl WorkerProc {
@@ -77,6 +85,7 @@ pub(crate) fn spawn(
     config: &PrimaryConfig,
     id: WorkerId,
     slot: usize,
+    instance: usize,
     inherited: InheritedFds,
     to_control: &mpsc::Sender<FromWorker>,
     exits: &Arc<Mailbox>,
@@ -108,13 +117,14 @@ pub(crate) fn spawn(
         spawn = spawn.env_remove("NOTIFY_SOCKET");
         None
     };
-    // The slot, not the worker id: stable across restarts of the slot (pm2's contract).
-    spawn = spawn.env("MUSTER_INSTANCE", slot.to_string());
+    // The slot's number, not the worker id: stable across restarts of the slot (pm2's
+    // contract); a spare brings its own into the slot it is promoted to (policy/spare.rs).
+    spawn = spawn.env("MUSTER_INSTANCE", instance.to_string());
     if let Some(var) = &config.instance_var {
-        spawn = spawn.env(var, slot.to_string());
+        spawn = spawn.env(var, instance.to_string());
     }
     if let Some((var, base)) = &config.increment_var {
-        spawn = spawn.env(var, base.saturating_add(slot as i64).to_string());
+        spawn = spawn.env(var, base.saturating_add(instance as i64).to_string());
     }
     if let Some(dir) = &config.cwd {
         spawn = spawn.current_dir(dir);
@@ -174,7 +184,11 @@ pub(crate) fn spawn(
         exit: None,
         keys: HashSet::new(),
         outstanding: 0,
+        newconn_watched: false,
+        newconn_answered: false,
         _notify: notify,
+        spare: false,
+        held: Vec::new(),
     })
 }
 

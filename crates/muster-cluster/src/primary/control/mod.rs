@@ -11,6 +11,7 @@ mod commands;
 mod lifecycle;
 mod listeners;
 mod node_protocol;
+mod spares;
 mod timers;
 
 use super::event::Event;
@@ -69,6 +70,12 @@ pub(crate) struct Control {
 /// How often the control loop reaps even without a SIGCHLD (see `run`).
 const SAFETY_NET: Duration = Duration::from_secs(5);
 
+/// How long a worker may leave its first round-robin connection unanswered before the primary
+/// says that it does not seem to take connections from its channel: Node answers within
+/// milliseconds, so this is only ever reached by a program that does not speak the protocol
+/// (one that reads `LISTEN_FDS` needs `shared` or `reuseport`) or by a stuck worker.
+pub(super) const NEWCONN_SILENCE: Duration = Duration::from_secs(5);
+
 impl Control {
     pub fn new(
         config: PrimaryConfig,
@@ -121,6 +128,10 @@ impl Control {
         let mut safety_net = tokio::time::interval(SAFETY_NET);
         safety_net.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !self.stopped {
+            for id in self.rr.take_first_handoffs() {
+                self.timers
+                    .arm(Due::NewconnSilence(id), Instant::now() + NEWCONN_SILENCE);
+            }
             let next_timer = self.timers.next_deadline();
             let orphan_kill = reap::next_orphan_deadline().map(Instant::from_std);
             let take_conns = self.rr.backlog_len() < BACKLOG_CAP;
@@ -193,13 +204,16 @@ impl Control {
 
     fn apply(&mut self, action: Action, queue: &mut VecDeque<Input>) {
         match action {
-            Action::Spawn { slot, id } => match self.spawn_worker(slot, id) {
-                Ok(pid) => queue.push_back(Input::Spawned { id, pid }),
-                Err(e) => queue.push_back(Input::SpawnFailed {
-                    id,
-                    error: e.to_string(),
-                }),
-            },
+            Action::Spawn { slot, id } => {
+                let spawned = self.spawn_worker(slot, id, false);
+                queue.push_back(spawned_input(id, spawned));
+            }
+            Action::SpawnSpare { id } => {
+                let slot = self.policy.worker(id).map_or(0, |w| w.slot);
+                let spawned = self.spawn_worker(slot, id, true);
+                queue.push_back(spawned_input(id, spawned));
+            }
+            Action::Promote { id, slot } => self.promote(id, slot),
             Action::Route { id } => {
                 if let Some(w) = self.workers.get_mut(&id) {
                     w.routed = true;
@@ -315,6 +329,16 @@ impl Control {
             pid: self.workers.get(&id).map(|w| w.pid),
             message,
         });
+    }
+}
+
+fn spawned_input(id: WorkerId, spawned: std::io::Result<u32>) -> Input {
+    match spawned {
+        Ok(pid) => Input::Spawned { id, pid },
+        Err(e) => Input::SpawnFailed {
+            id,
+            error: e.to_string(),
+        },
     }
 }
 
