@@ -245,7 +245,7 @@ wait_up() {
       muster-*) # Node workers: listening and ready, each
         n=$(count_listening "$log")
         r=$(count_ready "$log")
-        [ "${r:-0}" -lt "$n" ] && n=$r
+        [ "${r:-0}" -lt "${n:-0}" ] && n=$r
         ;;
       *) n=$(count_ready "$log") ;; # the Rust worker says `ready` once serving
     esac
