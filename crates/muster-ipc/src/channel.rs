@@ -5,11 +5,13 @@
 //! writes them (many small frames coalesce into one `send`), reads, answers handle ACK/NACKs,
 //! and hands decoded events to the receiver through another bounded queue.
 //!
-//! One exception, for the round-robin hand-off: a message with a socket that finds nothing
-//! queued before it is written by `try_send` itself, in the caller's task (a handle frame goes
-//! in a `sendmsg` of its own anyway, so nothing is lost to coalescing, and the connection does
-//! not wait for the driver task to be scheduled). Whatever the socket does not take at once is
-//! left to the driver. The bounds are
+//! Two exceptions, where waiting for the driver task to be scheduled is all the cost: a message
+//! that finds nothing queued before it is written by `send`/`try_send` itself, in the caller's
+//! task, if it carries a socket (the round-robin hand-off: a handle frame goes in a `sendmsg`
+//! of its own anyway, so nothing is lost to coalescing) or if it is the first plain message
+//! since the driver last ran (a request or an answer; the rest of a burst is left to the
+//! driver, which writes it in one `send`). Whatever the socket does not take at once is left to
+//! the driver. The bounds are
 //! back-pressure: a peer that does not read makes `send` wait and `try_send` fail with
 //! [`SendError::Full`], a peer that does not read the ACK/NACKs it is owed stops being read, and
 //! a receiver that does not keep up makes the driver stop reading, instead of memory growing.
@@ -22,6 +24,7 @@ use crate::sys::set_nonblocking;
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
@@ -42,6 +45,8 @@ struct Shared {
     core: Mutex<Core>,
     /// A sender wrote directly and left something for the driver (unwritten bytes, an error).
     wake: Notify,
+    /// A plain message was written directly since the driver last ran (see `write_directly`).
+    plain_direct: AtomicBool,
 }
 
 impl Shared {
@@ -142,6 +147,7 @@ impl Channel {
             fd,
             core: Mutex::new(Core::new(options.max_frame)),
             wake: Notify::new(),
+            plain_direct: AtomicBool::new(false),
         });
         let driver = Driver {
             shared: Arc::clone(&shared),
@@ -203,6 +209,10 @@ impl Sender {
     /// [`Outgoing`]) without queueing anything.
     pub async fn send(&self, message: impl Into<Outgoing>) -> Result<(), SendError> {
         let (message, cost) = self.admit(message.into())?;
+        let message = match self.write_directly(message) {
+            Ok(()) => return Ok(()),
+            Err(message) => message,
+        };
         let permits = self
             .room
             .acquire_many(cost as u32)
@@ -247,8 +257,12 @@ impl Sender {
     /// gives it back otherwise. What the socket does not take stays in the outbox for the
     /// driver, which is woken for it.
     fn write_directly(&self, message: Outgoing) -> Result<(), Outgoing> {
-        if !message.has_handle()
-            || self.tx.is_closed()
+        // Plain frames: only the first since the driver last ran (a request, an answer); the
+        // rest of a burst waits for the driver, which writes it in one `send`.
+        if !message.has_handle() && self.shared.plain_direct.swap(true, Ordering::Relaxed) {
+            return Err(message);
+        }
+        if self.tx.is_closed()
             // Room given back in full: nothing waits in the queue to the driver.
             || self.room.available_permits() != self.max_queued
         {
@@ -345,6 +359,7 @@ impl Driver {
         // Events decoded but not yet taken by the receiver (at most one read's worth).
         let mut backlog: VecDeque<Received> = VecDeque::new();
         loop {
+            shared.plain_direct.store(false, Ordering::Relaxed);
             let (want_read, want_write, want_frames) = {
                 let mut core = shared.core();
                 // Take what senders queued, while the outbox is not over its high water.
