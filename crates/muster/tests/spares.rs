@@ -99,19 +99,24 @@ fn kill_9_the_one_worker(schedule: &str) {
             "the promoted spare serves"
         );
     }
-    // Events: the exit, then the promotion, and only then the new spare comes up.
+    // Events: the death (its channel closing, or its exit if that came first), then the
+    // promotion, and only then the new spare comes up.
     c.wait_for("worker 3 online", WAIT, |e| e.is_of("online", 3));
-    let exit = index(&mut c, "exit 1", |e| e.is_of("exit", 1));
+    let exit = c.wait_for("exit 1", WAIT, |e| e.is_of("exit", 1));
+    assert_eq!(exit.v["signal"], "SIGKILL");
+    let death = index(&mut c, "disconnect or exit of 1", |e| {
+        e.is_of("disconnect", 1) || e.is_of("exit", 1)
+    });
     let promote = index(&mut c, "promote 2", |e| e.is_of("promote", 2));
     let fork3 = index(&mut c, "fork 3", |e| e.is_of("fork", 3));
     let online3 = index(&mut c, "online 3", |e| e.is_of("online", 3));
     assert!(
-        exit < promote && promote < fork3 && fork3 < online3,
+        death < promote && promote < fork3 && fork3 < online3,
         "{}",
         c.report("order")
     );
     assert_eq!(c.events()[promote].v["slot"], 0);
-    assert_eq!(c.events()[exit].v["signal"], "SIGKILL");
+    assert_eq!(c.events()[promote].v["attempt"], 1, "one restart");
     if schedule == "shared" {
         // Its listen() was held until the promotion.
         let listening = index(&mut c, "listening 2", |e| e.is_of("listening", 2));

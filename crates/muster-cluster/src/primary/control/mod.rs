@@ -265,6 +265,7 @@ impl Control {
                 self.rr.worker_gone(id, &mut self.workers, &mut self.seq);
                 // The exit may already be waiting to be reaped.
                 self.on_sigchld();
+                self.spare_takes_over_from(id);
                 self.forget_if_gone(id);
             }
             FromWorker::Notified(id) => self.feed(Input::Notified { id }),
