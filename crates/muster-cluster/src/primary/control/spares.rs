@@ -69,7 +69,7 @@ impl Control {
     /// A serving worker's channel closed and its exit is not reaped yet: with spares, the slot
     /// is taken over now. Nothing more can be handed to it without a channel, and the exit of a
     /// killed process comes only once the kernel has torn it down (milliseconds for a Node
-    /// worker, measured in bench/cluster). It is treated as a worker asking to be replaced:
+    /// worker). It is treated as a worker asking to be replaced:
     /// one restart, a spare promoted as its successor, then it is drained (it gets the stop
     /// signal). Without spares nothing changes: its exit restarts the slot.
     pub(super) fn spare_takes_over_from(&mut self, id: WorkerId) {
