@@ -147,7 +147,7 @@ for entry in "${NODES[@]}"; do
   if wants node-fork; then
     # The app binds the port itself, so nothing holds it between the old process and the new
     # one: a reload is a restart (as in pm2's fork mode), and connections are refused meanwhile.
-    FIXED_NOTE="binds its own port: reload = restart; -i 1 (cluster mode) keeps the port" \
+    FIXED_NOTE="binds its own port: a reload is a restart, as in pm2's fork mode" \
       measure node-fork "$label" "$PORT" "$app_js" --interpreter "$bin" --env "PORT=$PORT"
   fi
 done

@@ -5,7 +5,7 @@ use super::reap::{self, Mailbox};
 use super::{PrimaryConfig, Schedule};
 use crate::node::{HandleKey, QueryServer};
 use crate::policy::WorkerId;
-use muster_ipc::{Channel, Received, Sender, Signal, Spawn};
+use muster_ipc::{Channel, Received, Receiver, Sender, Signal, Spawn};
 use std::collections::HashSet;
 use std::io;
 use std::os::fd::OwnedFd;
@@ -13,7 +13,8 @@ use std::process::Stdio;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-/// What a worker's reader task forwards to the control task.
+/// What reaches the control task from a worker: its channel's messages (polled by the control
+/// task itself) and its notify socket's `READY=1` (forwarded).
 #[derive(Debug)]
 pub(crate) enum FromWorker {
     Received(WorkerId, Received),
@@ -29,6 +30,8 @@ pub(crate) struct WorkerProc {
     pub slot: usize,
     pub pid: u32,
     pub sender: Sender,
+    /// Its channel's messages, read by the control task; `None` once the channel ended.
+    pub receiver: Option<Receiver>,
     pub online: bool,
     pub listening: bool,
     /// Node's flag: the worker leaves on purpose (told to disconnect, or it disconnected).
@@ -50,6 +53,10 @@ pub(crate) struct WorkerProc {
     pub keys: HashSet<HandleKey>,
     /// Round-robin connections handed over and not yet answered.
     pub outstanding: usize,
+    /// It was handed a round-robin connection (watched for an answer from then on).
+    pub newconn_watched: bool,
+    /// It answered a `newconn` at least once: it speaks the round-robin protocol.
+    pub newconn_answered: bool,
     /// Where it may say `READY=1` (readiness `Notify` and `Uptime`): held, not read, for as
     /// long as the worker is known (dropping it stops listening).
     pub _notify: Option<NotifySocket>,
@@ -73,7 +80,7 @@ impl WorkerProc {
 /// Sockets a worker inherits as `LISTEN_FDS`, in order, with their names.
 pub(crate) type InheritedFds = Vec<(String, OwnedFd)>;
 
-/// Starts the worker's process with its channel and spawns the task that reads the channel.
+/// Starts the worker's process with its channel (its receiver is polled by the control task).
 pub(crate) fn spawn(
     config: &PrimaryConfig,
     id: WorkerId,
@@ -153,27 +160,19 @@ pub(crate) fn spawn(
         Ok((spawned.child.id(), spawned.channel))
     })?;
     let channel = channel.expect("a channel was asked for, so the spawn returns its parent end");
-    let (sender, mut receiver) = match Channel::from_fd(channel) {
+    let (sender, receiver) = match Channel::from_fd(channel) {
         Ok(c) => c.split(),
         Err(e) => {
             signal_group(pid, Signal::KILL.as_raw());
             return Err(e);
         }
     };
-    let tx = to_control.clone();
-    tokio::spawn(async move {
-        while let Some(r) = receiver.recv().await {
-            if tx.send(FromWorker::Received(id, r)).await.is_err() {
-                return;
-            }
-        }
-        let _ = tx.send(FromWorker::Closed(id)).await;
-    });
     Ok(WorkerProc {
         id,
         slot,
         pid,
         sender,
+        receiver: Some(receiver),
         online: false,
         listening: false,
         exited_after_disconnect: false,
@@ -185,6 +184,8 @@ pub(crate) fn spawn(
         exit: None,
         keys: HashSet::new(),
         outstanding: 0,
+        newconn_watched: false,
+        newconn_answered: false,
         _notify: notify,
         spare: false,
         held: Vec::new(),
