@@ -148,6 +148,36 @@ fn shared_kill_9_of_the_one_worker_the_held_spare_listens_once_promoted() {
 }
 
 #[test]
+fn rr_a_rust_worker_spare_gets_no_newconn_and_takes_over_after_kill_9() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut c = Cluster::start(
+        &["-i", "1", "--spares", "1", "--listen", &listen],
+        &[env!("CARGO_BIN_EXE_muster"), "hello-worker"],
+        &[],
+    );
+    c.wait_for("worker 1 ready", WAIT, |e| e.is_of("ready", 1));
+    c.wait_for("worker 2 a warm spare", WAIT, |e| e.is_of("spare", 2));
+    // "worker <id> pid <pid>": only worker 1 answers while it lives.
+    let who = |c: &mut Cluster| {
+        let r = http_get(port, "/", REQUEST).unwrap_or_else(|e| panic!("{}", c.report(&e)));
+        r.body.split_whitespace().nth(1).map(str::to_owned)
+    };
+    for _ in 0..10 {
+        assert_eq!(who(&mut c).as_deref(), Some("1"));
+    }
+    kill(c.pid_of(1), Signal::KILL);
+    for _ in 0..10 {
+        assert_eq!(
+            who(&mut c).as_deref(),
+            Some("2"),
+            "the promoted spare serves"
+        );
+    }
+    c.wait_for("promote 2", WAIT, |e| e.is_of("promote", 2));
+}
+
+#[test]
 fn wait_ready_spare_held_in_shared_is_not_timed_out_and_gets_ready_once_promoted() {
     let port = free_port();
     // A short listen timeout: the held spare outlives it many times over.
