@@ -335,4 +335,9 @@ fn list_shows_the_spare_and_the_app_is_online() {
     assert_eq!(states, ["ready", "spare"]);
     let show = home.json(&["show", "sp", "--json"]);
     assert!(show.to_string().contains("\"spares\":1"), "{show}");
+    let text = home.ok(&["show", "sp"]).stdout;
+    assert!(
+        text.contains("spares") && text.contains(" spare "),
+        "{text}"
+    );
 }
