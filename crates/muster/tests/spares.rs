@@ -117,7 +117,7 @@ fn kill_9_the_one_worker(schedule: &str) {
     );
     assert_eq!(c.events()[promote].v["slot"], 0);
     assert_eq!(c.events()[promote].v["attempt"], 1, "one restart");
-    if schedule == "shared" {
+    if schedule != "rr" {
         // Its listen() was held until the promotion.
         let listening = index(&mut c, "listening 2", |e| e.is_of("listening", 2));
         assert!(
@@ -145,6 +145,11 @@ fn rr_kill_9_of_the_one_worker_the_promoted_spare_serves_the_next_request() {
 #[test]
 fn shared_kill_9_of_the_one_worker_the_held_spare_listens_once_promoted() {
     kill_9_the_one_worker("shared");
+}
+
+#[test]
+fn reuseport_kill_9_of_the_one_worker_the_held_spare_gets_the_slots_socket_once_promoted() {
+    kill_9_the_one_worker("reuseport");
 }
 
 #[test]
