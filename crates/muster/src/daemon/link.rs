@@ -271,6 +271,9 @@ impl Daemon {
                 }
                 drop(views);
                 self.changed.send_modify(|n| *n += 1);
+                if matches!(msg, SupervisorResponse::Status { .. }) {
+                    crate::triggers::apps_changed(); // not on heartbeats: they change no spec
+                }
             }
             self.link_closed(name, generation).await;
         });
@@ -284,6 +287,7 @@ impl Daemon {
             }
         }
         self.changed.send_modify(|n| *n += 1);
+        crate::triggers::apps_changed();
         if self.generations.lock().await.get(&name) != Some(&generation) {
             return; // stopped on purpose, or a newer supervisor took over
         }

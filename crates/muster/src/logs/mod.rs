@@ -36,7 +36,7 @@ pub use lines::MAX_LINE;
 pub use sink::LogSink;
 pub use tail::tail_lines;
 pub use time::{DEFAULT_TIME_FORMAT, TimeFormat, TimeFormatError};
-pub use writer::{rotated_path, truncate_log};
+pub use writer::{health_signal, rotated_path, truncate_log};
 
 use crate::home::Home;
 use muster_proto::AppSpec;

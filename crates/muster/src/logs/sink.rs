@@ -177,7 +177,7 @@ impl LogSink {
     }
 
     /// Whether [`health`](LogSink::health) changed since the last call: the supervisor then
-    /// pushes its state (at most once per heartbeat, however many lines fail).
+    /// pushes its state (at most once a second, however many lines fail).
     pub fn health_changed(&self) -> bool {
         let now = self.health();
         let mut seen = self.reported.lock().unwrap_or_else(PoisonError::into_inner);

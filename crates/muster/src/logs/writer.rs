@@ -434,6 +434,13 @@ impl Target {
 /// How a sink's writers fare, shared with status displays.
 pub(crate) type Health = Arc<Mutex<LogHealth>>;
 
+/// Notified (from the writer threads) each time a write fails or works again: the supervisor
+/// then looks at its sink's health, instead of on a timer.
+pub fn health_signal() -> &'static tokio::sync::Notify {
+    static SIGNAL: tokio::sync::Notify = tokio::sync::Notify::const_new();
+    &SIGNAL
+}
+
 /// Starts the writer thread. It ends once every sender is gone and the queue is drained,
 /// and then fires the returned receiver.
 pub(crate) fn spawn_writer(
@@ -456,6 +463,9 @@ pub(crate) fn spawn_writer(
             // counted: stalling the app behind a broken disk would be worse than losing its
             // output, and a silent loss worse than both.
             let result = target.write(&batch);
+            if result.is_err() || failing {
+                health_signal().notify_one();
+            }
             let mut h = health.lock().unwrap_or_else(PoisonError::into_inner);
             match result {
                 Ok(()) if failing => {
