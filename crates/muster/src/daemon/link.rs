@@ -112,8 +112,14 @@ impl Daemon {
         self.home
             .write_private(&spec_path, &serde_json::to_vec_pretty(spec)?)?;
         let log = self.home.open_append(&self.home.daemon_log())?;
+        if !self.exe.is_file() {
+            anyhow::bail!(
+                "the supervisor executable {} is missing: muster needs it beside itself \
+                 (`cargo install --locked --path crates/muster` installs both)",
+                self.exe.display()
+            );
+        }
         let mut child = tokio::process::Command::new(&self.exe)
-            .arg("supervise")
             .arg(&spec.name)
             .env("MUSTER_HOME", self.home.root())
             .env(crate::nofile::VAR, crate::nofile::for_supervisors())

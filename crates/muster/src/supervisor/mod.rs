@@ -79,16 +79,26 @@ struct Ctx {
     err_log: String,
 }
 
-/// `muster supervise <name>`: runs until the app is shut down. Returns the exit code.
+/// `muster-supervisor <name>`: runs until the app is shut down. Returns the exit code.
 pub fn run(home: Home, name: &str) -> anyhow::Result<i32> {
     // Workers get the descriptors their spawn places, nothing inherited (docs/security.md).
     muster_ipc::close_on_exec_inherited(&[]).context("marking inherited descriptors")?;
     crate::diag::init(&format!("supervisor {name}"));
     crate::nofile::raise_in_supervisor();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let rt = runtime()?;
     rt.block_on(supervise(home, name))
+}
+
+/// The supervisor's runtime: one thread, and per-app memory only for what an app uses
+/// (bench/README.md, "Footprint"): room for 64 I/O events per poll rather than 1,024, and
+/// small stacks for the blocking pool's threads, which only write log files (`logs/writer.rs`)
+/// and leave when idle.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_io_events_per_tick(64)
+        .thread_stack_size(256 * 1024)
+        .build()
 }
 
 /// Where a supervisor that could not start says why (`apps/<name>.failed`): the daemon, which
@@ -208,6 +218,8 @@ async fn run_app(
                 if matches!(ev, Event::Ready { .. }) {
                     // Its memory is worth showing before the next heartbeat.
                     state::sample(&ctx).await;
+                    // Starting is over: what it freed goes back to the kernel.
+                    muster_ipc::release_free_heap();
                 }
                 // A worker's message changes nothing `list` shows.
                 if !matches!(ev, Event::Message { .. }) {
