@@ -1,14 +1,14 @@
 'use strict';
 // The tables of bench/cluster/run.sh, from its results.tsv and kills.tsv.
 //
-//   node report.js results.tsv kills.tsv CONNS
+//   node report.js results.tsv kills.tsv CONNS [served.tsv]
 //
 // Every figure is a median over rounds; ratios are taken within each round first (the cases of
 // one round ran minutes apart at most, on the same machine) and then their median is shown.
 // Targets are reported, never asserted: the exit status does not depend on them.
 const fs = require('node:fs');
 
-const [resultsPath, killsPath, connsArg] = process.argv.slice(2);
+const [resultsPath, killsPath, connsArg, servedPath] = process.argv.slice(2);
 const CONNS = Number(connsArg || 32);
 
 function readTsv(path) {
@@ -185,4 +185,63 @@ if (kills.length) {
   console.log('replacement listens, stamped on arrival by the same reader for every system. "exit seen":');
   console.log('to the primary\'s exit line for the killed worker (its reaction); the rest is mostly the');
   console.log('new Node worker starting up.');
+}
+
+const served = readTsv(servedPath);
+if (served.length) {
+  console.log('');
+  console.log('## kill -9 under load -> served again, per slot (-i 1, rr; ms)');
+  console.log('');
+  const names = {
+    'muster-rr-1': 'muster, no spare',
+    'muster-rr-1-spare': 'muster, spares = 1',
+    'node-rr-1': 'Node cluster SCHED_RR',
+  };
+  console.log([pad('system', 22), lpad('median', 7), lpad('min', 7), lpad('max', 7),
+    lpad('failed in flight', 17), lpad('failed after', 13), lpad('served', 7), '  all'].join(' '));
+  const med = {};
+  const byIter = {};
+  for (const s of Object.keys(names)) {
+    const rs = served.filter((r) => r.system === s);
+    if (!rs.length) continue;
+    const v = rs.map((r) => r.ms);
+    med[s] = median(v);
+    byIter[s] = Object.fromEntries(rs.map((r) => [r.iter, r.ms]));
+    const sum = (k) => rs.reduce((a, r) => a + r[k], 0);
+    console.log([pad(names[s], 22), lpad(fmt(med[s], 1), 7), lpad(fmt(Math.min(...v), 1), 7),
+      lpad(fmt(Math.max(...v), 1), 7), lpad(sum('failed_inflight'), 17),
+      lpad(sum('failed_after'), 13), lpad(sum('ok'), 7),
+      '  ' + v.map((x) => fmt(x, 1)).join(' ')].join(' '));
+  }
+  // Ratios of one iteration's kills (seconds apart), then the median.
+  const ratio = (a, b) => {
+    if (!byIter[a] || !byIter[b]) return NaN;
+    const rs = Object.keys(byIter[a]).filter((i) => i in byIter[b])
+      .map((i) => byIter[a][i] / byIter[b][i]);
+    return median(rs);
+  };
+  console.log('');
+  const pairs = [
+    ['muster-rr-1-spare', 'node-rr-1'], ['muster-rr-1', 'node-rr-1'],
+    ['muster-rr-1-spare', 'muster-rr-1'],
+  ];
+  for (const [a, b] of pairs) {
+    if (!(a in med) || !(b in med)) continue;
+    console.log(`${pad(`${names[a]} / ${names[b]}`, 48)} ${lpad(fmt(ratio(a, b), 3), 7)}x (per iteration, median)`);
+  }
+  if ('muster-rr-1-spare' in med) {
+    const after = served.filter((r) => r.system === 'muster-rr-1-spare')
+      .reduce((a, r) => a + r.failed_after, 0);
+    const met = med['muster-rr-1-spare'] <= 5 && after === 0;
+    console.log(`target: with spares = 1, served again in <= 5 ms (median) and 0 failed after the kill: ` +
+      `${fmt(med['muster-rr-1-spare'], 1)} ms, ${after} failed: ${met ? 'met' : 'MISSED'}`);
+  } else {
+    console.log('target: n/a (the spare case did not run)');
+  }
+  console.log('4 clients send GET / on fresh connections in a loop (bench/cluster/node/served-again.js);');
+  console.log('after 300 ms the worker that answers is SIGKILLed; the figure runs from right after the');
+  console.log('kill to the end of the first 200 answered by another pid. "failed in flight": failed');
+  console.log('requests sent before the kill (inside the killed worker); "failed after": sent after it.');
+  console.log('Each system has one slot (-i 1), so no other worker hides the gap; the iterations');
+  console.log('alternate the order of the systems, 1.2 s apart, each back to strength first.');
 }

@@ -6,9 +6,11 @@
 #   bench/cluster/run.sh            3 interleaved rounds, 5 s per wrk run, 5 kills per system
 #   bench/cluster/run.sh --quick    smoke run: 1 round, 1 s per wrk run, 1 kill
 #
-# Options: --rounds N, --duration S, --kills N (0: no kill test), --cases A,B,... (a subset of
-# muster-rr node-rr muster-shared node-none muster-reuseport rust-rr rust-shared rust-reuseport),
-# --no-build, --no-rust, --keep (keep the logs).
+# Options: --rounds N, --duration S, --kills N (0: no kill test), --served N (kill -9 under
+# load -> served again, per slot: -i 1 rr, muster without and with a warm spare and Node's
+# primary; 0 skips it), --parts throughput,kills,served (which parts run; default all),
+# --cases A,B,... (a subset of muster-rr node-rr muster-shared node-none muster-reuseport
+# rust-rr rust-shared rust-reuseport), --no-build, --no-rust, --keep (keep the logs).
 # Environment: BENCH_PORT (first port used, default 19100); MUSTER, HTTP_WORKER: prebuilt
 # binaries to use instead of building this tree (e.g. when it is mid-edit and does not build).
 #
@@ -20,14 +22,16 @@ CMDLINE="bench/cluster/run.sh${*:+ $*}"
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 
-ROUNDS=3 DUR=5 WARM=1 KILLS=5 CONNS=32 THREADS=2 WORKERS=2
-BUILD=1 RUST=1 KEEP=0 QUICK=0 ONLY=
+ROUNDS=3 DUR=5 WARM=1 KILLS=5 SERVED=7 CONNS=32 THREADS=2 WORKERS=2
+BUILD=1 RUST=1 KEEP=0 QUICK=0 ONLY= PARTS=throughput,kills,served
 PORT_NEXT=${BENCH_PORT:-19100}
 
 usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case $1 in
-    --quick) QUICK=1 ROUNDS=1 DUR=1 WARM=0 KILLS=1 ;;
+    --quick) QUICK=1 ROUNDS=1 DUR=1 WARM=0 KILLS=1 SERVED=1 ;;
+    --served) SERVED=$2; shift ;;
+    --parts) PARTS=$2; shift ;;
     --rounds) ROUNDS=$2; shift ;;
     --duration) DUR=$2; shift ;;
     --kills) KILLS=$2; shift ;;
@@ -40,6 +44,14 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+
+part() { [[ ",$PARTS," == *",$1,"* ]]; }
+for p in ${PARTS//,/ }; do
+  case $p in throughput | kills | served) ;; *) echo "run.sh: --parts: no part $p" >&2; exit 2 ;; esac
+done
+part throughput || ROUNDS=0
+part kills || KILLS=0
+part served || SERVED=0
 
 for tool in wrk node curl setsid timeout; do
   if ! command -v "$tool" >/dev/null; then
@@ -184,6 +196,17 @@ start_server() {
       PORT=$port WORKERS=$WORKERS setsid node "$HERE/node/node-primary.js" "${case#node-}" \
         >"$fifo" 2>"$SLOG.err" </dev/null &
       ;;
+    # Per slot, for the served-again probe: one worker answering its pid.
+    muster-rr-1 | muster-rr-1-spare)
+      local spares=0
+      [ "$case" = muster-rr-1-spare ] && spares=1
+      PORT=$port ANSWER_PID=1 setsid "$MUSTER" cluster --json -i 1 --spares "$spares" \
+        --schedule rr -- node "$HERE/node/worker.js" >"$fifo" 2>"$SLOG.err" </dev/null &
+      ;;
+    node-rr-1)
+      PORT=$port ANSWER_PID=1 WORKERS=1 setsid node "$HERE/node/node-primary.js" rr \
+        >"$fifo" 2>"$SLOG.err" </dev/null &
+      ;;
     rust-rr | rust-shared | rust-reuseport)
       setsid "$MUSTER" cluster --json -i "$WORKERS" --schedule "${case#rust-}" --wait-ready \
         --listen "127.0.0.1:$port" -- "$RUST_WORKER" >"$fifo" 2>"$SLOG.err" </dev/null &
@@ -198,10 +221,11 @@ start_server() {
 count_listening() { grep -cE '"event":"listening"| listening ' "$1" 2>/dev/null || true; }
 count_exit() { grep -cE '"event":"exit"| exit ' "$1" 2>/dev/null || true; }
 count_ready() { grep -c '"event":"ready"' "$1" 2>/dev/null || true; }
+count_spare() { grep -c '"event":"spare"' "$1" 2>/dev/null || true; }
 
-# wait_up CASE PID LOG PORT: the workers are up and the port answers (bounded: 20 s).
+# wait_up CASE PID LOG PORT [WORKERS]: the workers are up and the port answers (bounded: 20 s).
 wait_up() {
-  local case=$1 pid=$2 log=$3 port=$4 i n r
+  local case=$1 pid=$2 log=$3 port=$4 want=${5:-$WORKERS} i n r
   for ((i = 0; i < 200; i++)); do
     kill -0 "$pid" 2>/dev/null || { echo "run.sh: $case exited at start:" >&2; cat "$log" "$log.err" >&2; return 1; }
     case $case in
@@ -213,7 +237,7 @@ wait_up() {
         ;;
       *) n=$(count_ready "$log") ;; # the Rust worker says `ready` once serving
     esac
-    if [ "${n:-0}" -ge "$WORKERS" ] &&
+    if [ "${n:-0}" -ge "$want" ] &&
       curl -fsS -m 1 -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null; then
       return 0
     fi
@@ -324,7 +348,8 @@ fi
 NCASES=${#CASES[@]}
 declare -A TPID TPORT
 
-echo "== throughput: $ROUNDS round(s), wrk -c $CONNS -t $THREADS -d ${DUR}s, $NCASES cases; load: $(uptime)" >&2
+[ "$ROUNDS" -gt 0 ] || CASES=()
+[ "$ROUNDS" -gt 0 ] && echo "== throughput: $ROUNDS round(s), wrk -c $CONNS -t $THREADS -d ${DUR}s, $NCASES cases; load: $(uptime)" >&2
 for case in "${CASES[@]}"; do
   next_port
   TPORT[$case]=$PORT_PICK
@@ -404,15 +429,70 @@ for s in "${KSYS[@]}"; do
 done
 
 # ---------------------------------------------------------------------------------------------
+# kill -9 under load -> served again, per slot (-i 1, rr): muster without spares, muster with
+# one warm spare, Node's own primary. Each iteration runs node/served-again.js against each
+# system in turn: 4 clients on fresh connections, the worker that answers SIGKILLed after
+# 300 ms, timed to the first answer from another pid. Before each kill the system is back to
+# full strength: its worker ready (and, with a spare, the spare warm again).
+
+SSYS=()
+[ "$SERVED" -gt 0 ] && SSYS=(muster-rr-1 muster-rr-1-spare node-rr-1)
+declare -A SPID_ SLOG_ SPORT_
+printf 'system\titer\tms\tvictim\tnew_pid\tfailed_inflight\tfailed_after\tok\n' >"$WORK/served.tsv"
+[ ${#SSYS[@]} -gt 0 ] && echo "== kill -9 under load -> served again (-i 1, rr): $SERVED per system; load: $(uptime)" >&2
+for s in "${SSYS[@]}"; do
+  next_port
+  SPORT_[$s]=$PORT_PICK
+  start_server "$s" "$PORT_PICK"
+  SPID_[$s]=$SPID
+  SLOG_[$s]=$SLOG
+done
+for s in "${SSYS[@]}"; do wait_up "$s" "${SPID_[$s]}" "${SLOG_[$s]}" "${SPORT_[$s]}" 1; done
+
+# back_to_strength SYSTEM ITER: the iteration's worker is up (bounded: 10 s).
+back_to_strength() {
+  local s=$1 it=$2 log=${SLOG_[$1]} i
+  for ((i = 0; i < 1000; i++)); do
+    case $s in
+      muster-rr-1) [ "$(count_ready "$log")" -ge "$it" ] && return 0 ;;
+      muster-rr-1-spare) [ "$(count_ready "$log")" -ge "$it" ] && [ "$(count_spare "$log")" -ge "$it" ] && return 0 ;;
+      node-rr-1) [ "$(count_listening "$log")" -ge "$it" ] && return 0 ;;
+    esac
+    sleep 0.01
+  done
+  echo "run.sh: $s did not get back to strength within 10 s" >&2
+  cat "$log" >&2
+  return 1
+}
+
+[ ${#SSYS[@]} -gt 0 ] && sleep 1.2 # past min_uptime: a stable run restarts (and refills) at once
+for ((it = 1; it <= (${#SSYS[@]} ? SERVED : 0); it++)); do
+  # Odd iterations forward, even ones backward: no system always goes first.
+  if ((it % 2)); then order=("${SSYS[@]}"); else order=(node-rr-1 muster-rr-1-spare muster-rr-1); fi
+  for s in "${order[@]}"; do
+    back_to_strength "$s" "$it"
+    line=$(timeout -k 2 30 node "$HERE/node/served-again.js" "${SPORT_[$s]}" 4 300) ||
+      { echo "run.sh: $s: not served again within 10 s ($line)" >&2; cat "${SLOG_[$s]}" >&2; exit 1; }
+    printf '%s\t%d\t%s\n' "$s" "$it" "$line" >>"$WORK/served.tsv"
+    echo "   $s kill $it: $line" >&2
+  done
+  sleep 1.2
+done
+for s in "${SSYS[@]}"; do
+  stop_server "${SPID_[$s]}"
+  forget_server "${SPID_[$s]}"
+done
+
+# ---------------------------------------------------------------------------------------------
 # Report.
 
 echo
 echo "# muster cluster vs Node cluster: hello-world HTTP, $WORKERS workers, 127.0.0.1"
-echo "command: $CMDLINE (rounds $ROUNDS, wrk -c $CONNS -t $THREADS -d ${DUR}s, kills $KILLS)"
+echo "command: $CMDLINE (rounds $ROUNDS, wrk -c $CONNS -t $THREADS -d ${DUR}s, kills $KILLS, served $SERVED)"
 echo "muster: $MUSTER ($MUSTER_NOTE)"
 [ -n "$RUST_WORKER" ] && echo "http_worker: $RUST_WORKER"
 echo "node $(node --version), $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2), $(nproc) CPUs, CLK_TCK $CLK_TCK"
 echo "load at the end: $(uptime)"
 [ -n "$RUST_NOTE" ] && echo "$RUST_NOTE"
 echo
-node "$HERE/report.js" "$WORK/results.tsv" "$WORK/kills.tsv" "$CONNS"
+node "$HERE/report.js" "$WORK/results.tsv" "$WORK/kills.tsv" "$CONNS" "$WORK/served.tsv"

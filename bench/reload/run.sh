@@ -10,7 +10,7 @@
 #
 # Options: --duration S, --connections N (keep-alive connections of the load, default 4),
 # --node-versions "18 20 22 24 26", --only "node-cluster node-fork rust gunicorn plain",
-# --no-build. Environment: BENCH_PORT (default 23200), MUSTER (a prebuilt muster binary),
+# --no-build. Environment: BENCH_PORT (default 25200), MUSTER (a prebuilt muster binary),
 # MUSTER_BENCH_SCRATCH (where Node versions and gunicorn's venv go; default
 # ${TMPDIR:-/tmp}/muster-bench), MUSTER_TEST_GUNICORN (a gunicorn to use instead).
 #
@@ -26,7 +26,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 DUR=12 CONNS=4 BUILD=1
 VERSIONS="18 20 22 24 26"
 ONLY="node-cluster node-fork rust gunicorn plain"
-PORT=${BENCH_PORT:-23200}
+PORT=${BENCH_PORT:-25200}
 SCRATCH=${MUSTER_BENCH_SCRATCH:-${TMPDIR:-/tmp}/muster-bench}
 
 usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; }
@@ -110,7 +110,7 @@ measure() {
   else
     timeout $((DUR + 60)) "$MUSTER" bench "http://127.0.0.1:$port/" -c "$CONNS" -d "${DUR}s" --json \
       >"$out" 2>"$HOME_DIR/bench.err" &
-    local load=$! third=$((DUR / 3)) notes=""
+    local load=$! third=$((DUR / 3)) notes=${FIXED_NOTE:-}
     sleep "$third"
     timeout 60 "$MUSTER" reload app >/dev/null 2>&1 || notes="reload 1 failed"
     sleep "$third"
@@ -145,7 +145,10 @@ for entry in "${NODES[@]}"; do
     measure node-cluster "$label" "$PORT" "$app_js" -i 2 --interpreter "$bin" --env "PORT=$PORT"
   fi
   if wants node-fork; then
-    measure node-fork "$label" "$PORT" "$app_js" --interpreter "$bin" --env "PORT=$PORT"
+    # The app binds the port itself, so nothing holds it between the old process and the new
+    # one: a reload is a restart (as in pm2's fork mode), and connections are refused meanwhile.
+    FIXED_NOTE="binds its own port: a reload is a restart, as in pm2's fork mode" \
+      measure node-fork "$label" "$PORT" "$app_js" --interpreter "$bin" --env "PORT=$PORT"
   fi
 done
 if wants rust; then

@@ -3,6 +3,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::task::{Context, Poll, ready};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
@@ -34,6 +35,23 @@ impl AsyncSocket {
             let mut guard = self.fd.readable().await?;
             match guard.try_io(|fd| op(fd.get_ref().as_fd())) {
                 Ok(result) => return result,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// [`read_with`](Self::read_with) for a caller that polls several sockets in one task
+    /// (the round-robin primary polls its listeners beside everything else it owns).
+    pub fn poll_read_with<R>(
+        &self,
+        cx: &mut Context<'_>,
+        mut op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        loop {
+            let mut guard = ready!(self.fd.poll_read_ready(cx))?;
+            match guard.try_io(|fd| op(fd.get_ref().as_fd())) {
+                Ok(result) => return Poll::Ready(result),
+                // Readiness was cleared: the next poll registers for the next wake-up.
                 Err(_would_block) => continue,
             }
         }

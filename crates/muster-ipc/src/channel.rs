@@ -3,7 +3,13 @@
 //! One driver task owns the socket. Senders encode on their own task and hand finished frames
 //! to the driver through a queue bounded in bytes ([`ChannelOptions::max_queued`]); the driver
 //! writes them (many small frames coalesce into one `send`), reads, answers handle ACK/NACKs,
-//! and hands decoded events to the receiver through another bounded queue. The bounds are
+//! and hands decoded events to the receiver through another bounded queue.
+//!
+//! One exception, for the round-robin hand-off: a message with a socket that finds nothing
+//! queued before it is written by `try_send` itself, in the caller's task (a handle frame goes
+//! in a `sendmsg` of its own anyway, so nothing is lost to coalescing, and the connection does
+//! not wait for the driver task to be scheduled). Whatever the socket does not take at once is
+//! left to the driver. The bounds are
 //! back-pressure: a peer that does not read makes `send` wait and `try_send` fail with
 //! [`SendError::Full`], a peer that does not read the ACK/NACKs it is owed stops being read, and
 //! a receiver that does not keep up makes the driver stop reading, instead of memory growing.
@@ -16,16 +22,35 @@ use crate::sys::set_nonblocking;
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc};
 
 /// Events waiting between the driver and the receiver, at most.
 const RECV_QUEUE: usize = 1024;
 /// The driver stops taking messages from senders while this much is unwritten: it holds at most
 /// this much plus one message.
 pub(crate) const OUTBOX_HIGH_WATER: usize = 1 << 20;
+
+/// What the driver and the senders share: the socket and the channel's state. Senders lock it
+/// only for a direct write (see the module's notes); the driver locks it for each step, never
+/// across an `.await`.
+#[derive(Debug)]
+struct Shared {
+    fd: AsyncFd<OwnedFd>,
+    core: Mutex<Core>,
+    /// A sender wrote directly and left something for the driver (unwritten bytes, an error).
+    wake: Notify,
+}
+
+impl Shared {
+    fn core(&self) -> MutexGuard<'_, Core> {
+        // A panic while holding the lock leaves no half-updated invariant that matters more
+        // than the channel going on: the outbox and inbox are consistent between calls.
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 /// A message on its way to the driver, with what it was charged.
 #[derive(Debug)]
@@ -68,6 +93,7 @@ pub struct Channel {
 /// queued and shuts down the write direction (the peer sees the channel close).
 #[derive(Debug, Clone)]
 pub struct Sender {
+    shared: Arc<Shared>,
     tx: mpsc::UnboundedSender<Queued>,
     /// One permit per byte of room in the queue; the driver gives them back as it takes
     /// messages.
@@ -112,9 +138,13 @@ impl Channel {
             .clamp(1 << 20, u32::MAX as usize);
         let unread = Arc::new(Semaphore::new(max_unread));
         let room = Arc::new(Semaphore::new(max_queued));
-        let driver = Driver {
+        let shared = Arc::new(Shared {
             fd,
-            core: Core::new(options.max_frame),
+            core: Mutex::new(Core::new(options.max_frame)),
+            wake: Notify::new(),
+        });
+        let driver = Driver {
+            shared: Arc::clone(&shared),
             out_rx,
             room: Arc::clone(&room),
             in_tx,
@@ -124,6 +154,7 @@ impl Channel {
         tokio::spawn(driver.run());
         Ok(Channel {
             sender: Sender {
+                shared,
                 tx: out_tx,
                 room,
                 max_queued,
@@ -185,6 +216,10 @@ impl Sender {
     /// event loops that serve many channels and must not stall on one slow peer.
     pub fn try_send(&self, message: impl Into<Outgoing>) -> Result<(), SendError> {
         let (message, cost) = self.admit(message.into())?;
+        let message = match self.write_directly(message) {
+            Ok(()) => return Ok(()),
+            Err(message) => message,
+        };
         match self.room.try_acquire_many(cost as u32) {
             Ok(permits) => permits.forget(),
             Err(tokio::sync::TryAcquireError::NoPermits) => return Err(SendError::Full),
@@ -205,6 +240,39 @@ impl Sender {
             });
         }
         Ok((message, cost))
+    }
+
+    /// Writes a message with a socket at once, in this task, when nothing is queued before it
+    /// (in the queue to the driver or in the outbox, including a handle awaiting its ACK);
+    /// gives it back otherwise. What the socket does not take stays in the outbox for the
+    /// driver, which is woken for it.
+    fn write_directly(&self, message: Outgoing) -> Result<(), Outgoing> {
+        if !message.has_handle()
+            || self.tx.is_closed()
+            // Room given back in full: nothing waits in the queue to the driver.
+            || self.room.available_permits() != self.max_queued
+        {
+            return Err(message);
+        }
+        let Ok(mut core) = self.shared.core.try_lock() else {
+            return Err(message);
+        };
+        if !core.outbox.is_empty() || core.outbox.handle_in_flight() {
+            return Err(message);
+        }
+        // Errors were taken out by `admit`.
+        if let Ok(parts) = message.into_parts() {
+            for part in parts {
+                core.outbox.push_part(part);
+            }
+        }
+        let done = matches!(core.write(self.shared.fd.get_ref().as_fd()), Ok(true));
+        drop(core);
+        if !done {
+            // A full socket or an error: the driver watches for room, or reports the failure.
+            self.shared.wake.notify_one();
+        }
+        Ok(())
     }
 
     fn push(&self, message: Outgoing, cost: usize) -> Result<(), SendError> {
@@ -228,15 +296,25 @@ impl Receiver {
     /// The next message or problem; `None` once the peer closed the channel and everything it
     /// sent was delivered.
     pub async fn recv(&mut self) -> Option<Received> {
-        let (event, cost) = self.rx.recv().await?;
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// [`recv`](Self::recv) for a caller that polls several channels in one task (the primary
+    /// reads its workers' replies in the task that hands them connections).
+    pub fn poll_recv(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Received>> {
+        let Some((event, cost)) = std::task::ready!(self.rx.poll_recv(cx)) else {
+            return std::task::Poll::Ready(None);
+        };
         self.unread.add_permits(cost);
-        Some(event)
+        std::task::Poll::Ready(Some(event))
     }
 }
 
 struct Driver {
-    fd: AsyncFd<OwnedFd>,
-    core: Core,
+    shared: Arc<Shared>,
     out_rx: mpsc::UnboundedReceiver<Queued>,
     room: Arc<Semaphore>,
     in_tx: mpsc::Sender<(Received, usize)>,
@@ -247,8 +325,7 @@ struct Driver {
 impl Driver {
     async fn run(self) {
         let Driver {
-            fd,
-            mut core,
+            shared,
             mut out_rx,
             room,
             in_tx,
@@ -256,8 +333,10 @@ impl Driver {
             max_unread,
         } = self;
         let cost = |ev: &Received| crate::event::size_estimate(ev).clamp(1, max_unread);
-        // However the driver ends, senders waiting for room learn that the channel closed.
-        let _close_room = CloseOnDrop(Arc::clone(&room));
+        // However the driver ends, senders waiting for room learn that the channel closed, and
+        // the peer sees the channel end even while a `Sender` (which shares the socket) lives.
+        let _close_room = CloseOnDrop(Arc::clone(&room), Arc::clone(&shared));
+        let fd = &shared.fd;
         let sock = fd.get_ref().as_fd();
         let mut senders_open = true;
         let mut write_watch: Option<WriteWatch> = None;
@@ -266,56 +345,57 @@ impl Driver {
         // Events decoded but not yet taken by the receiver (at most one read's worth).
         let mut backlog: VecDeque<Received> = VecDeque::new();
         loop {
-            // Take what senders queued, while the outbox is not over its high water.
-            while senders_open && core.outbox.queued_bytes() < OUTBOX_HIGH_WATER {
-                match out_rx.try_recv() {
-                    Ok(q) => enqueue(&mut core, &room, q),
-                    Err(mpsc::error::TryRecvError::Empty) => break,
-                    Err(mpsc::error::TryRecvError::Disconnected) => senders_open = false,
+            let (want_read, want_write, want_frames) = {
+                let mut core = shared.core();
+                // Take what senders queued, while the outbox is not over its high water.
+                while senders_open && core.outbox.queued_bytes() < OUTBOX_HIGH_WATER {
+                    match out_rx.try_recv() {
+                        Ok(q) => enqueue(&mut core, &room, q),
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => senders_open = false,
+                    }
                 }
-            }
-            let mut failure = None;
-            if !write_failed
-                && core.outbox.has_ready()
-                && let Err(e) = core.write(sock)
-            {
-                failure = Some(e);
-            }
-            if let Some(e) = failure.take() {
-                on_write_failure(&mut core, &mut out_rx, &room, e);
-                write_failed = true;
-            }
-            let all_sent = core.outbox.is_empty() && !core.outbox.handle_in_flight();
-            if (write_failed || (!senders_open && all_sent)) && !write_shut {
-                // Everything we will ever send is out, and our last handle was answered (Node
-                // waits for that too, section 4.7): let the peer see EOF.
-                let _ = rustix::net::shutdown(sock, rustix::net::Shutdown::Write);
-                write_shut = true;
-            }
-            // Hand decoded events to the receiver without waiting where possible.
-            backlog.append(&mut core.events);
-            deliver(&in_tx, &unread, &cost, &mut backlog);
-            if core.eof && backlog.is_empty() {
-                // The peer is gone and everything it sent was delivered. Close the send queue
-                // before the receiver sees its end, so that a send made after `recv()` returned
-                // `None` fails with `Closed` instead of vanishing.
-                out_rx.close();
-                return;
-            }
-            if write_shut && in_tx.is_closed() {
-                out_rx.close();
-                return; // nobody sends, nobody listens
-            }
-
-            // Not while we owe the peer more replies than it reads (`MAX_OWED`).
-            let want_read = backlog.is_empty() && core.may_read();
-            // Something is still ready after the write above: the socket was full.
-            let want_write = !write_failed && core.outbox.has_ready();
+                if !write_failed
+                    && core.outbox.has_ready()
+                    && let Err(e) = core.write(sock)
+                {
+                    on_write_failure(&mut core, &mut out_rx, &room, e);
+                    write_failed = true;
+                }
+                let all_sent = core.outbox.is_empty() && !core.outbox.handle_in_flight();
+                if (write_failed || (!senders_open && all_sent)) && !write_shut {
+                    // Everything we will ever send is out, and our last handle was answered
+                    // (Node waits for that too, section 4.7): let the peer see EOF.
+                    let _ = rustix::net::shutdown(sock, rustix::net::Shutdown::Write);
+                    write_shut = true;
+                }
+                // Hand decoded events to the receiver without waiting where possible.
+                backlog.append(&mut core.events);
+                deliver(&in_tx, &unread, &cost, &mut backlog);
+                if core.eof && backlog.is_empty() {
+                    // The peer is gone and everything it sent was delivered. Close the send
+                    // queue before the receiver sees its end, so that a send made after
+                    // `recv()` returned `None` fails with `Closed` instead of vanishing.
+                    out_rx.close();
+                    return;
+                }
+                if write_shut && in_tx.is_closed() {
+                    out_rx.close();
+                    return; // nobody sends, nobody listens
+                }
+                (
+                    // Not while we owe the peer more replies than it reads (`MAX_OWED`).
+                    backlog.is_empty() && core.may_read(),
+                    // Something is still ready after the write above: the socket was full.
+                    !write_failed && core.outbox.has_ready(),
+                    senders_open && core.outbox.queued_bytes() < OUTBOX_HIGH_WATER,
+                )
+            };
             if want_write && write_watch.is_none() {
                 match WriteWatch::new(sock) {
                     Ok(w) => write_watch = Some(w),
                     Err(e) => {
-                        on_write_failure(&mut core, &mut out_rx, &room, e);
+                        on_write_failure(&mut shared.core(), &mut out_rx, &room, e);
                         write_failed = true;
                         continue;
                     }
@@ -323,7 +403,7 @@ impl Driver {
             } else if !want_write {
                 write_watch = None;
             }
-            let want_frames = senders_open && core.outbox.queued_bytes() < OUTBOX_HIGH_WATER;
+            let mut failure = None;
             tokio::select! {
                 room_for = receive_room(&unread, &in_tx, backlog.front().map_or(1, &cost)), if !backlog.is_empty() => match room_for {
                     Some((bytes, slot)) => {
@@ -339,11 +419,13 @@ impl Driver {
                         out_rx.close();
                         return;
                     };
+                    let mut core = shared.core();
                     match core.read_once(sock) {
                         Ok(ReadOutcome::WouldBlock | ReadOutcome::Drained) => guard.clear_ready(),
                         Ok(_) => {}
                         Err(_) => {
                             // A read error other than EOF: the peer is as good as gone.
+                            let core = &mut *core;
                             core.eof = true;
                             core.inbox.on_eof(&mut core.events);
                         }
@@ -354,19 +436,21 @@ impl Driver {
                         out_rx.close();
                         return;
                     };
-                    match core.write(sock) {
+                    match shared.core().write(sock) {
                         Ok(true) => {}
                         Ok(false) => guard.clear_ready(),
                         Err(e) => failure = Some(e),
                     }
                 }
                 q = out_rx.recv(), if want_frames => match q {
-                    Some(q) => enqueue(&mut core, &room, q),
+                    Some(q) => enqueue(&mut shared.core(), &room, q),
                     None => senders_open = false,
                 },
+                // A sender's direct write left something behind: the loop's top deals with it.
+                () = shared.wake.notified() => {}
             }
             if let Some(e) = failure {
-                on_write_failure(&mut core, &mut out_rx, &room, e);
+                on_write_failure(&mut shared.core(), &mut out_rx, &room, e);
                 write_failed = true;
             }
         }
@@ -412,12 +496,14 @@ fn enqueue(core: &mut Core, room: &Semaphore, q: Queued) {
 }
 
 /// Closes the senders' room when the driver ends, so that a `send` waiting for room fails with
-/// `Closed` instead of waiting for ever.
-struct CloseOnDrop(Arc<Semaphore>);
+/// `Closed` instead of waiting for ever; and shuts the socket down, so that the peer sees the
+/// channel end then, as it did when the driver owned the socket alone (senders share it now).
+struct CloseOnDrop(Arc<Semaphore>, Arc<Shared>);
 
 impl Drop for CloseOnDrop {
     fn drop(&mut self) {
         self.0.close();
+        let _ = rustix::net::shutdown(self.1.fd.get_ref(), rustix::net::Shutdown::Both);
     }
 }
 

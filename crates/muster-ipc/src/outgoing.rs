@@ -115,6 +115,16 @@ impl Outgoing {
         self.messages
     }
 
+    /// Whether a socket goes with it (a handle frame).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn has_handle(&self) -> bool {
+        match &self.parts {
+            Parts::None => false,
+            Parts::One(p) => matches!(p, Part::Handle(..)),
+            Parts::Many(v) => v.iter().any(|p| matches!(p, Part::Handle(..))),
+        }
+    }
+
     /// The encoded bytes (what goes on the wire).
     pub fn len_bytes(&self) -> usize {
         self.bytes

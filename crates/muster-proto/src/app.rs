@@ -49,6 +49,10 @@ pub struct AppSpec {
     pub inherited_env: BTreeMap<String, String>,
     /// How many workers to run.
     pub instances: Instances,
+    /// Warm spares: extra workers started, their code loaded, given no traffic, each promoted
+    /// into a slot whose worker fails (see docs/workers.md, "Warm spares").
+    #[serde(skip_serializing_if = "is_zero")]
+    pub spares: u32,
     /// Whether workers are independent processes or share listeners through the supervisor.
     pub exec_mode: ExecMode,
     /// Addresses the supervisor binds and shares with the workers.
@@ -131,6 +135,30 @@ impl AppSpec {
         }
     }
 
+    /// Whether a running app can go from this spec to `new` by a rolling reload (pm2's
+    /// startOrReload), without a new supervisor: true when everything that differs is what a
+    /// worker is started with — script, arguments, interpreter, working directory,
+    /// environment, instance variables, how a worker is stopped — or the number of workers or
+    /// the memory limit. Listeners, schedule, mode, the restart policy, logs, watch and cron
+    /// are the supervisor's own: changing any of them takes a restart.
+    pub fn reloadable_to(&self, new: &AppSpec) -> bool {
+        let mut same = new.clone();
+        same.script.clone_from(&self.script);
+        same.args.clone_from(&self.args);
+        same.interpreter.clone_from(&self.interpreter);
+        same.interpreter_args.clone_from(&self.interpreter_args);
+        same.cwd.clone_from(&self.cwd);
+        same.env.clone_from(&self.env);
+        same.inherited_env.clone_from(&self.inherited_env);
+        same.instances = self.instances;
+        same.stop_signal.clone_from(&self.stop_signal);
+        same.shutdown_with_message = self.shutdown_with_message;
+        same.instance_var.clone_from(&self.instance_var);
+        same.increment_var.clone_from(&self.increment_var);
+        same.max_memory_restart = self.max_memory_restart;
+        same == *self
+    }
+
     /// The program that runs the script, from `interpreter` or the script's extension.
     pub fn resolved_interpreter(&self) -> Interpreter {
         Interpreter::resolve(self.interpreter.as_deref(), &self.script)
@@ -149,6 +177,7 @@ impl Default for AppSpec {
             env: BTreeMap::new(),
             inherited_env: BTreeMap::new(),
             instances: Instances::default(),
+            spares: 0,
             exec_mode: ExecMode::default(),
             listen: Vec::new(),
             schedule: Schedule::default(),
@@ -180,6 +209,10 @@ impl Default for AppSpec {
             cron_restart: None,
         }
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// How the workers relate to each other.
@@ -311,6 +344,31 @@ pub fn validate_name(name: &str) -> Result<(), ValueError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reloadable_to_takes_what_workers_start_with_and_nothing_of_the_supervisor() {
+        let old = AppSpec::new("api", "app.js");
+        let mut new = old.clone();
+        new.env.insert("GREETING".into(), "hi".into());
+        new.args = vec!["--fast".into()];
+        new.instances = Instances::Count(3);
+        new.stop_signal = "SIGTERM".into();
+        assert!(old.reloadable_to(&new));
+        assert!(old.reloadable_to(&old));
+        for change in [
+            (|s: &mut AppSpec| s.listen = vec!["127.0.0.1:1".into()]) as fn(&mut AppSpec),
+            |s| s.schedule = Schedule::Shared,
+            |s| s.exec_mode = ExecMode::Cluster,
+            |s| s.max_restarts += 1,
+            |s| s.kill_timeout_ms += 1,
+            |s| s.out_file = Some("/tmp/x.log".into()),
+            |s| s.cron_restart = Some("0 * * * *".into()),
+        ] {
+            let mut other = new.clone();
+            change(&mut other);
+            assert!(!old.reloadable_to(&other), "{other:?}");
+        }
+    }
 
     #[test]
     fn interpreter_by_extension() {

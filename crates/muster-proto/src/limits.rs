@@ -13,6 +13,8 @@ use thiserror::Error;
 
 /// Most workers one app may run.
 pub const MAX_INSTANCES: u32 = 1024;
+/// Most warm spares one app may keep: each is a whole process doing nothing.
+pub const MAX_SPARES: u32 = 64;
 /// Most rotated log files kept per log file.
 pub const MAX_LOG_KEEP: u32 = 1000;
 /// Smallest `log_max_size`: smaller would rotate on nearly every line.
@@ -86,6 +88,13 @@ pub fn check_limits(spec: &AppSpec) -> Result<(), LimitError> {
     if let Instances::Count(n) | Instances::AllBut(n) = spec.instances {
         range("instances", u64::from(n), 0, u64::from(MAX_INSTANCES), "")?;
     }
+    range(
+        "spares",
+        u64::from(spec.spares),
+        0,
+        u64::from(MAX_SPARES),
+        "",
+    )?;
     if let Some(n) = spec.max_listeners {
         range("max_listeners", u64::from(n), 1, 65_535, "")?;
     }
@@ -186,6 +195,8 @@ mod tests {
         check_limits(&AppSpec::new("a", "a.js")).expect("the defaults are in range");
         let e = refused(|s| s.instances = Instances::Count(100_000));
         assert_eq!(e, "instances must be between 0 and 1024, got 100000");
+        let e = refused(|s| s.spares = 65);
+        assert_eq!(e, "spares must be between 0 and 64, got 65");
         let e = refused(|s| s.log_keep = u32::MAX);
         assert_eq!(e, "log_keep must be between 0 and 1000, got 4294967295");
         let e = refused(|s| s.log_max_size = Some(10));

@@ -272,6 +272,12 @@ pub enum SupervisorRequest {
     },
     Status,
     Reload,
+    /// A rolling reload that starts the replacements from this spec (an ecosystem file applied
+    /// to a running app whose command line or environment changed). The daemon sends it only
+    /// when what changed is what a worker is started with ([`AppSpec::reloadable_to`]).
+    ReloadWith {
+        spec: Box<AppSpec>,
+    },
     Scale {
         instances: u32,
     },

@@ -9,10 +9,12 @@
 //! muster reload axum                 # under keep-alive load: no request fails
 //! ```
 //!
-//! On stop (`disconnect`, SIGTERM or SIGINT) axum's graceful shutdown stops accepting, lets
-//! every response in flight finish and closes each keep-alive connection at that response
-//! boundary (idle ones at once), so a reload under keep-alive load fails no request. A second
-//! signal stops waiting.
+//! On stop (`disconnect`, SIGTERM or SIGINT) every response carries `connection: close`, so each
+//! keep-alive connection ends at a response boundary; after
+//! [`DRAIN_IDLE_GRACE`](muster_worker::DRAIN_IDLE_GRACE) axum's graceful shutdown closes the
+//! connections still idle and waits for the rest. Closing idle connections at once (axum's
+//! graceful shutdown alone) races a request a client has already sent; waiting for it first
+//! means a reload under keep-alive load fails no request. A second signal stops waiting.
 
 use std::future::IntoFuture;
 use std::io;
@@ -20,6 +22,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::header::{CONNECTION, HeaderValue};
+use axum::response::Response;
 use axum::routing::get;
 use muster_worker::{Addr, Conn, Listener, Worker};
 
@@ -52,10 +56,23 @@ impl axum::serve::Listener for MusterListener {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let worker = Arc::new(Worker::from_env()?);
     let id = worker.id();
-    let app = Router::new().route(
-        "/",
-        get(move || async move { format!("axum worker {id} pid {}\n", std::process::id()) }),
-    );
+    let stopping = Arc::clone(&worker);
+    let app = Router::new()
+        .route(
+            "/",
+            get(move || async move { format!("axum worker {id} pid {}\n", std::process::id()) }),
+        )
+        // Once stopping, each answer is its connection's last.
+        .layer(axum::middleware::map_response(move |mut res: Response| {
+            let stopping = Arc::clone(&stopping);
+            async move {
+                if stopping.shutdown_reason().is_some() {
+                    res.headers_mut()
+                        .insert(CONNECTION, HeaderValue::from_static("close"));
+                }
+                res
+            }
+        }));
     let listeners = worker.listeners()?;
     if listeners.is_empty() {
         return Err("no listeners: start me under muster with --listen".into());
@@ -66,6 +83,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let server =
             axum::serve(MusterListener(listener), app.clone()).with_graceful_shutdown(async move {
                 stop.await;
+                // Each keep-alive connection's next request is answered (with `close`) first.
+                tokio::time::sleep(muster_worker::DRAIN_IDLE_GRACE).await;
             });
         servers.spawn(server.into_future());
     }

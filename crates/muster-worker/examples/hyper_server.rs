@@ -8,10 +8,12 @@
 //! curl http://127.0.0.1:3000/        # hyper worker 1
 //! ```
 //!
-//! On stop (`disconnect`, SIGTERM or SIGINT) the accept loops end and
-//! [`GracefulShutdown`] tells every connection to finish: the response in flight is sent with
-//! `connection: close` and the connection closed after it; idle keep-alive connections close at
-//! once. So a reload under keep-alive load fails no request. A second signal stops waiting.
+//! On stop (`disconnect`, SIGTERM or SIGINT) the accept loops end and every response carries
+//! `connection: close` (hyper closes the connection after it); after
+//! [`DRAIN_IDLE_GRACE`](muster_worker::DRAIN_IDLE_GRACE), [`GracefulShutdown`] closes the
+//! connections still idle and waits for the rest. Closing idle connections at once races a
+//! request a client has already sent; waiting for it first means a reload under keep-alive load
+//! fails no request. A second signal stops waiting.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
+use hyper::header::{CONNECTION, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
@@ -44,9 +47,20 @@ async fn serve(listener: Listener, worker: Arc<Worker>) {
             },
         };
         let id = worker.id();
-        let service = service_fn(move |_request: Request<Incoming>| async move {
-            let body = format!("hyper worker {id} pid {}\n", std::process::id());
-            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
+        let stopping = Arc::clone(&worker);
+        let service = service_fn(move |_request: Request<Incoming>| {
+            let stopping = Arc::clone(&stopping);
+            async move {
+                let body = format!("hyper worker {id} pid {}\n", std::process::id());
+                let mut response = Response::new(Full::new(Bytes::from(body)));
+                // Once stopping, each answer is its connection's last.
+                if stopping.shutdown_reason().is_some() {
+                    response
+                        .headers_mut()
+                        .insert(CONNECTION, HeaderValue::from_static("close"));
+                }
+                Ok::<_, Infallible>(response)
+            }
         });
         let conn = http1::Builder::new().serve_connection(TokioIo::new(conn), service);
         let conn = graceful.watch(conn);
@@ -56,6 +70,9 @@ async fn serve(listener: Listener, worker: Arc<Worker>) {
             }
         });
     }
+    // Each keep-alive connection's next request is answered (with `close`) before the idle
+    // ones are closed.
+    tokio::time::sleep(muster_worker::DRAIN_IDLE_GRACE).await;
     graceful.shutdown().await;
 }
 

@@ -26,8 +26,9 @@
 //!         }
 //!     }
 //! }
-//! // finish in-flight work (close idle keep-alive connections, answer requests in flight
-//! // with `Connection: close`), then return: exit status 0
+//! // finish in-flight work (answer requests in flight and each keep-alive connection's next
+//! // request, within DRAIN_IDLE_GRACE, with `Connection: close`; then close idle
+//! // connections), then return: exit status 0
 //! # Ok(()) }
 //! ```
 //!
@@ -112,6 +113,12 @@ use handoff::{Handoff, Replies, ReplySink, Routed, Slot};
 
 /// Default for [`Builder::max_messages`].
 pub const DEFAULT_MAX_MESSAGES: usize = 1024;
+
+/// How long a stopping worker keeps a keep-alive connection that sits idle between two
+/// requests, waiting for its next request (to answer it with `Connection: close`), before
+/// closing it. Closing an idle connection at once races a request the client may already have
+/// sent, which then fails; Node's drain preload in muster waits the same 1 s.
+pub const DRAIN_IDLE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Why the worker is stopping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

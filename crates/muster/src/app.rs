@@ -208,8 +208,38 @@ pub fn primary_config(spec: &AppSpec) -> anyhow::Result<PrimaryConfig> {
         readiness,
         listen_timeout: ms(spec.listen_timeout_ms),
         kill_timeout: ms(spec.kill_timeout_ms),
+        spares: spec.spares as usize,
     };
+    check_spares(spec)?;
     Ok(config)
+}
+
+/// Spares are held back from traffic, which muster can do only where it hands the sockets out
+/// (docs/workers.md, "Warm spares").
+fn check_spares(spec: &AppSpec) -> anyhow::Result<()> {
+    if spec.spares == 0 {
+        return Ok(());
+    }
+    if spec.exec_mode != ExecMode::Cluster {
+        anyhow::bail!(
+            "app {:?}: spares = {} needs cluster mode (exec_mode = \"cluster\", or -i): a \
+             fork-mode worker binds its own ports, so a spare would serve like the others",
+            spec.name,
+            spec.spares
+        );
+    }
+    if spec.schedule != muster_proto::Schedule::Rr && !spec.listen.is_empty() {
+        anyhow::bail!(
+            "app {:?}: spares = {} cannot be used with listen under schedule {}: those workers \
+             get the listening sockets (LISTEN_FDS) when they start and accept at once, so a \
+             spare would take connections; use schedule = \"rr\" (the program must answer \
+             newconn, as muster-worker does), or no spares",
+            spec.name,
+            spec.spares,
+            spec.schedule
+        );
+    }
+    Ok(())
 }
 
 /// The drain preload for Node cluster workers, written once per muster version under the

@@ -942,3 +942,29 @@ fn python_worker_shared_serves_through_listen_fds() {
     );
     plain_workers_serve("shared", &["python3", &script]);
 }
+
+/// A program that does not speak the round-robin protocol, run under `rr` because it was
+/// asked for: the connection it is handed hangs, and the primary says why (once, as an
+/// error event naming the worker and the way out), instead of showing a healthy app.
+#[test]
+fn rr_worker_that_never_answers_newconn_is_reported() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut c = Cluster::start(
+        &["-i", "1", "--schedule", "rr", "--listen", &listen],
+        &["python3", "-c", "import time; time.sleep(120)"],
+        &[],
+    );
+    c.wait_for("the worker's fork", WAIT, |e| e.is("fork"));
+    // Connect (and keep the connection): the primary accepts and hands it to the worker.
+    let _conn = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connecting");
+    let err = c.wait_for("an error about newconn", WAIT, |e| {
+        e.is("error")
+            && e.v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("has not answered"))
+    });
+    assert_eq!(err.worker(), Some(1), "{}", err.v);
+    let text = err.v["message"].as_str().unwrap_or_default();
+    assert!(text.contains("--schedule shared"), "{text}");
+}

@@ -10,8 +10,15 @@ use super::input::{Timer, WorkerId};
 /// `Drain` after `Stop`); the shell applies them once the process exists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Start a new worker for `slot`; answer with `Spawned` or `SpawnFailed`.
+    /// Start a new worker for `slot`; answer with `Spawned` or `SpawnFailed`. Its instance
+    /// number (`MUSTER_INSTANCE`) is [`Policy::instance_of`](super::Policy::instance_of).
     Spawn { slot: usize, id: WorkerId },
+    /// Start a warm spare: like `Spawn`, but it gets no connections and a Node worker's
+    /// `listen()` outside `rr` is not answered until it is promoted.
+    SpawnSpare { id: WorkerId },
+    /// The spare now serves `slot`: answer what it was held back from. The policy routes it
+    /// with `Route` once it is ready.
+    Promote { id: WorkerId, slot: usize },
     /// The worker is ready: give it new connections.
     Route { id: WorkerId },
     /// Give the worker no new connections (it is draining, failing or gone).
@@ -73,4 +80,13 @@ pub enum PolicyEvent {
     Scaled { from: usize, to: usize },
     /// After `Stop`, the last worker has exited.
     Stopped,
+    /// A spare is warm (its channel is up): it can be promoted.
+    SpareWarm { id: WorkerId },
+    /// A spare took over `slot` (its worker failed, or a reload replaces it); `attempt`
+    /// counts restarts of that slot, as in `RestartScheduled` (0 for a reload).
+    Promoted {
+        slot: usize,
+        id: WorkerId,
+        attempt: u32,
+    },
 }

@@ -31,6 +31,16 @@ impl Readiness {
     pub fn listens_for_notify(self) -> bool {
         matches!(self, Readiness::Notify | Readiness::Uptime)
     }
+
+    /// Whether a worker that sent `signal` (named by the readiness it would satisfy) is ready.
+    /// A program that talks at all is up, whatever `Spawn` readiness assumed; one that says it
+    /// is ready (`READY=1`, `ready`) is, when no more specific signal is awaited.
+    pub fn satisfied_by(self, signal: Readiness) -> bool {
+        self == signal
+            || self == Readiness::Spawn
+            || (self.listens_for_notify()
+                && matches!(signal, Readiness::Notify | Readiness::Message))
+    }
 }
 
 /// The supervision policy of one app.
@@ -56,6 +66,9 @@ pub struct PolicyConfig {
     pub listen_timeout: Duration,
     /// A draining worker that has not exited within this time is killed.
     pub kill_timeout: Duration,
+    /// Warm spares: extra workers started and kept out of rotation, each promoted into a slot
+    /// the moment that slot's worker fails (see `spare.rs`).
+    pub spares: usize,
 }
 
 impl Default for PolicyConfig {
@@ -71,6 +84,7 @@ impl Default for PolicyConfig {
             readiness: Readiness::default(),
             listen_timeout: Duration::from_secs(8),
             kill_timeout: Duration::from_secs(5),
+            spares: 0,
         }
     }
 }
@@ -92,5 +106,6 @@ mod tests {
         assert_eq!(c.readiness, Readiness::Listening);
         assert_eq!(c.listen_timeout, Duration::from_secs(8));
         assert_eq!(c.kill_timeout, Duration::from_secs(5));
+        assert_eq!(c.spares, 0);
     }
 }

@@ -28,6 +28,8 @@ pub enum Timer {
     Kill { id: WorkerId },
     /// The worker has lived `min_uptime` (for [`Readiness::Uptime`](super::Readiness::Uptime)).
     Uptime { id: WorkerId },
+    /// End of a spare position's back-off: start its next spare.
+    SpareRestart { position: usize, serial: u64 },
 }
 
 /// One event for the policy.

@@ -38,6 +38,8 @@ pub struct Policy {
     pub(crate) window: RestartWindow,
     pub(crate) reload: Option<ReloadRun>,
     pub(crate) total_restarts: u32,
+    /// Spare positions (`config.spares` of them): `current` is the spare waiting there.
+    pub(crate) spares: Vec<Slot>,
 }
 
 impl Policy {
@@ -45,7 +47,10 @@ impl Policy {
     pub fn new(config: PolicyConfig) -> Self {
         Self {
             phase: Phase::Stopped,
-            slots: vec![Slot::default(); config.instances],
+            slots: (0..config.instances).map(Slot::with_instance).collect(),
+            spares: (0..config.spares)
+                .map(|p| Slot::with_instance(config.instances + p))
+                .collect(),
             workers: BTreeMap::new(),
             next_id: 1,
             next_serial: 1,
@@ -79,7 +84,7 @@ impl Policy {
             Input::Suicide { id } => self.suicide(now, id, &mut out),
             Input::Exited { id, .. } => self.exited(now, id, &mut out),
             Input::Timer(timer) => self.timer(now, timer, &mut out),
-            Input::Reload => self.begin_reload(&mut out),
+            Input::Reload => self.begin_reload(now, &mut out),
             Input::Stop => self.stop(now, &mut out),
             Input::Scale(n) => self.scale(now, n, &mut out),
         }
@@ -129,6 +134,19 @@ impl Policy {
             state: w.state,
             restarts: self.slots.get(w.slot).map_or(0, |s| s.restarts),
         })
+        .map(|mut status| {
+            if w.spare {
+                // Spare positions are numbered after the slots.
+                status.slot = self.slots.len() + w.slot;
+                status.restarts = self.spares.get(w.slot).map_or(0, |s| s.restarts);
+            }
+            status
+        })
+    }
+
+    /// The instance number (`MUSTER_INSTANCE`) the worker was spawned with.
+    pub fn instance_of(&self, id: WorkerId) -> Option<usize> {
+        self.workers.get(&id).map(|w| w.instance)
     }
 
     fn start(&mut self, now: Instant, out: &mut Vec<Action>) {
@@ -145,6 +163,7 @@ impl Policy {
                 self.spawn_into(now, s, out);
             }
         }
+        self.fill_spares(now, out);
     }
 
     fn stop(&mut self, now: Instant, out: &mut Vec<Action>) {
@@ -160,6 +179,7 @@ impl Policy {
         for s in 0..self.slots.len() {
             self.empty_slot(now, s, out);
         }
+        self.retire_spares(now, out);
         self.check_stopped(out);
     }
 
@@ -176,7 +196,10 @@ impl Policy {
             }
             self.slots.truncate(to);
         } else {
-            self.slots.resize_with(to, Slot::default);
+            for _ in from..to {
+                let instance = self.free_instance();
+                self.slots.push(Slot::with_instance(instance));
+            }
             // A given-up app spawns nothing until the operator starts it again.
             if self.phase == Phase::Running {
                 for s in from..to {
@@ -208,8 +231,9 @@ impl Policy {
         } else {
             slot.current = Some(id);
         }
-        self.workers
-            .insert(id, Worker::new(s, self.generation, now));
+        let mut worker = Worker::new(s, self.generation, now);
+        worker.instance = slot.instance;
+        self.workers.insert(id, worker);
         out.push(Action::Spawn { slot: s, id });
         // An `Uptime` worker becomes ready by living; it cannot be late.
         if !matches!(self.config.readiness, Readiness::Spawn | Readiness::Uptime) {
@@ -234,7 +258,7 @@ impl Policy {
             // Already SIGKILLed after its listen timeout: nothing to drain.
             WorkerState::Failed | WorkerState::Draining => return,
             WorkerState::Ready => out.push(Action::Unroute { id }),
-            WorkerState::Starting | WorkerState::Online => {}
+            WorkerState::Starting | WorkerState::Online | WorkerState::Spare => {}
         }
         w.state = WorkerState::Draining;
         out.push(Action::Drain { id });
@@ -267,7 +291,23 @@ impl Policy {
                 assert!(slot.pending.is_none(), "{s}");
             }
         }
+        for (p, position) in self.spares.iter().enumerate() {
+            if let Some(id) = position.current {
+                let w = &self.workers[&id];
+                assert!(w.spare && !w.retiring && w.slot == p, "{id}");
+            }
+            assert!(position.successor.is_none(), "{p}");
+        }
         for (id, w) in &self.workers {
+            if w.spare {
+                assert!(
+                    w.retiring || self.spares[w.slot].current == Some(*id),
+                    "{id}"
+                );
+                assert!(w.state != WorkerState::Ready, "{id}");
+                continue;
+            }
+            assert!(w.state != WorkerState::Spare, "{id}");
             if !w.retiring {
                 let slot = &self.slots[w.slot];
                 assert!(

@@ -33,6 +33,7 @@ mod machine;
 mod reload;
 mod restart;
 mod slot;
+mod spare;
 mod status;
 mod window;
 mod worker;

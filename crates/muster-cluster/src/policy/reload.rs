@@ -12,7 +12,7 @@
 //! A failed reload leaves the slots as they are: slots already done keep their new workers, and
 //! a replacement still starting may yet take over its slot.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::action::{Action, PolicyEvent, ReloadFailure};
 use super::machine::{Phase, Policy};
@@ -44,7 +44,7 @@ enum Progress {
 }
 
 impl Policy {
-    pub(crate) fn begin_reload(&mut self, out: &mut Vec<Action>) {
+    pub(crate) fn begin_reload(&mut self, now: Instant, out: &mut Vec<Action>) {
         let refused = match self.phase {
             Phase::Running => None,
             Phase::Errored => Some(ReloadFailure::GaveUp),
@@ -55,6 +55,9 @@ impl Policy {
             return;
         }
         self.generation += 1;
+        // The spares run the old code: they are replaced first, so that the slots' turns can
+        // promote new ones.
+        self.renew_spares(now, out);
         match &mut self.reload {
             Some(run) => {
                 run.generation = self.generation;
@@ -106,7 +109,13 @@ impl Policy {
                         spawned: true,
                         ..step
                     }));
-                    self.spawn_into(now, step.slot, out);
+                    // A spare of the new code takes over while the old worker drains.
+                    match self.pick_spare(Some(step.generation)) {
+                        Some(spare) => {
+                            self.promote(now, spare, step.slot, 0, Duration::ZERO, out);
+                        }
+                        None => self.spawn_into(now, step.slot, out),
+                    }
                     return;
                 }
             }

@@ -33,6 +33,13 @@ impl Policy {
         slot.restarts += 1;
         self.total_restarts += 1;
         let delay = slot.backoff.after_run(stable, base, cap);
+        let attempt = slot.restarts;
+        // A warm spare takes the slot now; the back-off delays its position's refill instead.
+        if let Some(spare) = self.pick_spare(None) {
+            self.promote(now, spare, s, attempt, delay, out);
+            return;
+        }
+        let slot = &mut self.slots[s];
         out.push(Action::Emit(PolicyEvent::RestartScheduled {
             slot: s,
             delay,
@@ -74,7 +81,7 @@ impl Policy {
 
     /// Too many restarts: the app is errored, pending restarts are dropped, and the workers
     /// that still serve keep serving.
-    fn give_up(&mut self, now: Instant, out: &mut Vec<Action>) {
+    pub(crate) fn give_up(&mut self, now: Instant, out: &mut Vec<Action>) {
         self.phase = Phase::Errored;
         out.push(Action::Emit(PolicyEvent::GiveUp {
             max_restarts: self.config.max_restarts,
@@ -89,6 +96,8 @@ impl Policy {
             self.slots[s].pending = None;
             self.release_abandoned(now, s, out);
         }
+        // Nothing will be promoted while errored; `Start` starts them again.
+        self.retire_spares(now, out);
     }
 
     /// A suicided worker whose replacement will never come is drained now: it said it is

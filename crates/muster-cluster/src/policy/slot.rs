@@ -21,6 +21,18 @@ pub(crate) struct Slot {
     pub(crate) backoff: Backoff,
     /// Restarts of this slot, for status and `RestartScheduled::attempt`.
     pub(crate) restarts: u32,
+    /// The instance number (`MUSTER_INSTANCE`) its workers are spawned with: the slot index,
+    /// until a promoted spare brings its own (see `spare.rs`).
+    pub(crate) instance: usize,
+}
+
+impl Slot {
+    pub(crate) fn with_instance(instance: usize) -> Slot {
+        Slot {
+            instance,
+            ..Slot::default()
+        }
+    }
 }
 
 /// One worker process.
@@ -40,6 +52,16 @@ pub(crate) struct Worker {
     pub(crate) retiring: bool,
     /// It asked for a listening socket, so under `Listening` readiness it is a server.
     pub(crate) asked_server: bool,
+    /// A spare: `slot` is then its spare position, not a slot.
+    pub(crate) spare: bool,
+    /// Its `MUSTER_INSTANCE`, fixed at spawn.
+    pub(crate) instance: usize,
+    /// The readiness signals it sent while a spare (bits by [`Readiness`](super::Readiness) discriminant): on
+    /// promotion it is ready at once if one of them is the app's.
+    pub(crate) seen: u8,
+    /// Its listen timeout's deadline: a `Ready` timer before it is stale (a spare's warm-up
+    /// timer after its promotion re-armed the deadline).
+    pub(crate) ready_deadline: Option<Instant>,
 }
 
 impl Worker {
@@ -54,12 +76,18 @@ impl Worker {
             suicided: false,
             retiring: false,
             asked_server: false,
+            spare: false,
+            instance: slot,
+            seen: 0,
+            ready_deadline: None,
         }
     }
 
     /// Still waiting for its readiness signal (so the listen timeout applies).
     pub(crate) fn is_starting(&self) -> bool {
-        !self.retiring && matches!(self.state, WorkerState::Starting | WorkerState::Online)
+        !self.retiring
+            && !self.spare
+            && matches!(self.state, WorkerState::Starting | WorkerState::Online)
     }
 
     /// A run is stable when the worker became ready and lived `min_uptime`: a worker that

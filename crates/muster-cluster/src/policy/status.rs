@@ -15,6 +15,8 @@ pub enum WorkerState {
     Draining,
     /// Not ready within the listen timeout and killed; its exit counts as a crash.
     Failed,
+    /// A warm spare: its channel is up, it gets nothing until it is promoted into a slot.
+    Spare,
 }
 
 /// Where the app as a whole is.

@@ -19,8 +19,8 @@ impl Policy {
         w.pid = Some(pid);
         // Uptime counts from the real process start, not from the request.
         w.started_at = now;
-        if self.config.readiness == Readiness::Spawn && w.is_starting() {
-            self.become_ready(now, id, out);
+        if self.config.readiness == Readiness::Spawn {
+            self.signal(now, id, Readiness::Spawn, out);
         } else if self.config.readiness == Readiness::Uptime {
             out.push(Action::Arm {
                 timer: Timer::Uptime { id },
@@ -59,16 +59,14 @@ impl Policy {
         let Some(w) = self.workers.get_mut(&id) else {
             return;
         };
+        if w.spare {
+            self.spare_signal(id, kind, out);
+            return;
+        }
         if !w.is_starting() {
             return;
         }
-        // A program that talks at all is up, whatever `Spawn` readiness assumed; one that says
-        // it is ready (`READY=1`, `ready`) is, when no more specific signal is awaited.
-        let ready = self.config.readiness == kind
-            || self.config.readiness == Readiness::Spawn
-            || (self.config.readiness.listens_for_notify()
-                && matches!(kind, Readiness::Notify | Readiness::Message));
-        if ready {
+        if self.config.readiness.satisfied_by(kind) {
             self.become_ready(now, id, out);
         } else if kind == Readiness::Online {
             w.state = WorkerState::Online;
@@ -76,7 +74,7 @@ impl Policy {
     }
 
     /// Routes a worker that became ready; a successor then takes over its slot.
-    fn become_ready(&mut self, now: Instant, id: WorkerId, out: &mut Vec<Action>) {
+    pub(crate) fn become_ready(&mut self, now: Instant, id: WorkerId, out: &mut Vec<Action>) {
         let w = self.workers.get_mut(&id).expect("caller checked");
         w.state = WorkerState::Ready;
         w.was_ready = true;
@@ -101,6 +99,13 @@ impl Policy {
         if w.retiring || w.suicided || w.state == WorkerState::Failed {
             return;
         }
+        if w.spare {
+            // A spare that is failing is of no use: it goes, and its position is refilled.
+            w.suicided = true;
+            self.spare_failed(now, id, out);
+            self.retire(now, id, out);
+            return;
+        }
         w.suicided = true;
         let (s, stable) = (w.slot, w.ran_stably(now, self.config.min_uptime));
         let slot = &mut self.slots[s];
@@ -117,6 +122,15 @@ impl Policy {
     }
 
     pub(crate) fn exited(&mut self, now: Instant, id: WorkerId, out: &mut Vec<Action>) {
+        if self
+            .workers
+            .get(&id)
+            .is_some_and(|w| w.spare && !w.retiring)
+        {
+            self.spare_failed(now, id, out);
+            self.workers.remove(&id);
+            return;
+        }
         let Some(w) = self.workers.remove(&id) else {
             return;
         };
@@ -144,11 +158,25 @@ impl Policy {
     pub(crate) fn timer(&mut self, now: Instant, timer: Timer, out: &mut Vec<Action>) {
         match timer {
             Timer::Restart { slot, serial } => self.restart_due(now, slot, serial, out),
+            Timer::SpareRestart { position, serial } => {
+                self.spare_restart_due(now, position, serial, out);
+            }
             Timer::Uptime { id } => self.signal(now, id, Readiness::Uptime, out),
             Timer::Ready { id } => {
                 let Some(w) = self.workers.get_mut(&id) else {
                     return;
                 };
+                // A deadline re-armed since (a spare promoted later): this one is stale.
+                if w.ready_deadline.is_some_and(|d| now < d) {
+                    return;
+                }
+                if w.spare && w.state == WorkerState::Starting && !w.retiring {
+                    // A spare that did not even come up (its channel) in the listen timeout.
+                    w.state = WorkerState::Failed;
+                    out.push(Action::Emit(PolicyEvent::ReadyTimeout { slot: w.slot, id }));
+                    out.push(Action::Kill { id });
+                    return;
+                }
                 if !w.is_starting() {
                     return;
                 }

@@ -82,6 +82,8 @@ impl Event {
                 PolicyEvent::ReloadFailed { .. } => "reload-failed",
                 PolicyEvent::Scaled { .. } => "scale",
                 PolicyEvent::Stopped => "stopped",
+                PolicyEvent::SpareWarm { .. } => "spare",
+                PolicyEvent::Promoted { .. } => "promote",
             },
         }
     }
@@ -161,6 +163,10 @@ fn policy_json(p: &PolicyEvent) -> Value {
             ReloadFailure::NotRunning => "not running",
         }}),
         PolicyEvent::Scaled { from, to } => json!({"from": from, "to": to}),
+        PolicyEvent::SpareWarm { id } => json!({"worker": id.0}),
+        PolicyEvent::Promoted { slot, id, attempt } => {
+            json!({"worker": id.0, "slot": slot, "attempt": attempt})
+        }
         PolicyEvent::ReloadStarted | PolicyEvent::ReloadFinished | PolicyEvent::Stopped => {
             json!({})
         }

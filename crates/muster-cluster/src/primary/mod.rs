@@ -186,6 +186,9 @@ pub struct Status {
 #[derive(Debug)]
 pub(crate) enum Command {
     Reload,
+    /// A rolling reload whose replacements run a new command line (see
+    /// [`PrimaryHandle::reload_with`]).
+    ReloadWith(Box<PrimaryConfig>),
     Stop,
     Scale(usize),
     Send {
@@ -242,6 +245,15 @@ impl PrimaryHandle {
     /// Rolling reload: one slot at a time, the new worker ready before the old one drains.
     pub fn reload(&self) {
         let _ = self.tx.send(Command::Reload);
+    }
+
+    /// Rolling reload whose replacements are started from `config`: pm2's startOrReload of an
+    /// app whose command line changed. Only what a worker is started with is taken from it —
+    /// program, arguments, environment, working directory, instance variables and how the
+    /// worker is stopped; listeners, schedule, mode and the restart policy stay those the
+    /// primary started with (changing them takes a new primary).
+    pub fn reload_with(&self, config: PrimaryConfig) {
+        let _ = self.tx.send(Command::ReloadWith(Box::new(config)));
     }
 
     /// Graceful stop: every worker drains; the event stream ends when all are gone.

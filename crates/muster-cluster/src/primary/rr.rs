@@ -9,6 +9,12 @@
 //! The primary keeps every connection until the worker answers `accepted` (the same descriptor
 //! it sends, shared, not a `dup`); when a worker dies first, its unanswered connections go to
 //! another worker instead of hanging.
+//!
+//! All of it happens in the control task, with no queue in between: it polls the listening
+//! sockets itself ([`Rr::poll_accept`]), chooses the worker and `sendmsg`s the handle from
+//! there (`try_send` writes a handle at once when the worker's channel is idle), and reads the
+//! workers' replies from their channels' receivers, also polled in that task. Only a
+//! connection that finds no worker free waits, in the listener's backlog.
 
 use super::worker::WorkerProc;
 use crate::node::{self, HandleKey, SeqCounter};
@@ -16,20 +22,22 @@ use crate::policy::WorkerId;
 use muster_ipc::{AsyncSocket, HandleType, SendHandle};
 use rustix::net::SocketFlags;
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
 use std::io;
 use std::os::fd::OwnedFd;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 /// Connections handed to one worker and not yet answered, beyond which it is skipped.
 pub(crate) const MAX_OUTSTANDING: usize = 2;
 
 pub(crate) type RrId = usize;
 
-/// An accepted connection on its way from an accept task to the control task.
-pub(crate) type Accepted = (RrId, OwnedFd);
+/// How long accepting pauses after an error such as EMFILE, instead of spinning on a socket
+/// that stays readable.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 #[derive(Debug)]
 struct RrListener {
@@ -39,48 +47,86 @@ struct RrListener {
     next: usize,
     /// Connections waiting for a worker.
     backlog: VecDeque<Arc<OwnedFd>>,
-    accept_task: JoinHandle<()>,
-    /// Closed for good: accepts nothing more (new connections are refused by the kernel).
+    /// The listening socket; `None` once closed for good (new connections are then refused by
+    /// the kernel).
+    sock: Option<AsyncSocket>,
+    /// Closed for good: accepts nothing more.
     closed: bool,
 }
 
-impl Drop for RrListener {
-    fn drop(&mut self) {
-        self.accept_task.abort();
-    }
-}
-
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Rr {
     listeners: Vec<RrListener>,
-    conn_tx: mpsc::Sender<Accepted>,
     /// Handed over and not yet answered: (worker, newconn seq) → (listener, the connection).
     pending: HashMap<(WorkerId, u64), (RrId, Arc<OwnedFd>)>,
+    /// Workers handed their first connection since the control task last looked: it arms a
+    /// timer for each, to say so if the worker never answers (a program that does not speak
+    /// the round-robin protocol hangs every connection).
+    first_handoffs: Vec<WorkerId>,
+    /// The listener polled first next time, so that a busy one cannot starve the others.
+    poll_from: usize,
+    /// Accepting pauses until this fires (after EMFILE and friends).
+    backoff: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Rr {
-    pub fn new(conn_tx: mpsc::Sender<Accepted>) -> Rr {
-        Rr {
-            listeners: Vec::new(),
-            conn_tx,
-            pending: HashMap::new(),
-        }
-    }
-
     /// Starts accepting on a listening socket; its connections are handed over with `key`.
     pub fn add_listener(&mut self, key: HandleKey, listening: OwnedFd) -> io::Result<RrId> {
         let id = self.listeners.len();
         let sock = AsyncSocket::new(listening)?;
-        let accept_task = tokio::spawn(accept_loop(id, sock, self.conn_tx.clone()));
         self.listeners.push(RrListener {
             key,
             members: Vec::new(),
             next: 0,
             backlog: VecDeque::new(),
-            accept_task,
+            sock: Some(sock),
             closed: false,
         });
         Ok(id)
+    }
+
+    /// The next accepted connection on any open listener. Pending until one arrives; the
+    /// waker is registered with every open listener.
+    pub fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<(RrId, OwnedFd)> {
+        if let Some(sleep) = &mut self.backoff {
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.backoff = None;
+        }
+        let n = self.listeners.len();
+        for i in 0..n {
+            let id = (self.poll_from + i) % n;
+            let Some(sock) = &self.listeners[id].sock else {
+                continue;
+            };
+            loop {
+                let accepted = sock.poll_read_with(cx, |fd| {
+                    Ok(rustix::net::accept_with(
+                        fd,
+                        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+                    )?)
+                });
+                match accepted {
+                    Poll::Pending => break,
+                    Poll::Ready(Ok(conn)) => {
+                        self.poll_from = id + 1;
+                        return Poll::Ready((id, conn));
+                    }
+                    // The client gave up before we accepted: take the next one.
+                    Poll::Ready(Err(e)) if e.raw_os_error() == Some(econnaborted()) => {}
+                    Poll::Ready(Err(_)) => {
+                        // EMFILE/ENFILE and friends: back off instead of spinning on a ready
+                        // socket (the kernel's listen queue holds the connections meanwhile).
+                        let mut sleep = Box::pin(tokio::time::sleep(ACCEPT_BACKOFF));
+                        let _ = sleep.as_mut().poll(cx); // registers the wake-up
+                        self.backoff = Some(sleep);
+                        return Poll::Pending;
+                    }
+                }
+            }
+        }
+        Poll::Pending
     }
 
     pub fn join(&mut self, id: RrId, worker: WorkerId) {
@@ -103,7 +149,7 @@ impl Rr {
     pub fn close(&mut self, id: RrId) {
         let l = &mut self.listeners[id];
         l.closed = true;
-        l.accept_task.abort();
+        l.sock = None;
         l.members.clear();
         l.backlog.clear();
     }
@@ -111,6 +157,11 @@ impl Rr {
     /// Connections waiting for a worker, over all listeners.
     pub fn backlog_len(&self) -> usize {
         self.listeners.iter().map(|l| l.backlog.len()).sum()
+    }
+
+    /// Workers handed their first connection since the last call.
+    pub fn take_first_handoffs(&mut self) -> Vec<WorkerId> {
+        std::mem::take(&mut self.first_handoffs)
     }
 
     /// A new connection: hand it over, or queue it until a worker can take it.
@@ -143,6 +194,7 @@ impl Rr {
         };
         if let Some(w) = workers.get_mut(&worker) {
             w.outstanding = w.outstanding.saturating_sub(1);
+            w.newconn_answered = true;
         }
         if accepted {
             drop(conn); // the worker has its own reference now
@@ -253,6 +305,10 @@ impl Rr {
                 .is_ok()
             {
                 w.outstanding += 1;
+                if !w.newconn_watched {
+                    w.newconn_watched = true;
+                    self.first_handoffs.push(wid);
+                }
                 l.next = idx + 1;
                 self.pending.insert((wid, s), (id, conn));
                 return Ok(());
@@ -262,31 +318,6 @@ impl Rr {
     }
 }
 
-async fn accept_loop(id: RrId, sock: AsyncSocket, tx: mpsc::Sender<Accepted>) {
-    loop {
-        let accepted = sock
-            .read_with(|fd| {
-                Ok(rustix::net::accept_with(
-                    fd,
-                    SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
-                )?)
-            })
-            .await;
-        match accepted {
-            Ok(conn) => {
-                if tx.send((id, conn)).await.is_err() {
-                    return; // the primary is gone
-                }
-            }
-            Err(e) if e.raw_os_error() == Some(libc_econnaborted()) => {}
-            Err(_) => {
-                // EMFILE/ENFILE and friends: back off instead of spinning on a ready socket.
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
-}
-
-fn libc_econnaborted() -> i32 {
+fn econnaborted() -> i32 {
     rustix::io::Errno::CONNABORTED.raw_os_error()
 }

@@ -3,9 +3,9 @@
 use super::notify::NotifySocket;
 use super::reap::{self, Mailbox};
 use super::{PrimaryConfig, Schedule};
-use crate::node::HandleKey;
+use crate::node::{HandleKey, QueryServer};
 use crate::policy::WorkerId;
-use muster_ipc::{Channel, Received, Sender, Signal, Spawn};
+use muster_ipc::{Channel, Received, Receiver, Sender, Signal, Spawn};
 use std::collections::HashSet;
 use std::io;
 use std::os::fd::OwnedFd;
@@ -13,7 +13,8 @@ use std::process::Stdio;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-/// What a worker's reader task forwards to the control task.
+/// What reaches the control task from a worker: its channel's messages (polled by the control
+/// task itself) and its notify socket's `READY=1` (forwarded).
 #[derive(Debug)]
 pub(crate) enum FromWorker {
     Received(WorkerId, Received),
@@ -29,6 +30,8 @@ pub(crate) struct WorkerProc {
     pub slot: usize,
     pub pid: u32,
     pub sender: Sender,
+    /// Its channel's messages, read by the control task; `None` once the channel ended.
+    pub receiver: Option<Receiver>,
     pub online: bool,
     pub listening: bool,
     /// Node's flag: the worker leaves on purpose (told to disconnect, or it disconnected).
@@ -50,9 +53,17 @@ pub(crate) struct WorkerProc {
     pub keys: HashSet<HandleKey>,
     /// Round-robin connections handed over and not yet answered.
     pub outstanding: usize,
+    /// It was handed a round-robin connection (watched for an answer from then on).
+    pub newconn_watched: bool,
+    /// It answered a `newconn` at least once: it speaks the round-robin protocol.
+    pub newconn_answered: bool,
     /// Where it may say `READY=1` (readiness `Notify` and `Uptime`): held, not read, for as
     /// long as the worker is known (dropping it stops listening).
     pub _notify: Option<NotifySocket>,
+    /// A warm spare, not yet promoted (see `control/spares.rs`).
+    pub spare: bool,
+    /// A spare's `listen()` calls that would give it connections, answered when promoted.
+    pub held: Vec<QueryServer>,
 }
 
 impl WorkerProc {
@@ -69,11 +80,12 @@ impl WorkerProc {
 /// Sockets a worker inherits as `LISTEN_FDS`, in order, with their names.
 pub(crate) type InheritedFds = Vec<(String, OwnedFd)>;
 
-/// Starts the worker's process with its channel and spawns the task that reads the channel.
+/// Starts the worker's process with its channel (its receiver is polled by the control task).
 pub(crate) fn spawn(
     config: &PrimaryConfig,
     id: WorkerId,
     slot: usize,
+    instance: usize,
     inherited: InheritedFds,
     to_control: &mpsc::Sender<FromWorker>,
     exits: &Arc<Mailbox>,
@@ -105,13 +117,14 @@ pub(crate) fn spawn(
         spawn = spawn.env_remove("NOTIFY_SOCKET");
         None
     };
-    // The slot, not the worker id: stable across restarts of the slot (pm2's contract).
-    spawn = spawn.env("MUSTER_INSTANCE", slot.to_string());
+    // The slot's number, not the worker id: stable across restarts of the slot (pm2's
+    // contract); a spare brings its own into the slot it is promoted to (policy/spare.rs).
+    spawn = spawn.env("MUSTER_INSTANCE", instance.to_string());
     if let Some(var) = &config.instance_var {
-        spawn = spawn.env(var, slot.to_string());
+        spawn = spawn.env(var, instance.to_string());
     }
     if let Some((var, base)) = &config.increment_var {
-        spawn = spawn.env(var, base.saturating_add(slot as i64).to_string());
+        spawn = spawn.env(var, base.saturating_add(instance as i64).to_string());
     }
     if let Some(dir) = &config.cwd {
         spawn = spawn.current_dir(dir);
@@ -147,27 +160,19 @@ pub(crate) fn spawn(
         Ok((spawned.child.id(), spawned.channel))
     })?;
     let channel = channel.expect("a channel was asked for, so the spawn returns its parent end");
-    let (sender, mut receiver) = match Channel::from_fd(channel) {
+    let (sender, receiver) = match Channel::from_fd(channel) {
         Ok(c) => c.split(),
         Err(e) => {
             signal_group(pid, Signal::KILL.as_raw());
             return Err(e);
         }
     };
-    let tx = to_control.clone();
-    tokio::spawn(async move {
-        while let Some(r) = receiver.recv().await {
-            if tx.send(FromWorker::Received(id, r)).await.is_err() {
-                return;
-            }
-        }
-        let _ = tx.send(FromWorker::Closed(id)).await;
-    });
     Ok(WorkerProc {
         id,
         slot,
         pid,
         sender,
+        receiver: Some(receiver),
         online: false,
         listening: false,
         exited_after_disconnect: false,
@@ -179,7 +184,11 @@ pub(crate) fn spawn(
         exit: None,
         keys: HashSet::new(),
         outstanding: 0,
+        newconn_watched: false,
+        newconn_answered: false,
         _notify: notify,
+        spare: false,
+        held: Vec::new(),
     })
 }
 

@@ -22,6 +22,10 @@ pub struct ClusterArgs {
         value_name = "N|max"
     )]
     pub instances: String,
+    /// Warm spares: N extra workers started, their code loaded, given no traffic; one takes
+    /// over a slot the moment its worker fails.
+    #[arg(long, default_value_t = 0, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=i64::from(muster_proto::limits::MAX_SPARES)))]
+    pub spares: u32,
     /// How workers share a port: rr (the primary accepts and hands out connections), shared
     /// (one socket, every worker accepts), reuseport (one SO_REUSEPORT socket per worker).
     #[arg(long, default_value = "rr")]
@@ -132,6 +136,7 @@ fn build_config(args: &ClusterArgs) -> anyhow::Result<PrimaryConfig> {
     };
     spec.listen = args.listen.clone();
     spec.schedule = args.schedule;
+    spec.spares = args.spares;
     spec.max_restarts = args.max_restarts;
     spec.restart_window_ms = args.restart_window;
     spec.min_uptime_ms = args.min_uptime;

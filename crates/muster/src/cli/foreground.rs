@@ -144,6 +144,7 @@ pub fn describe(ev: &Event) -> String {
             "more than {max_restarts} restarts within {} s: giving up",
             window.as_secs()
         ),
+        Event::Policy(PolicyEvent::Promoted { slot, .. }) => format!("into slot {slot}"),
         _ => String::new(),
     };
     format!("{who}{} {detail}", ev.name()).trim_end().to_owned()

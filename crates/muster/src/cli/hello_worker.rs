@@ -9,9 +9,10 @@
 //!   until it is stopped.
 //!
 //! It sends `ready` once serving, and stops gracefully on `disconnect`, SIGTERM or SIGINT: no
-//! new connections, idle keep-alive connections closed, requests in flight answered with
-//! `Connection: close` (a keep-alive connection ends at a response boundary, so a reload under
-//! keep-alive load fails no request), exit 0. A second SIGTERM or SIGINT exits at once (130 or 143).
+//! new connections, requests in flight and the next request of each keep-alive connection
+//! (within [`muster_worker::DRAIN_IDLE_GRACE`]) answered with `Connection: close`, connections
+//! idle through that grace closed (a keep-alive connection ends at a response boundary, so a
+//! reload under keep-alive load fails no request), exit 0. A second SIGTERM or SIGINT exits at once (130 or 143).
 //!
 //! Hand-written HTTP (request head up to CRLFCRLF, `Content-Length` bodies, keep-alive and
 //! pipelining) so that benchmarks measure muster, not a framework.
@@ -207,15 +208,20 @@ async fn read_head(conn: &mut Conn, buf: &mut Vec<u8>, worker: &Worker) -> Optio
         }
         let mut chunk = [0u8; 8192];
         let read = if buf.is_empty() {
-            // Idle between requests: this is where a stop may close the connection.
+            // Idle between requests: this is where a stop may close the connection. Closing
+            // it at once races the client's next request (it may be on the wire): that
+            // request would fail. So, as Node's drain preload does, a stopping worker waits
+            // up to the drain grace for the next request and answers it with
+            // `Connection: close`; only a connection idle through the whole grace is closed.
             tokio::select! {
                 biased;
                 r = conn.read(&mut chunk) => r,
                 _ = worker.shutdown_signal() => {
-                    if !has_input(conn) {
-                        return None;
+                    match tokio::time::timeout(muster_worker::DRAIN_IDLE_GRACE, conn.read(&mut chunk)).await {
+                        Ok(r) => r,
+                        Err(_idle) if has_input(conn) => conn.read(&mut chunk).await,
+                        Err(_idle) => return None,
                     }
-                    conn.read(&mut chunk).await
                 }
             }
         } else {

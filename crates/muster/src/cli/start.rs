@@ -19,6 +19,10 @@ pub struct AppArgs {
     /// Cluster mode with N workers (`max` = one per CPU); without it, fork mode (one process).
     #[arg(short = 'i', long = "instances", value_name = "N|max")]
     pub instances: Option<String>,
+    /// Warm spares: N extra workers started, their code loaded, given no traffic; one takes
+    /// over a slot the moment its worker fails (cluster mode; 0 to 64).
+    #[arg(long, value_name = "N")]
+    pub spares: Option<u32>,
     /// An address the workers share (`[NAME=]HOST:PORT` or `unix:/path`), for programs that
     /// are not Node; repeatable.
     #[arg(long = "listen", value_name = "[NAME=]ADDR")]
@@ -243,6 +247,9 @@ fn apply_overrides(spec: &mut AppSpec, args: &AppArgs, from_file: bool) -> anyho
             )?,
         };
         spec.exec_mode = ExecMode::Cluster;
+    }
+    if let Some(n) = args.spares {
+        spec.spares = n;
     }
     if !args.listen.is_empty() {
         spec.listen = args.listen.clone();

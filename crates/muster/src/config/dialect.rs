@@ -21,7 +21,7 @@ pub(crate) trait Dialect {
 pub(crate) struct Toml;
 
 /// Every key of a muster.toml `[[app]]` table (besides `env_<profile>`).
-pub(crate) const TOML_KEYS: [(&str, Field); 38] = [
+pub(crate) const TOML_KEYS: [(&str, Field); 39] = [
     ("name", Field::Name),
     ("script", Field::Script),
     ("args", Field::Args),
@@ -59,6 +59,7 @@ pub(crate) const TOML_KEYS: [(&str, Field); 38] = [
     ("instance_var", Field::InstanceVar),
     ("increment_var", Field::IncrementVar),
     ("max_listeners", Field::MaxListeners),
+    ("spares", Field::Spares),
     ("watch", Field::Watch),
     ("ignore_watch", Field::IgnoreWatch),
     ("watch_delay_ms", Field::WatchDelay),
@@ -93,7 +94,7 @@ pub(crate) struct Pm2;
 
 /// pm2 keys muster supports, with pm2's aliases, and muster's own additions (`listen`,
 /// `schedule`, `restart_window`, `log_max_size`, `log_keep`, `stop_signal`).
-const PM2_KEYS: [(&str, Field); 50] = [
+const PM2_KEYS: [(&str, Field); 51] = [
     ("name", Field::Name),
     ("script", Field::Script),
     ("exec", Field::Script),
@@ -139,6 +140,7 @@ const PM2_KEYS: [(&str, Field); 50] = [
     ("instance_var", Field::InstanceVar),
     ("increment_var", Field::IncrementVar),
     ("max_listeners", Field::MaxListeners),
+    ("spares", Field::Spares),
     ("watch", Field::Watch),
     ("ignore_watch", Field::IgnoreWatch),
     ("watch_delay", Field::WatchDelay),

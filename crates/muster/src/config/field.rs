@@ -36,6 +36,7 @@ pub(crate) enum Field {
     InstanceVar,
     IncrementVar,
     MaxListeners,
+    Spares,
     Watch,
     IgnoreWatch,
     WatchDelay,

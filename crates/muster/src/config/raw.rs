@@ -236,6 +236,7 @@ fn read_field<'de, D: Dialect, A: MapAccess<'de>>(
         Field::InstanceVar => set!(NonEmpty, spec.instance_var, |v: NonEmpty| v.0),
         Field::IncrementVar => set!(NonEmpty, spec.increment_var, |v: NonEmpty| Some(v.0)),
         Field::MaxListeners => set!(Count, spec.max_listeners, |v: Count| Some(v.0)),
+        Field::Spares => set!(Count, spec.spares, |v: Count| v.0),
         Field::Watch => set!(WatchPaths, spec.watch, |v: WatchPaths| v.0),
         Field::IgnoreWatch => set!(Patterns, spec.ignore_watch, |v: Patterns| v.0),
         Field::WatchDelay => set_duration!(spec.watch_delay_ms, Some),

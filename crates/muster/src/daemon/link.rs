@@ -106,11 +106,17 @@ impl Daemon {
         self.wait_started(&spec, since_ms, live).await
     }
 
-    /// Starts the supervisor process and returns its link, hello done.
-    async fn spawn_supervisor(&self, spec: &AppSpec) -> anyhow::Result<(Conn, u32)> {
+    /// Writes the spec file a supervisor of `spec.name` starts from.
+    pub(in crate::daemon) fn write_supervisor_spec(&self, spec: &AppSpec) -> anyhow::Result<()> {
         let spec_path = self.home.supervisor_spec(&spec.name);
         self.home
             .write_private(&spec_path, &serde_json::to_vec_pretty(spec)?)?;
+        Ok(())
+    }
+
+    /// Starts the supervisor process and returns its link, hello done.
+    async fn spawn_supervisor(&self, spec: &AppSpec) -> anyhow::Result<(Conn, u32)> {
+        self.write_supervisor_spec(spec)?;
         let log = self.home.open_append(&self.home.daemon_log())?;
         if !self.exe.is_file() {
             anyhow::bail!(
@@ -347,6 +353,7 @@ impl Daemon {
             SupervisorRequest::Hello { .. } => "hello",
             SupervisorRequest::Status => "status",
             SupervisorRequest::Reload => "reload",
+            SupervisorRequest::ReloadWith { .. } => "reload",
             SupervisorRequest::Scale { .. } => "scale",
             SupervisorRequest::Send { .. } => "send",
             SupervisorRequest::Signal { .. } => "signal",

@@ -6,7 +6,8 @@
 // between two requests. A client that sent its next request at that moment gets a reset. Here,
 // once the server drains, each connection is answered with `Connection: close` on its next
 // response instead (so it ends at a response boundary), and connections still idle after a
-// short grace period are closed then.
+// short grace period are closed then. Node 18's close() does not close idle connections
+// itself, so the drain also starts from close().
 'use strict';
 const http = require('http');
 const GRACE_MS = 1000;
@@ -17,5 +18,13 @@ if (typeof closeIdle === 'function') {
     this.musterDraining = true;
     this.prependListener('request', (req, res) => res.setHeader('Connection', 'close'));
     setTimeout(() => closeIdle.call(this), GRACE_MS).unref();
+  };
+  // Node 18's close() only stops accepting: busy keep-alive connections would be served
+  // (keep-alive) until the stop signal cut them mid-request. Draining from close() there too;
+  // on Node 19+, close() calls closeIdleConnections itself, and the drain runs once.
+  const close = http.Server.prototype.close;
+  http.Server.prototype.close = function musterClose(...args) {
+    this.closeIdleConnections();
+    return close.apply(this, args);
   };
 }

@@ -56,6 +56,7 @@ async fn answer(ctx: &Ctx, req: SupervisorRequest) -> SupervisorResponse {
             },
         },
         SupervisorRequest::Reload => reload(ctx).await,
+        SupervisorRequest::ReloadWith { spec } => reload_with(ctx, *spec).await,
         SupervisorRequest::Scale { instances } => {
             ctx.primary.scale(instances as usize);
             done(&format!("scaled to {instances}"))
@@ -107,10 +108,46 @@ async fn answer(ctx: &Ctx, req: SupervisorRequest) -> SupervisorResponse {
     }
 }
 
+/// A rolling reload whose replacements start from `spec` (the daemon checked that only what
+/// workers start with changed, `AppSpec::reloadable_to`); then the number of workers.
+async fn reload_with(ctx: &Ctx, spec: muster_proto::AppSpec) -> SupervisorResponse {
+    if spec.name != ctx.spec().name {
+        return SupervisorResponse::Error {
+            message: format!(
+                "this supervisor runs {}, not {}",
+                ctx.spec().name,
+                spec.name
+            ),
+        };
+    }
+    let config = match app::primary_config(&spec) {
+        Ok(c) => c,
+        Err(e) => {
+            return SupervisorResponse::Error {
+                message: format!("{e:#}"),
+            };
+        }
+    };
+    let instances = spec.instances.resolve(app::cpus()) as usize;
+    let scale = instances != ctx.spec().instances.resolve(app::cpus()) as usize;
+    *ctx.spec.write().expect("spec lock") = Arc::new(spec);
+    let answer = await_reload(ctx, || ctx.primary.reload_with(config)).await;
+    if scale && matches!(answer, SupervisorResponse::Done { .. }) {
+        ctx.primary.scale(instances);
+    }
+    ctx.changed.send_modify(|n| *n += 1);
+    answer
+}
+
 /// Starts a rolling reload and waits for its end.
 async fn reload(ctx: &Ctx) -> SupervisorResponse {
+    await_reload(ctx, || ctx.primary.reload()).await
+}
+
+/// Runs `start` (which begins a rolling reload) and waits for the reload's end.
+async fn await_reload(ctx: &Ctx, start: impl FnOnce()) -> SupervisorResponse {
     let mut events = ctx.events.subscribe();
-    ctx.primary.reload();
+    start();
     loop {
         match events.recv().await {
             Ok(Event::Policy(PolicyEvent::ReloadFinished)) => {

@@ -53,7 +53,9 @@ struct Tracker {
 
 #[derive(Clone)]
 struct Ctx {
-    spec: Arc<AppSpec>,
+    /// The app's spec: the one it started with, or the last one a reload applied
+    /// (`ReloadWith`). Read it with [`Ctx::spec`].
+    spec: Arc<std::sync::RwLock<Arc<AppSpec>>>,
     primary: PrimaryHandle,
     tracker: Arc<Mutex<Tracker>>,
     events: broadcast::Sender<Event>,
@@ -77,6 +79,13 @@ struct Ctx {
     sink: Arc<LogSink>,
     out_log: String,
     err_log: String,
+}
+
+impl Ctx {
+    /// The spec in force now.
+    fn spec(&self) -> Arc<AppSpec> {
+        Arc::clone(&self.spec.read().expect("spec lock"))
+    }
 }
 
 /// `muster-supervisor <name>`: runs until the app is shut down. Returns the exit code.
@@ -176,7 +185,7 @@ async fn run_app(
     let (events, _) = broadcast::channel(256);
     let (stopped_tx, stopped) = watch::channel(false);
     let ctx = Ctx {
-        spec: Arc::new(spec),
+        spec: Arc::new(std::sync::RwLock::new(Arc::new(spec))),
         primary: primary.handle(),
         tracker: Arc::new(Mutex::new(Tracker {
             started: Instant::now(),
@@ -263,7 +272,7 @@ async fn run_app(
                 }
                 ctx.beat.send_modify(|n| *n += 1);
             }
-            _ = memory_check.tick(), if ctx.spec.max_memory_restart.is_some() => {
+            _ = memory_check.tick(), if ctx.spec().max_memory_restart.is_some() => {
                 recycle_fat_workers(&ctx).await;
             }
             _ = term.recv() => ctx.primary.stop(),
@@ -325,7 +334,7 @@ fn track(ctx: &Ctx, ev: &Event) {
 
 /// Replaces, the zero-downtime way, every worker over `max_memory_restart`.
 async fn recycle_fat_workers(ctx: &Ctx) {
-    let Some(limit) = ctx.spec.max_memory_restart else {
+    let Some(limit) = ctx.spec().max_memory_restart else {
         return;
     };
     let Some(status) = ctx.primary.status().await else {

@@ -35,10 +35,11 @@ pub(super) async fn app_info(ctx: &Ctx) -> Option<AppInfo> {
             memory_bytes: mem,
         });
     }
-    // Draining workers are on their way out (a reload, a handover): they do not count.
+    // Draining workers are on their way out (a reload, a handover), spares serve nothing
+    // yet: they do not count.
     let serving: Vec<&WorkerInfo> = workers
         .iter()
-        .filter(|w| w.state != WorkerStatus::Draining)
+        .filter(|w| !matches!(w.state, WorkerStatus::Draining | WorkerStatus::Spare))
         .collect();
     let all_ready = !serving.is_empty()
         && serving
@@ -52,10 +53,11 @@ pub(super) async fn app_info(ctx: &Ctx) -> Option<AppInfo> {
         AppState::Stopped => AppStatus::Stopped,
         AppState::Errored => AppStatus::Errored,
     };
+    let spec = ctx.spec();
     Some(AppInfo {
         id: 0,
-        name: ctx.spec.name.clone(),
-        mode: ctx.spec.exec_mode,
+        name: spec.name.clone(),
+        mode: spec.exec_mode,
         status: status_name,
         unresponsive_ms: None,
         supervisor_pid: Some(std::process::id()),
@@ -65,10 +67,10 @@ pub(super) async fn app_info(ctx: &Ctx) -> Option<AppInfo> {
         cpu_percent: workers.iter().fold(0.0, |sum, w| sum + w.cpu_percent),
         memory_bytes: workers.iter().map(|w| w.memory_bytes).sum(),
         workers,
-        listen: ctx.spec.listen.clone(),
+        listen: spec.listen.clone(),
         out_log: ctx.out_log.clone(),
         err_log: ctx.err_log.clone(),
-        spec: (*ctx.spec).clone(),
+        spec: (*spec).clone(),
         log_health: ctx.sink.health(),
         spawn_error: t.spawn_error.as_ref().map(|(_, e)| e.clone()),
     })
@@ -126,5 +128,6 @@ fn worker_state(s: WorkerState) -> WorkerStatus {
         WorkerState::Ready => WorkerStatus::Ready,
         WorkerState::Draining => WorkerStatus::Draining,
         WorkerState::Failed => WorkerStatus::Failed,
+        WorkerState::Spare => WorkerStatus::Spare,
     }
 }

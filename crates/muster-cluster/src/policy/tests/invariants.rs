@@ -59,12 +59,13 @@ fn config() -> impl Strategy<Value = PolicyConfig> {
         Just(Readiness::Notify),
         Just(Readiness::Uptime),
     ];
-    (0usize..4, any::<bool>(), 0u32..6, readiness).prop_map(
-        |(instances, autorestart, max_restarts, readiness)| PolicyConfig {
+    (0usize..4, any::<bool>(), 0u32..6, readiness, 0usize..3).prop_map(
+        |(instances, autorestart, max_restarts, readiness, spares)| PolicyConfig {
             instances,
             autorestart,
             max_restarts,
             readiness,
+            spares,
             ..PolicyConfig::default()
         },
     )
@@ -90,6 +91,16 @@ impl Shell {
                     self.last_id = id.0;
                     self.alive.insert(*id, false);
                 }
+                Action::SpawnSpare { id } => {
+                    assert_eq!(id.0, self.last_id + 1, "ids count up by one");
+                    self.last_id = id.0;
+                    self.alive.insert(*id, false);
+                }
+                Action::Promote { id, slot } => {
+                    assert!(self.alive.contains_key(id), "promotion of dead {id}");
+                    assert!(!self.drained.contains(id), "promotion of drained {id}");
+                    assert!(*slot < policy.instances());
+                }
                 Action::Route { id } => {
                     assert!(self.alive.contains_key(id), "route of dead {id}");
                     assert!(!self.drained.contains(id), "route of drained {id}");
@@ -114,7 +125,8 @@ impl Shell {
             AppState::Stopping | AppState::Stopped | AppState::Errored
         ) {
             assert!(
-                !out.iter().any(|a| matches!(a, Action::Spawn { .. })),
+                !out.iter()
+                    .any(|a| matches!(a, Action::Spawn { .. } | Action::SpawnSpare { .. })),
                 "spawn in {:?}: {out:?}",
                 policy.state()
             );

@@ -11,6 +11,7 @@ mod readiness;
 mod reload;
 mod restart;
 mod scale;
+mod spare;
 mod stop;
 mod timers;
 

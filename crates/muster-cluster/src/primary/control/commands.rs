@@ -3,13 +3,17 @@
 use super::Control;
 use crate::policy::{Input, WorkerId};
 use crate::primary::worker::{WorkerProc, signal_group};
-use crate::primary::{Command, SendError, Status};
+use crate::primary::{Command, PrimaryConfig, SendError, Status};
 use serde_json::Value;
 
 impl Control {
     pub(super) fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::Reload => self.feed(Input::Reload),
+            Command::ReloadWith(config) => {
+                self.take_worker_template(*config);
+                self.feed(Input::Reload);
+            }
             Command::Stop => self.feed(Input::Stop),
             Command::Scale(n) => self.feed(Input::Scale(n)),
             Command::Send {
@@ -38,6 +42,23 @@ impl Control {
                 });
             }
         }
+    }
+
+    /// What new workers are started with, from `new`; the rest of the configuration (and the
+    /// log pipes) stays this primary's.
+    fn take_worker_template(&mut self, new: PrimaryConfig) {
+        let c = &mut self.config;
+        c.program = new.program;
+        c.args = new.args;
+        c.env = new.env;
+        c.env_remove = new.env_remove;
+        c.instance_var = new.instance_var;
+        c.increment_var = new.increment_var;
+        c.cwd = new.cwd;
+        c.stop_signal = new.stop_signal;
+        c.shutdown_with_message = new.shutdown_with_message;
+        c.stop_grace = new.stop_grace;
+        c.send_listener = new.send_listener;
     }
 
     /// A user message to one worker, or to every connected worker: how many it was queued

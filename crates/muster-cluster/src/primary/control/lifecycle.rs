@@ -11,16 +11,29 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 impl Control {
-    pub(super) fn spawn_worker(&mut self, slot: usize, id: WorkerId) -> std::io::Result<u32> {
-        let inherited = self.inherited_for(slot)?;
-        let w = worker::spawn(
+    pub(super) fn spawn_worker(
+        &mut self,
+        slot: usize,
+        id: WorkerId,
+        spare: bool,
+    ) -> std::io::Result<u32> {
+        // A spare inherits no socket: it would accept on it (spares refuse such apps anyway).
+        let inherited = if spare {
+            Vec::new()
+        } else {
+            self.inherited_for(slot)?
+        };
+        let instance = self.policy.instance_of(id).unwrap_or(slot);
+        let mut w = worker::spawn(
             &self.config,
             id,
             slot,
+            instance,
             inherited,
             &self.from_workers_tx,
             &self.exits,
         )?;
+        w.spare = spare;
         let pid = w.pid;
         self.workers.insert(id, w);
         for &rr in &self.listen_rr {
@@ -31,7 +44,9 @@ impl Control {
             pid,
             slot,
         });
-        if let Some(msg) = self.config.send_listener.clone() {
+        if let Some(msg) = self.config.send_listener.clone()
+            && !spare
+        {
             self.send_listeners(id, slot, &msg);
         }
         Ok(pid)

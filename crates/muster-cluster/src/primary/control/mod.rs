@@ -11,12 +11,13 @@ mod commands;
 mod lifecycle;
 mod listeners;
 mod node_protocol;
+mod spares;
 mod timers;
 
 use super::event::Event;
 use super::handles::Handles;
 use super::reap::{self, Mailbox, OrphanPolicy};
-use super::rr::{Accepted, Rr, RrId};
+use super::rr::{Rr, RrId};
 use super::worker::{FromWorker, WorkerProc, signal_group};
 use super::{Command, PrimaryConfig, StartError};
 use crate::listen::ListenAddr;
@@ -33,8 +34,8 @@ use tokio::signal::unix::{Signal as SignalStream, SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// Accepted connections waiting for a worker before the accept tasks are left to block (the
-/// kernel's listen queue then holds the rest).
+/// Accepted connections waiting for a worker before accepting pauses (the kernel's listen
+/// queue then holds the rest).
 const BACKLOG_CAP: usize = 256;
 
 /// Messages from all workers waiting for the control task.
@@ -47,7 +48,6 @@ pub(crate) struct Control {
     workers: BTreeMap<WorkerId, WorkerProc>,
     from_workers_tx: mpsc::Sender<FromWorker>,
     from_workers: mpsc::Receiver<FromWorker>,
-    accepted: mpsc::Receiver<Accepted>,
     rr: Rr,
     handles: Handles,
     seq: SeqCounter,
@@ -62,11 +62,19 @@ pub(crate) struct Control {
     sigchld: SignalStream,
     /// Exits of our workers, left by the process's one reaper.
     exits: Arc<Mailbox>,
+    /// The worker whose channel is polled first next time (see `poll_workers`).
+    poll_from: WorkerId,
     stopped: bool,
 }
 
 /// How often the control loop reaps even without a SIGCHLD (see `run`).
 const SAFETY_NET: Duration = Duration::from_secs(5);
+
+/// How long a worker may leave its first round-robin connection unanswered before the primary
+/// says that it does not seem to take connections from its channel: Node answers within
+/// milliseconds, so this is only ever reached by a program that does not speak the protocol
+/// (one that reads `LISTEN_FDS` needs `shared` or `reuseport`) or by a stuck worker.
+pub(super) const NEWCONN_SILENCE: Duration = Duration::from_secs(5);
 
 impl Control {
     pub fn new(
@@ -76,7 +84,6 @@ impl Control {
         // Bounded: a worker that floods the primary with messages is slowed down through its
         // channel (its reader task waits), instead of growing the primary's memory.
         let (from_workers_tx, from_workers) = mpsc::channel(FROM_WORKERS_QUEUE);
-        let (conn_tx, accepted) = mpsc::channel(BACKLOG_CAP);
         let sigchld = signal(SignalKind::child()).map_err(StartError::Signals)?;
         if config.subreaper {
             reap::enable_subreaper(OrphanPolicy {
@@ -93,8 +100,7 @@ impl Control {
             workers: BTreeMap::new(),
             from_workers_tx,
             from_workers,
-            accepted,
-            rr: Rr::new(conn_tx),
+            rr: Rr::default(),
             handles: Handles::default(),
             seq: SeqCounter::new(),
             timers: Timers::default(),
@@ -104,6 +110,7 @@ impl Control {
             reuse_slots: BTreeMap::new(),
             sigchld,
             exits: Arc::default(),
+            poll_from: WorkerId(0),
             stopped: false,
             config,
         };
@@ -121,6 +128,10 @@ impl Control {
         let mut safety_net = tokio::time::interval(SAFETY_NET);
         safety_net.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !self.stopped {
+            for id in self.rr.take_first_handoffs() {
+                self.timers
+                    .arm(Due::NewconnSilence(id), Instant::now() + NEWCONN_SILENCE);
+            }
             let next_timer = self.timers.next_deadline();
             let orphan_kill = reap::next_orphan_deadline().map(Instant::from_std);
             let take_conns = self.rr.backlog_len() < BACKLOG_CAP;
@@ -136,8 +147,14 @@ impl Control {
                         self.feed(Input::Stop);
                     }
                 },
-                Some((id, conn)) = self.accepted.recv(), if take_conns => {
+                (id, conn) = std::future::poll_fn(|cx| self.rr.poll_accept(cx)), if take_conns => {
                     self.rr.on_accepted(id, conn, &mut self.workers, &mut self.seq);
+                }
+                (id, received) = std::future::poll_fn(|cx| poll_workers(&mut self.workers, &mut self.poll_from, cx)) => {
+                    match received {
+                        Some(r) => self.on_from_worker(FromWorker::Received(id, r)),
+                        None => self.on_from_worker(FromWorker::Closed(id)),
+                    }
                 }
                 _ = sleep_until(next_timer), if next_timer.is_some() => self.fire_timers(),
                 _ = sleep_until(orphan_kill), if orphan_kill.is_some() => self.on_sigchld(),
@@ -187,13 +204,16 @@ impl Control {
 
     fn apply(&mut self, action: Action, queue: &mut VecDeque<Input>) {
         match action {
-            Action::Spawn { slot, id } => match self.spawn_worker(slot, id) {
-                Ok(pid) => queue.push_back(Input::Spawned { id, pid }),
-                Err(e) => queue.push_back(Input::SpawnFailed {
-                    id,
-                    error: e.to_string(),
-                }),
-            },
+            Action::Spawn { slot, id } => {
+                let spawned = self.spawn_worker(slot, id, false);
+                queue.push_back(spawned_input(id, spawned));
+            }
+            Action::SpawnSpare { id } => {
+                let slot = self.policy.worker(id).map_or(0, |w| w.slot);
+                let spawned = self.spawn_worker(slot, id, true);
+                queue.push_back(spawned_input(id, spawned));
+            }
+            Action::Promote { id, slot } => self.promote(id, slot),
             Action::Route { id } => {
                 if let Some(w) = self.workers.get_mut(&id) {
                     w.routed = true;
@@ -309,6 +329,59 @@ impl Control {
             pid: self.workers.get(&id).map(|w| w.pid),
             message,
         });
+    }
+}
+
+fn spawned_input(id: WorkerId, spawned: std::io::Result<u32>) -> Input {
+    match spawned {
+        Ok(pid) => Input::Spawned { id, pid },
+        Err(e) => Input::SpawnFailed {
+            id,
+            error: e.to_string(),
+        },
+    }
+}
+
+/// The next message from any worker's channel (`None`: that channel ended), read in the control
+/// task itself: no forwarding task, no queue between a worker's reply and the hand-off it
+/// frees. Workers are polled from `from` on, round the map, so that a chatty one cannot starve
+/// the others.
+fn poll_workers(
+    workers: &mut BTreeMap<WorkerId, WorkerProc>,
+    from: &mut WorkerId,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<(WorkerId, Option<Received>)> {
+    let start = *from;
+    let found = workers
+        .range_mut(start..)
+        .find_map(|(&id, w)| poll_one(id, w, cx))
+        .or_else(|| {
+            workers
+                .range_mut(..start)
+                .find_map(|(&id, w)| poll_one(id, w, cx))
+        });
+    match found {
+        Some(p) => {
+            *from = WorkerId(p.0.0 + 1);
+            std::task::Poll::Ready(p)
+        }
+        None => std::task::Poll::Pending,
+    }
+}
+
+fn poll_one(
+    id: WorkerId,
+    w: &mut WorkerProc,
+    cx: &mut std::task::Context<'_>,
+) -> Option<(WorkerId, Option<Received>)> {
+    let receiver = w.receiver.as_mut()?;
+    match receiver.poll_recv(cx) {
+        std::task::Poll::Pending => None,
+        std::task::Poll::Ready(Some(r)) => Some((id, Some(r))),
+        std::task::Poll::Ready(None) => {
+            w.receiver = None; // ended: reported once
+            Some((id, None))
+        }
     }
 }
 

@@ -35,7 +35,9 @@ impl Control {
             }
             node::FromWorker::QueryServer(q) => {
                 self.feed(Input::ServerRequested { id });
-                self.query_server(id, q);
+                if let Some(q) = self.hold_if_spare(id, q) {
+                    self.query_server(id, q);
+                }
             }
             node::FromWorker::Listening(addr) => {
                 let first = !w.listening;

@@ -24,6 +24,9 @@ pub(super) enum Due {
     /// The end of a draining worker's grace period: ask it to stop (signal or message) if its
     /// channel has not closed yet.
     StopRequest(WorkerId),
+    /// [`NEWCONN_SILENCE`](super::NEWCONN_SILENCE) after a worker's first round-robin
+    /// connection: say so if it has not answered one yet.
+    NewconnSilence(WorkerId),
 }
 
 /// `Due` with an arbitrary but total order, so it can sit in the heap.
@@ -80,8 +83,33 @@ impl Control {
             match due {
                 Due::Policy(timer) => self.feed(Input::Timer(timer)),
                 Due::StopRequest(id) => self.request_stop(id),
+                Due::NewconnSilence(id) => self.check_newconn_silence(id),
             }
         }
+    }
+}
+
+impl Control {
+    /// A worker handed connections that never answered one: every connection it holds hangs.
+    /// Said once, as an error event (`muster events`, `muster run`), never acted on: a
+    /// CPU-bound worker may answer late, and liveness is the app's opt-in.
+    fn check_newconn_silence(&mut self, id: WorkerId) {
+        let Some(w) = self.workers.get(&id) else {
+            return;
+        };
+        if w.newconn_answered || w.is_gone() || w.outstanding == 0 {
+            return;
+        }
+        let message = format!(
+            "worker {} (pid {}) has not answered any of the connections handed to it over its \
+             IPC channel in {} s: under the rr schedule a worker must take its connections \
+             from the channel (Node's cluster workers and muster-worker do); a program that \
+             reads LISTEN_FDS needs --schedule shared or reuseport",
+            id.0,
+            w.pid,
+            super::NEWCONN_SILENCE.as_secs()
+        );
+        self.worker_error(id, message);
     }
 }
 

@@ -1,6 +1,8 @@
 //! `start|reload|restart <ecosystem file>`: the file applied to the apps, as pm2's
 //! startOrReload: new or stopped apps start, running ones get the file's spec and are reloaded
-//! (or restarted), and with `start` an unchanged running app is left alone.
+//! (or restarted), and with `start` an unchanged running app is left alone. A changed app is
+//! reloaded in place (rolling, its supervisor kept) when only what its workers start with
+//! changed; otherwise it gets a new supervisor (a restart).
 
 use crate::daemon::{Daemon, done};
 use anyhow::Context;
@@ -40,6 +42,9 @@ impl Daemon {
                 spec.inherited_env = old.inherited_env.clone();
             }
             let changed = old.as_ref() != Some(&spec);
+            // What changed is only what workers start with: a rolling reload takes it in.
+            let reloadable = old.as_ref().is_some_and(|o| o.reloadable_to(&spec));
+            let new_spec = spec.clone();
             {
                 let mut reg = self.registry.lock().await;
                 reg.upsert(spec);
@@ -51,12 +56,18 @@ impl Daemon {
                     "started"
                 }
                 (true, ApplyAction::Start, false) => "unchanged",
+                (true, ApplyAction::Start | ApplyAction::Reload, true)
+                    if reloadable && self.reloads_in_place(&new_spec) =>
+                {
+                    self.clone().reload_to(&name, new_spec).await?;
+                    "reloaded (its spec changed)"
+                }
                 (true, ApplyAction::Reload, false) => {
                     self.clone().reload(&name).await?;
                     "reloaded"
                 }
-                // A running supervisor keeps the spec it started with: a new one takes a
-                // new supervisor.
+                // Listeners, schedule, policy, logs…: the supervisor's own, so a new one
+                // takes a new supervisor.
                 (true, ApplyAction::Restart, _) | (true, _, true) => {
                     self.stop(&name).await?;
                     self.clone().launch(&name).await?;
@@ -72,5 +83,11 @@ impl Daemon {
         }
         let apps = self.started(&names).await?;
         Ok(done(said.join(", "), apps))
+    }
+
+    /// Whether a reload of this app keeps it serving: not for a fork-mode app that binds its
+    /// own port (its successor could not start beside it), which is restarted as in pm2.
+    fn reloads_in_place(&self, spec: &AppSpec) -> bool {
+        spec.exec_mode == muster_proto::ExecMode::Cluster || !spec.listen.is_empty()
     }
 }

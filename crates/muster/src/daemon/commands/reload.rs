@@ -33,6 +33,35 @@ impl Daemon {
         }
     }
 
+    /// A rolling reload of a running app to `spec`, whose differences from the running spec
+    /// are only what workers start with (`AppSpec::reloadable_to`): the supervisor stays, the
+    /// replacements run the new command line. The registry already holds `spec`; the
+    /// supervisor's spec file is rewritten so that a later restart of the supervisor (the
+    /// daemon's `resurrect`) starts what runs now.
+    pub(in crate::daemon) async fn reload_to(
+        self: Arc<Self>,
+        name: &str,
+        spec: AppSpec,
+    ) -> anyhow::Result<()> {
+        let lock = self.app_lock(name).await;
+        let _guard = lock.lock().await;
+        let deadline = reload_deadline(&spec);
+        self.write_supervisor_spec(&spec)?;
+        match self
+            .ask(
+                name,
+                SupervisorRequest::ReloadWith {
+                    spec: Box::new(spec),
+                },
+                deadline,
+            )
+            .await?
+        {
+            SupervisorResponse::Error { message } => anyhow::bail!("{name}: {message}"),
+            _ => Ok(()),
+        }
+    }
+
     /// `muster reload <target>`.
     pub(in crate::daemon) async fn reload_apps(
         self: &Arc<Self>,

@@ -1,0 +1,66 @@
+//! Warm spares as the control task runs them: started like any worker but with no socket,
+//! kept out of rotation, and a Node spare's `listen()` left unanswered until it is promoted.
+//! What a spare is and when it is promoted is the policy's (`policy/spare.rs`).
+//!
+//! Why `listen()` is held outside `rr`: under `shared` and `reuseport` the answer is the
+//! listening socket itself, and a worker holding it accepts connections, which a spare must
+//! not. Under `rr` the answer carries no socket (connections arrive only when the primary
+//! hands them over, and it hands none to a worker that is not routed), so a spare gets it at
+//! once and is fully warm: it has run its `listen()` callback.
+
+use super::Control;
+use crate::node::{Errno, QueryOutcome, QueryServer};
+use crate::policy::WorkerId;
+use crate::primary::Schedule;
+use crate::primary::handles::{self, QueryAddr};
+
+impl Control {
+    /// Keeps a spare's `listen()` for its promotion when answering it now would hand it a
+    /// socket; gives the request back when it can be answered now.
+    pub(super) fn hold_if_spare(&mut self, id: WorkerId, q: QueryServer) -> Option<QueryServer> {
+        let cap = self.config.max_listeners;
+        let round_robin = self.config.schedule == Schedule::Rr
+            && matches!(
+                handles::requested_address(&q, self.config.default_host),
+                Ok(QueryAddr::Stream(_))
+            );
+        let w = self.workers.get_mut(&id)?;
+        if !w.spare || round_robin {
+            return Some(q);
+        }
+        if w.held.len() >= cap {
+            // Bounded like the app's listeners: a spare cannot grow the primary's memory.
+            let reply = crate::node::query_server_reply(
+                q.seq,
+                &q.key,
+                &q.data,
+                QueryOutcome::Failed(Errno::from_io_error(&std::io::Error::other("cap"))),
+                self.seq.next_seq(),
+            );
+            let _ = w.sender.try_send(muster_ipc::Outgoing::internal(&reply));
+            self.worker_error(
+                id,
+                format!("a spare asked for more than {cap} listeners (max_listeners)"),
+            );
+            return None;
+        }
+        w.held.push(q);
+        None
+    }
+
+    /// The spare now serves `slot`: it gets what was held back from it.
+    pub(super) fn promote(&mut self, id: WorkerId, slot: usize) {
+        let Some(w) = self.workers.get_mut(&id) else {
+            return;
+        };
+        w.spare = false;
+        w.slot = slot;
+        let held = std::mem::take(&mut w.held);
+        for q in held {
+            self.query_server(id, q);
+        }
+        if let Some(msg) = self.config.send_listener.clone() {
+            self.send_listeners(id, slot, &msg);
+        }
+    }
+}
