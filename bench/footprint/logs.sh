@@ -97,8 +97,29 @@ for t in muster pm2; do
   printf '%-7s %10d %10d %10d %8d %8d %10d %10s\n' "$t" "${CPU[$t]}" "$drain" "$kept" "$lost" "$torn" "$disorder" "$APP_PID"
   if [ "$t" = muster ]; then m delete burst >/dev/null; else p2 delete burst >/dev/null; fi
 done
+# The floor: the same burst through a plain pipe into `dd`, which copies it to a file in 64 KiB
+# blocks (iflag=fullblock: each read waits for a full block, the fewest system calls possible)
+# and does nothing else. What dd spends is what moving these bytes from a pipe into a file costs
+# on this machine, with none of muster's code in the way.
+floor_out=$WORK/floor-out.log
+mkfifo "$WORK/fifo"
+# dd's CPU as its parent shell's `times` reports it once dd has exited (after the app's EOF).
+bash -c 'dd if="$1" of="$2" bs=64k iflag=fullblock status=none; times' _ "$WORK/fifo" "$floor_out" \
+  >"$WORK/dd-times" &
+DD_PID=$!
+# The lines burst.js prints, from a script that exits when they are out (dd then gets EOF).
+timeout 300 node -e 'const n = Number(process.argv[1]);
+  for (let i = 1; i <= n; i++) console.log(`burst line ${String(i).padStart(7, "0")} of ${n}`);' \
+  "$BURST" >"$WORK/fifo"
+wait "$DD_PID"
+FLOOR=$(awk 'NR == 2 {
+    split($1, u, /[ms]/); split($2, s, /[ms]/)
+    printf "%d", (u[1] * 60 + u[2] + s[1] * 60 + s[2]) * 1000 }' "$WORK/dd-times")
+read -r kept lost torn disorder < <(check "$floor_out")
+printf '%-7s %10d %10s %10d %8d %8d %10d %10s\n' "dd" "$FLOOR" "-" "$kept" "$lost" "$torn" "$disorder" "-"
+echo "(dd: the floor, the same lines through a plain pipe copied into a file in 64 KiB blocks by dd)"
 ratio=$(awk -v a="${CPU[muster]}" -v b="${CPU[pm2]}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }')
 met=$(awk -v a="${CPU[muster]}" -v b="${CPU[pm2]}" -v l="${CPU[muster.lost]}" -v t="${CPU[muster.torn]}" \
   'BEGIN { print (b > 0 && a * 5 <= b && l == 0 && t == 0) ? "yes" : "no" }')
-echo "muster/pm2 CPU: $ratio (target ≤ 0.20 with 0 lost and 0 torn: $met)"
+echo "muster/pm2 CPU: $ratio (target ≤ 0.20 with 0 lost and 0 torn: $met); dd/pm2 CPU (the floor): $(awk -v a="$FLOOR" -v b="${CPU[pm2]}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'); muster/dd: $(awk -v a="${CPU[muster]}" -v b="$FLOOR" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }')"
 echo

@@ -28,7 +28,11 @@ use tokio::sync::{mpsc, oneshot};
 /// How much one read of a pipe takes: a full default pipe buffer.
 const READ_SIZE: usize = 64 * 1024;
 /// How long a reader lets lines gather in its pipe after a read that emptied it (see [`pump`]).
-const SETTLE: Duration = Duration::from_millis(2);
+const SETTLE: Duration = Duration::from_millis(10);
+/// The pipe size a worker gets once it has filled its pipe (64 KiB by default): room for what
+/// a fast writer prints during [`SETTLE`]. Only pipes that fill grow: the kernel counts every
+/// pipe's size against the user's `pipe-user-pages-soft`.
+const BUSY_PIPE: usize = 256 * 1024;
 /// Messages (each one read's worth of lines) queued per file before readers wait.
 const QUEUE: usize = 64;
 
@@ -252,8 +256,10 @@ thread_local! {
 /// A worker printing line by line makes a pipe readable once per line; reading each at once
 /// would cost a wake-up, a read and a write per line. So after a read that emptied the pipe the
 /// reader lets [`SETTLE`] pass before reading again: what arrives meanwhile is taken in one read
-/// and written in one batch. A full read (the pipe had more) goes on at once, so a fast writer
-/// is never held back. An idle pipe is not polled: the reader sleeps only after a read.
+/// and written in one batch. A full read (the pipe had more) goes on at once, and the first one
+/// grows the pipe to [`BUSY_PIPE`], so that a fast writer is not held back by the pause. An
+/// idle pipe is not polled: the reader sleeps only after a read. (With timestamps, a line's
+/// time is that of the read: at most [`SETTLE`] late.)
 async fn pump(
     pipe: pipe::Receiver,
     tx: mpsc::Sender<Vec<u8>>,
@@ -262,6 +268,7 @@ async fn pump(
 ) {
     let mut lines = Lines::new(MAX_LINE);
     let mut head = prefix.clone();
+    let mut grown = false;
     loop {
         if pipe.readable().await.is_err() {
             break;
@@ -299,6 +306,10 @@ async fn pump(
         };
         if !full {
             tokio::time::sleep(SETTLE).await;
+        } else if !grown {
+            grown = true;
+            // Refused past the user's pipe budget: the pipe then stays as it is.
+            let _ = rustix::pipe::fcntl_setpipe_size(&pipe, BUSY_PIPE);
         }
     }
     let mut chunk = Vec::new();
