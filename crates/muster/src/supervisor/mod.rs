@@ -58,7 +58,9 @@ struct Ctx {
     spec: Arc<std::sync::RwLock<Arc<AppSpec>>>,
     primary: PrimaryHandle,
     tracker: Arc<Mutex<Tracker>>,
-    events: broadcast::Sender<Event>,
+    /// Shared, not copied: the channel keeps a slot per backlog entry from the start, and an
+    /// `Arc` makes each slot a pointer rather than a whole event.
+    events: broadcast::Sender<Arc<Event>>,
     /// The supervisor's own events for `muster events` (log health, say): objects with at
     /// least `event`, pushed to the daemon as they are.
     notes: broadcast::Sender<serde_json::Value>,
@@ -234,7 +236,7 @@ async fn run_app(
                 if !matches!(ev, Event::Message { .. }) {
                     ctx.changed.send_modify(|n| *n += 1);
                 }
-                let _ = events.send(ev);
+                let _ = events.send(Arc::new(ev));
             }
             conn = listener.accept() => match conn {
                 Ok((stream, _)) => {
