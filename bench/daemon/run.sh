@@ -182,6 +182,8 @@ else
 fi
 [ -x "$SRC" ] || { say "run.sh: no muster binary at $SRC"; exit 2; }
 cp "$SRC" "$WORK/bin/muster"
+# The daemon starts each app's supervisor from beside its own executable.
+[ -x "$(dirname "$SRC")/muster-supervisor" ] && cp "$(dirname "$SRC")/muster-supervisor" "$WORK/bin/"
 MUSTER=$WORK/bin/muster
 
 if [ ! -x "$PM2_DIR/node_modules/.bin/pm2" ]; then

@@ -64,7 +64,9 @@ struct Ctx {
     spec: Arc<std::sync::RwLock<Arc<AppSpec>>>,
     primary: PrimaryHandle,
     tracker: Arc<Mutex<Tracker>>,
-    events: broadcast::Sender<Event>,
+    /// Shared, not copied: the channel keeps a slot per backlog entry from the start, and an
+    /// `Arc` makes each slot a pointer rather than a whole event.
+    events: broadcast::Sender<Arc<Event>>,
     /// The supervisor's own events for `muster events` (log health, say): objects with at
     /// least `event`, pushed to the daemon as they are.
     notes: broadcast::Sender<serde_json::Value>,
@@ -94,16 +96,26 @@ impl Ctx {
     }
 }
 
-/// `muster supervise <name>`: runs until the app is shut down. Returns the exit code.
+/// `muster-supervisor <name>`: runs until the app is shut down. Returns the exit code.
 pub fn run(home: Home, name: &str) -> anyhow::Result<i32> {
     // Workers get the descriptors their spawn places, nothing inherited (docs/security.md).
     muster_ipc::close_on_exec_inherited(&[]).context("marking inherited descriptors")?;
     crate::diag::init(&format!("supervisor {name}"));
     crate::nofile::raise_in_supervisor();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let rt = runtime()?;
     rt.block_on(supervise(home, name))
+}
+
+/// The supervisor's runtime: one thread, and per-app memory only for what an app uses
+/// (bench/README.md, "Footprint"): room for 64 I/O events per poll rather than 1,024, and
+/// small stacks for the blocking pool's threads, which only write log files (`logs/writer.rs`)
+/// and leave when idle.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_io_events_per_tick(64)
+        .thread_stack_size(256 * 1024)
+        .build()
 }
 
 /// Where a supervisor that could not start says why (`apps/<name>.failed`): the daemon, which
@@ -226,12 +238,14 @@ async fn run_app(
                 if matches!(ev, Event::Ready { .. }) {
                     // Its memory is worth showing before the next heartbeat.
                     state::sample(&ctx).await;
+                    // Starting is over: what it freed goes back to the kernel.
+                    muster_ipc::release_free_heap();
                 }
                 // A worker's message changes nothing `list` shows.
                 if !matches!(ev, Event::Message { .. }) {
                     ctx.changed.send_modify(|n| *n += 1);
                 }
-                let _ = events.send(ev);
+                let _ = events.send(Arc::new(ev));
             }
             conn = listener.accept() => match conn {
                 Ok((stream, _)) => {
