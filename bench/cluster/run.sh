@@ -10,8 +10,10 @@
 # load -> served again, per slot: -i 1 rr, muster without and with a warm spare and Node's
 # primary; 0 skips it), --parts throughput,kills,served (which parts run; default all),
 # --cases A,B,... (a subset of muster-rr node-rr muster-shared node-none muster-reuseport
-# rust-rr rust-shared rust-reuseport), --no-build, --no-rust, --keep (keep the logs).
-# Environment: BENCH_PORT (first port used, default 19100); MUSTER, HTTP_WORKER: prebuilt
+# floor-rr rust-rr rust-shared rust-reuseport; floor-rr is the hand-off's floor:
+# crates/muster-cluster/examples/rr_floor.rs, a primary that only accepts, sendmsg's the handle
+# and reads the reply, with the same workers), --no-build, --no-rust, --keep (keep the logs).
+# Environment: BENCH_PORT (first port used, default 19100); MUSTER, HTTP_WORKER, RR_FLOOR: prebuilt
 # binaries to use instead of building this tree (e.g. when it is mid-edit and does not build).
 #
 # Everything listens on 127.0.0.1; every wait is bounded; every process started here is
@@ -145,6 +147,12 @@ else
 fi
 [ -x "$MUSTER" ] || { echo "run.sh: no muster binary at $MUSTER" >&2; exit 2; }
 
+RR_FLOOR=${RR_FLOOR:-}
+if [ -z "$RR_FLOOR" ]; then
+  if [ "$BUILD" = 1 ]; then build rr_floor --release -p muster-cluster --example rr_floor; fi
+  RR_FLOOR=$ROOT/target/release/examples/rr_floor
+fi
+
 RUST_WORKER=
 RUST_NOTE=
 if [ "$RUST" = 0 ]; then
@@ -207,6 +215,10 @@ start_server() {
       PORT=$port ANSWER_PID=1 WORKERS=1 setsid node "$HERE/node/node-primary.js" rr \
         >"$fifo" 2>"$SLOG.err" </dev/null &
       ;;
+    floor-rr)
+      PORT=$port WORKERS=$WORKERS setsid "$RR_FLOOR" node "$HERE/node/worker.js" \
+        >"$fifo" 2>"$SLOG.err" </dev/null &
+      ;;
     rust-rr | rust-shared | rust-reuseport)
       setsid "$MUSTER" cluster --json -i "$WORKERS" --schedule "${case#rust-}" --wait-ready \
         --listen "127.0.0.1:$port" -- "$RUST_WORKER" >"$fifo" 2>"$SLOG.err" </dev/null &
@@ -229,7 +241,7 @@ wait_up() {
   for ((i = 0; i < 200; i++)); do
     kill -0 "$pid" 2>/dev/null || { echo "run.sh: $case exited at start:" >&2; cat "$log" "$log.err" >&2; return 1; }
     case $case in
-      node-*) n=$(count_listening "$log") ;;
+      node-* | floor-*) n=$(count_listening "$log") ;;
       muster-*) # Node workers: listening and ready, each
         n=$(count_listening "$log")
         r=$(count_ready "$log")
@@ -334,6 +346,7 @@ measure() {
 # first), so no case always runs first or last.
 
 CASES=(muster-rr node-rr muster-shared node-none muster-reuseport)
+[ -x "$RR_FLOOR" ] && CASES+=(floor-rr)
 [ -n "$RUST_WORKER" ] && CASES+=(rust-rr rust-shared rust-reuseport)
 if [ -n "$ONLY" ]; then
   wanted=()
@@ -348,6 +361,7 @@ fi
 NCASES=${#CASES[@]}
 declare -A TPID TPORT
 
+LOAD_START=$(uptime)
 [ "$ROUNDS" -gt 0 ] || CASES=()
 [ "$ROUNDS" -gt 0 ] && echo "== throughput: $ROUNDS round(s), wrk -c $CONNS -t $THREADS -d ${DUR}s, $NCASES cases; load: $(uptime)" >&2
 for case in "${CASES[@]}"; do
@@ -508,8 +522,10 @@ echo
 echo "# muster cluster vs Node cluster: hello-world HTTP, $WORKERS workers, 127.0.0.1"
 echo "command: $CMDLINE (rounds $ROUNDS, wrk -c $CONNS -t $THREADS -d ${DUR}s, kills $KILLS, served $SERVED)"
 echo "muster: $MUSTER ($MUSTER_NOTE)"
+[ -x "$RR_FLOOR" ] && echo "rr floor: $RR_FLOOR"
 [ -n "$RUST_WORKER" ] && echo "http_worker: $RUST_WORKER"
 echo "node $(node --version), $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2), $(nproc) CPUs, CLK_TCK $CLK_TCK"
+echo "load at the start: $LOAD_START"
 echo "load at the end: $(uptime)"
 [ -n "$RUST_NOTE" ] && echo "$RUST_NOTE"
 echo

@@ -7,6 +7,12 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 cargo build --release --locked -p ipc-bench >&2
 target="${CARGO_TARGET_DIR:-$root/target}"
+commit="$(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+[ -n "$(git status --porcelain -- crates bench/ipc 2>/dev/null)" ] && commit+=", crates/ or bench/ipc modified"
+case " $* " in
+*" --json "*) ;;
+*) echo "commit: $commit; command: bench/ipc/run.sh${*:+ $*}" ;;
+esac
 echo "uptime before: $(uptime)" >&2
 status=0
 "$target/release/ipc-bench" "$@" || status=$?

@@ -54,7 +54,8 @@ pub fn main(args: &[String]) -> Result<()> {
             .enable_all()
             .build()?
             .block_on(nonblocking(fd, role)),
-        Api::Raw => crate::raw::child(fd, role),
+        Api::Raw => crate::raw::child(fd, role, crate::raw::Floor::Blocking),
+        Api::Epoll => crate::raw::child(fd, role, crate::raw::Floor::Epoll),
         Api::Inline => crate::inline::child(fd, role),
     }
 }

@@ -34,6 +34,9 @@ pub enum Api {
     Async,
     /// Not the channel at all: plain blocking `read`/`write` of the same bytes, no JSON.
     Raw,
+    /// Not the channel either: the same bytes on a non-blocking socket, waiting in `epoll_wait`
+    /// (the async API's floor).
+    Epoll,
     /// Not the channel either: an experiment with async I/O done inline (see `inline.rs`).
     Inline,
 }
@@ -44,6 +47,7 @@ impl Api {
             Api::Blocking => "blocking",
             Api::Async => "async",
             Api::Raw => "raw",
+            Api::Epoll => "epoll",
             Api::Inline => "inline",
         }
     }
@@ -53,6 +57,7 @@ impl Api {
             "blocking" => Some(Api::Blocking),
             "async" => Some(Api::Async),
             "raw" => Some(Api::Raw),
+            "epoll" => Some(Api::Epoll),
             "inline" => Some(Api::Inline),
             _ => None,
         }
@@ -79,8 +84,9 @@ pub struct Pair {
 
 pub const NODE_NODE: &str = "node-node";
 pub const RAW_FLOOR: &str = "raw-floor";
+pub const EPOLL_FLOOR: &str = "epoll-floor";
 
-pub const PAIRS: [Pair; 7] = [
+pub const PAIRS: [Pair; 8] = [
     Pair {
         id: "rust-rust-blocking",
         label: "Rust⇄Rust, blocking API",
@@ -121,6 +127,13 @@ pub const PAIRS: [Pair; 7] = [
         label: "raw socketpair, no JSON",
         parent: Side::Rust(Api::Raw),
         child: Side::Rust(Api::Raw),
+        extra: false,
+    },
+    Pair {
+        id: EPOLL_FLOOR,
+        label: "epoll socketpair, no JSON",
+        parent: Side::Rust(Api::Epoll),
+        child: Side::Rust(Api::Epoll),
         extra: false,
     },
     Pair {
@@ -325,7 +338,7 @@ usage: ipc-bench [--quick] [--json] [--rounds N] [--secs S] [--msgs N] [--sample
   --node PATH    Node to use (default: node); --no-node skips every Node case
   --node-dir DIR where child.js, count.js and parent.js are (default: bench/ipc/node)
   --only IDS     only pairs whose id contains one of these (rust-rust-blocking, rust-rust-async,
-                 rust-node-blocking, rust-node-async, node-node, raw-floor;
+                 rust-node-blocking, rust-node-async, node-node, raw-floor, epoll-floor;
                  async-inline-experiment runs only when named here)
   --metrics IDS  only these metrics: round_trips, one_way, latency_1mib (default: all)
 
@@ -466,7 +479,8 @@ fn run_rust_parent(cfg: &Config, api: Api, child: Side, metric: Metric) -> Resul
     let result = match api {
         Api::Blocking => parent::run_blocking(fd, metric, cfg, budget),
         Api::Async => parent::run_async(fd, metric, cfg, budget),
-        Api::Raw => raw::parent(fd, metric, cfg, budget),
+        Api::Raw => raw::parent(fd, raw::Floor::Blocking, metric, cfg, budget),
+        Api::Epoll => raw::parent(fd, raw::Floor::Epoll, metric, cfg, budget),
         Api::Inline => inline::parent(fd, metric, cfg, budget),
     };
     let status = spawned.child.wait()?;

@@ -1,6 +1,9 @@
 //! The table, the ratios against Node⇄Node, and the `--json` document.
 
-use crate::{CaseResults, Config, Metric, NODE_NODE, Outcome, PAIRS, RAW_FLOOR, RunResult, median};
+use crate::{
+    CaseResults, Config, EPOLL_FLOOR, Metric, NODE_NODE, Outcome, PAIRS, RAW_FLOOR, RunResult,
+    median,
+};
 use serde_json::{Value, json};
 use std::fmt::Write;
 
@@ -22,18 +25,25 @@ const fn vs_node(pair: &'static str, metric: Metric, target: Option<f64>) -> Rat
     }
 }
 
-const fn vs_floor(pair: &'static str, metric: Metric) -> RatioSpec {
+const fn vs_floor(
+    pair: &'static str,
+    against: &'static str,
+    metric: Metric,
+    target: Option<f64>,
+) -> RatioSpec {
     RatioSpec {
         pair,
-        against: RAW_FLOOR,
+        against,
         metric,
-        target: None,
+        target,
     }
 }
 
-const RATIOS: [RatioSpec; 16] = [
-    vs_node("rust-rust-blocking", Metric::RoundTrip, Some(10.0)),
-    vs_node("rust-rust-async", Metric::RoundTrip, Some(10.0)),
+/// Targets from issue 10: round trips at ≥ 0.9× each API's floor (blocking read/write for the
+/// blocking API, epoll for the async one), one-way ≥ 5× Node⇄Node with both.
+const RATIOS: [RatioSpec; 18] = [
+    vs_node("rust-rust-blocking", Metric::RoundTrip, None),
+    vs_node("rust-rust-async", Metric::RoundTrip, None),
     vs_node("rust-rust-blocking", Metric::OneWay, Some(5.0)),
     vs_node("rust-rust-async", Metric::OneWay, Some(5.0)),
     vs_node("rust-node-blocking", Metric::RoundTrip, Some(1.0)),
@@ -44,10 +54,17 @@ const RATIOS: [RatioSpec; 16] = [
     vs_node("rust-rust-async", Metric::BigLatency, None),
     vs_node("rust-node-blocking", Metric::BigLatency, None),
     vs_node("rust-node-async", Metric::BigLatency, None),
-    vs_floor("rust-rust-blocking", Metric::RoundTrip),
-    vs_floor("rust-rust-async", Metric::RoundTrip),
-    vs_floor("rust-rust-blocking", Metric::OneWay),
-    vs_floor("rust-rust-async", Metric::OneWay),
+    vs_floor(
+        "rust-rust-blocking",
+        RAW_FLOOR,
+        Metric::RoundTrip,
+        Some(0.9),
+    ),
+    vs_floor("rust-rust-async", RAW_FLOOR, Metric::RoundTrip, None),
+    vs_floor("rust-rust-blocking", RAW_FLOOR, Metric::OneWay, None),
+    vs_floor("rust-rust-async", RAW_FLOOR, Metric::OneWay, None),
+    vs_floor("rust-rust-async", EPOLL_FLOOR, Metric::RoundTrip, Some(0.9)),
+    vs_floor("rust-rust-async", EPOLL_FLOOR, Metric::OneWay, None),
 ];
 
 /// Median, min and max of a case's successful runs.
@@ -330,7 +347,11 @@ pub fn text(cfg: &Config, o: &Outcome) -> String {
         ),
         (
             RAW_FLOOR,
-            "against the raw socketpair floor (plain read/write of the same bytes, one write per message, no JSON):",
+            "against the raw socketpair floor (plain blocking read/write of the same bytes, one write per message, no JSON):",
+        ),
+        (
+            EPOLL_FLOOR,
+            "against the epoll floor (the same bytes on a non-blocking socketpair, waiting in epoll_wait, one write per message, no JSON):",
         ),
     ] {
         let group: Vec<&Ratio> = rs.iter().filter(|r| r.spec.against == against).collect();
