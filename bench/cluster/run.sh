@@ -452,7 +452,7 @@ done
 SSYS=()
 [ "$SERVED" -gt 0 ] && SSYS=(muster-rr-1 muster-rr-1-spare node-rr-1)
 declare -A SPID_ SLOG_ SPORT_
-printf 'system\titer\tms\tvictim\tnew_pid\tfailed_inflight\tfailed_after\tok\n' >"$WORK/served.tsv"
+printf 'system\titer\tms\tvictim\tnew_pid\tfailed_inflight\tfailed_after\tok\tkill_at\tback_ms\n' >"$WORK/served.tsv"
 [ ${#SSYS[@]} -gt 0 ] && echo "== kill -9 under load -> served again (-i 1, rr): $SERVED per system; load: $(uptime)" >&2
 for s in "${SSYS[@]}"; do
   next_port
@@ -485,10 +485,28 @@ for ((it = 1; it <= (${#SSYS[@]} ? SERVED : 0); it++)); do
   if ((it % 2)); then order=("${SSYS[@]}"); else order=(node-rr-1 muster-rr-1-spare muster-rr-1); fi
   for s in "${order[@]}"; do
     back_to_strength "$s" "$it"
+    # The primary's line that puts a worker back in service: muster's promote (spare) or ready
+    # (replacement), Node's listening.
+    case $s in
+      muster-rr-1-spare) back_re='"event":"promote"' ;;
+      muster-rr-1) back_re='"event":"ready"' ;;
+      node-rr-1) back_re=' listening ' ;;
+    esac
+    nback=$(grep -c "$back_re" "${SLOG_[$s]}" || true)
     line=$(timeout -k 2 30 node "$HERE/node/served-again.js" "${SPORT_[$s]}" 4 300) ||
       { echo "run.sh: $s: not served again within 10 s ($line)" >&2; cat "${SLOG_[$s]}" >&2; exit 1; }
-    printf '%s\t%d\t%s\n' "$s" "$it" "$line" >>"$WORK/served.tsv"
-    echo "   $s kill $it: $line" >&2
+    kill_at=$(cut -f7 <<<"$line")
+    back_ms=-
+    for ((i = 0; i < 1000; i++)); do # up to 10 s for the line to arrive
+      t_back=$(grep "$back_re" "${SLOG_[$s]}" | sed -n "$((nback + 1))p" | cut -d' ' -f1)
+      if [ -n "$t_back" ]; then
+        back_ms=$(awk -v a="$kill_at" -v b="$t_back" 'BEGIN { printf "%.2f", (b - a) * 1000 }')
+        break
+      fi
+      sleep 0.01
+    done
+    printf '%s\t%d\t%s\t%s\n' "$s" "$it" "$line" "$back_ms" >>"$WORK/served.tsv"
+    echo "   $s kill $it: served again after $(cut -f1 <<<"$line") ms, back in service (primary) after $back_ms ms" >&2
   done
   sleep 1.2
 done

@@ -1,23 +1,29 @@
 #!/usr/bin/env bash
-# bench/daemon/run.sh: muster against pm2 as process managers, side by side in one run on this
-# machine: memory of the tools' own processes, `list` latency, start until the port answers,
-# kill -9 until a replacement answers, failed requests during reloads under wrk, and a log
-# burst. muster and pm2 cases alternate (ABBA) so drift hits both alike. See bench/README.md
-# ("Daemon: muster against pm2") for what every figure means.
+# bench/daemon/run.sh: muster against pm2 (and OxMgr) as process managers, side by side in one
+# run on this machine: memory of the tools' own processes, `list` latency, start until the port
+# answers, kill -9 until a replacement answers, failed requests during reloads under wrk, a log
+# burst; and, with OxMgr as a third tool, `list` at 1, 10 and 100 apps and the CPU of each
+# tool's processes over a minute with 100 idle apps. muster and pm2 cases alternate (ABBA) so
+# drift hits both alike. See bench/README.md ("Daemon: muster against pm2") for every figure.
 #
-#   bench/daemon/run.sh            full run, 3-5 minutes (100 idle apps per tool at the top)
-#   bench/daemon/run.sh --quick    smoke run, about 1.5 minutes: 10 apps, fewer repetitions, 4 s wrk runs, 20k lines
+#   bench/daemon/run.sh            full run, 6-8 minutes (100 idle apps per tool at the top)
+#   bench/daemon/run.sh --quick    smoke run, about 2.5 minutes: 10 apps, fewer repetitions, 4 s wrk runs, 20k lines
+#   bench/daemon/run.sh --only list,idle    the three-tool phases alone, about 3 minutes
 #
-# Options: --apps N (top of the memory ladder; default 100), --only PHASE,... (memory, start,
-# stop, kill, reload, burst; default all), --no-build, --keep (keep the work directory: logs, raw
-# results), --json (the raw results as JSON on stdout after the table).
+# Options: --apps N (top of the memory, list and idle ladders; default 100), --only PHASE,...
+# (memory, start, stop, kill, reload, burst, list, idle; default all), --idle-secs S (the idle
+# window; default 60), --no-build, --keep (keep the work directory: logs, raw results), --json
+# (the raw results as JSON on stdout after the table).
 # Environment: MUSTER (a prebuilt muster to use instead of building this tree, e.g. when it is
 # mid-edit), PM2_DIR (where pm2 is installed with npm if missing; default /tmp/pm2-bench),
+# OXMGR (a prebuilt oxmgr), OXMGR_DIR (where OxMgr is built if missing: from its source in
+# OXMGR_DIR/src when there, else `cargo install oxmgr --root OXMGR_DIR`; default /tmp/oxmgr-bench),
 # BENCH_PORT (first port tried; default 19700).
 #
-# pm2 runs from its own npm folder as a black box (its CLI only), with PM2_HOME in the work
-# directory; nothing of it is copied here. Everything listens on 127.0.0.1; every wait is
-# bounded; both tools' daemons and apps are stopped on exit, failure or Ctrl-C (trap).
+# pm2 runs from its own npm folder and OxMgr from its own scratch folder, each as a black box
+# (its CLI only), with its home (PM2_HOME, OXMGR_HOME) in the work directory; nothing of either
+# is copied here. Everything listens on 127.0.0.1; every wait is bounded; every tool's daemon
+# and apps are stopped on exit, failure or Ctrl-C (trap).
 set -euo pipefail
 
 CMDLINE="bench/daemon/run.sh${*:+ $*}"
@@ -28,8 +34,10 @@ PROBE=$HERE/lib/probe.js
 
 APPS=100 LIST_RUNS=20 START_REPS=5 STOP_REPS=3 KILL_REPS=5 RELOAD_ROUNDS=2 RELOAD_SECS=10
 BURST_LINES=200000 BURST_TIMEOUT=120 SETTLE=3
-BUILD=1 KEEP=0 JSON=0 ONLY=memory,start,stop,kill,reload,burst
+BUILD=1 KEEP=0 JSON=0 ONLY=memory,start,stop,kill,reload,burst,list,idle IDLE_SECS=60
 PM2_DIR=${PM2_DIR:-/tmp/pm2-bench}
+OXMGR_DIR=${OXMGR_DIR:-/tmp/oxmgr-bench}
+OXMGR_PREBUILT=${OXMGR:-}
 MUSTER_PREBUILT=${MUSTER:-}
 PORT_NEXT=${BENCH_PORT:-19700}
 
@@ -42,6 +50,7 @@ while [ $# -gt 0 ]; do
       ;;
     --apps) APPS=$2; shift ;;
     --only) ONLY=$2; shift ;;
+    --idle-secs) IDLE_SECS=$2; shift ;;
     --no-build) BUILD=0 ;;
     --keep) KEEP=1 ;;
     --json) JSON=1 ;;
@@ -51,6 +60,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 [ "$APPS" -ge 2 ] || { echo "run.sh: --apps must be at least 2" >&2; exit 2; }
+[ "$IDLE_SECS" -ge 10 ] || { echo "run.sh: --idle-secs must be at least 10" >&2; exit 2; }
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 
 for tool in node npm wrk timeout; do
@@ -64,12 +74,15 @@ HYPERFINE=$(command -v hyperfine || true)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/muster-bench-daemon.XXXXXX")
 MH=$WORK/muster-home  # MUSTER_HOME
 PH=$WORK/pm2-home     # PM2_HOME
+OH=$WORK/oxmgr-home   # OXMGR_HOME
 RESULTS=$WORK/results.tsv
 LOG=$WORK/run.log
 mkdir -p "$MH" "$PH" "$WORK/bin"
 : >"$RESULTS"
 MUSTER=
 PM2=
+OXMGR=
+OX_ADDR= OX_API=
 WRK_PID=
 
 T_START=$EPOCHREALTIME
@@ -85,7 +98,7 @@ sweep() {
   for d in /proc/[0-9]*; do
     pid=${d#/proc/}
     [ "$pid" = "$$" ] && continue
-    if grep -qasF -e "MUSTER_HOME=$MH" -e "PM2_HOME=$PH" "$d/environ" 2>/dev/null; then
+    if grep -qasF -e "MUSTER_HOME=$MH" -e "PM2_HOME=$PH" -e "OXMGR_HOME=$OH" "$d/environ" 2>/dev/null; then
       kill -KILL "$pid" 2>/dev/null || true
     fi
   done
@@ -101,6 +114,9 @@ cleanup() {
   fi
   if [ -n "$PM2" ] && [ -e "$PH/pm2.pid" ]; then
     PM2_HOME=$PH timeout 60 "$PM2" kill >>"$LOG" 2>&1
+  fi
+  if [ -n "$OXMGR" ] && [ -n "$OX_ADDR" ]; then
+    ox daemon stop >>"$LOG" 2>&1
   fi
   sweep
   sleep 0.2
@@ -120,6 +136,9 @@ trap 'exit 143' TERM
 # The tools, each with its own home, every call bounded.
 m() { MUSTER_HOME=$MH timeout "${TMO:-120}" "$MUSTER" "$@"; }
 p2() { PM2_HOME=$PH timeout "${TMO:-120}" "$PM2" "$@"; }
+ox() {
+  OXMGR_HOME=$OH OXMGR_DAEMON_ADDR=$OX_ADDR OXMGR_API_ADDR=$OX_API timeout "${TMO:-120}" "$OXMGR" "$@"
+}
 probe() { MUSTER_HOME=$MH PM2_HOME=$PH timeout 300 node "$PROBE" "$@"; }
 # tool TOOL ARGS...: the same call to either tool, output to the log.
 tool() {
@@ -163,6 +182,8 @@ else
 fi
 [ -x "$SRC" ] || { say "run.sh: no muster binary at $SRC"; exit 2; }
 cp "$SRC" "$WORK/bin/muster"
+# The daemon starts each app's supervisor from beside its own executable.
+[ -x "$(dirname "$SRC")/muster-supervisor" ] && cp "$(dirname "$SRC")/muster-supervisor" "$WORK/bin/"
 MUSTER=$WORK/bin/muster
 
 if [ ! -x "$PM2_DIR/node_modules/.bin/pm2" ]; then
@@ -173,6 +194,34 @@ fi
 PM2=$PM2_DIR/node_modules/.bin/pm2
 [ -x "$PM2" ] || { say "run.sh: no pm2 at $PM2"; exit 2; }
 PM2_VERSION=$(node -p "require('$PM2_DIR/node_modules/pm2/package.json').version")
+
+# OxMgr (MIT), only for the list and idle phases: built from its public source in its own
+# scratch folder (never copied into this repository), then copied into the work directory.
+if want list || want idle; then
+  if [ -n "$OXMGR_PREBUILT" ]; then
+    OX_SRC=$OXMGR_PREBUILT
+  elif [ -f "$OXMGR_DIR/src/Cargo.toml" ]; then
+    OX_SRC=$OXMGR_DIR/target/release/oxmgr
+    if [ ! -x "$OX_SRC" ]; then
+      say "== cargo build --release --locked (OxMgr, in $OXMGR_DIR/src)"
+      (cd "$OXMGR_DIR/src" && CARGO_TARGET_DIR=$OXMGR_DIR/target timeout 1800 cargo build --release --locked) >&2
+    fi
+  else
+    OX_SRC=$OXMGR_DIR/bin/oxmgr
+    if [ ! -x "$OX_SRC" ]; then
+      say "== cargo install --locked oxmgr --root $OXMGR_DIR"
+      timeout 1800 cargo install --locked oxmgr --root "$OXMGR_DIR" >&2
+    fi
+  fi
+  [ -x "$OX_SRC" ] || { say "run.sh: no oxmgr at $OX_SRC"; exit 2; }
+  cp "$OX_SRC" "$WORK/bin/oxmgr"
+  OXMGR=$WORK/bin/oxmgr
+  next_port
+  OX_ADDR=127.0.0.1:$PORT_PICK
+  next_port
+  OX_API=127.0.0.1:$PORT_PICK
+  record meta.oxmgr "$("$OXMGR" --version 2>/dev/null | head -n 1) ($OX_SRC)"
+fi
 
 CLK_TCK=$(getconf CLK_TCK)
 record meta.cmdline "$CMDLINE"
@@ -512,6 +561,148 @@ if want burst; then
     say "   $t: $lines lines in $out_log; $((c1 - c0)) ms CPU in pids $pids; $out"
     tool "$t" delete burst
   done
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 7 + 8. Three tools side by side: `list` at 1, 10 and APPS apps, then the CPU of each tool's
+# own processes over IDLE_SECS with APPS idle apps. The apps are `/bin/sleep`, so that only the
+# managers are measured; the three tools hold their apps at the same time.
+
+# tool_pids TOOL: the tool's own processes: everything carrying its home in its environment
+# except the apps (`sleep`) and this script's helpers (timeout, hyperfine, node, bash).
+tool_pids() {
+  local var d pid comm
+  case $1 in
+    muster) var="MUSTER_HOME=$MH" ;;
+    pm2) var="PM2_HOME=$PH" ;;
+    oxmgr) var="OXMGR_HOME=$OH" ;;
+  esac
+  for d in /proc/[0-9]*; do
+    pid=${d#/proc/}
+    comm=$(cat "$d/comm" 2>/dev/null) || continue
+    case $comm in sleep | timeout | hyperfine | bash) continue ;; esac
+    [ "$1" != pm2 ] && [ "$comm" = node ] && continue
+    if grep -qasF -e "$var" "$d/environ" 2>/dev/null; then echo "$pid"; fi
+  done
+  return 0
+}
+
+# run_stat PIDS...: "CPU_MS RUN_US SWITCHES": utime+stime of the processes (clock ticks, every
+# thread, dead ones included), and from every live thread's /proc/.../schedstat the time on a
+# CPU (ns precision, in µs) and the number of times it was scheduled in (its wake-ups).
+run_stat() {
+  local p t run=0 n=0 a b _
+  for p in "$@"; do
+    for t in /proc/"$p"/task/*/schedstat; do
+      read -r a _ b <"$t" 2>/dev/null || continue
+      run=$((run + a / 1000))
+      n=$((n + b))
+    done
+  done
+  echo "$(cpu_ms "$@") $run $n"
+}
+
+# sleep_apps TOOL FROM TO: starts idle-FROM..idle-TO as `/bin/sleep` apps.
+sleep_apps() {
+  local t=$1 from=$2 to=$3 i
+  if [ "$t" = oxmgr ]; then
+    for ((i = from; i <= to; i++)); do
+      tool_ox start "/bin/sleep $((1 << 30))" --name "$(printf 'idle-%03d' "$i")"
+    done
+    return
+  fi
+  node -e '
+    const [file, from, to] = process.argv.slice(1);
+    const apps = [];
+    for (let i = Number(from); i <= Number(to); i++)
+      apps.push({ name: "idle-" + String(i).padStart(3, "0"), script: "/bin/sleep",
+        args: String(1 << 30), interpreter: "none" });
+    require("fs").writeFileSync(file, JSON.stringify({ apps }, null, 1));
+  ' "$WORK/sleep-$from.json" "$from" "$to"
+  TMO=600 tool "$t" start "$WORK/sleep-$from.json"
+}
+tool_ox() {
+  printf '\n[%s] oxmgr %s\n' "$(date +%T.%N | cut -c1-12)" "$*" >>"$LOG"
+  ox "$@" >>"$LOG" 2>&1
+}
+wait_online3() {
+  local t=$1 want=$2 i n
+  [ "$t" != oxmgr ] && { wait_online "$t" "$want"; return; }
+  for ((i = 0; i < 360; i++)); do
+    n=$(ox list --json | node "$PROBE" count-online oxmgr)
+    [ "$n" -ge "$want" ] && return 0
+    sleep 0.5
+  done
+  say "run.sh: oxmgr has $n of $want apps online after 180 s"
+  return 1
+}
+
+if want list || want idle; then
+  say "== three tools: list at 1, 10, $APPS apps; idle CPU at $APPS apps"
+  [ -n "$(m list --json | node "$PROBE" worker-pids muster)" ] && { say "run.sh: muster still has apps"; exit 1; }
+  ox list >>"$LOG" 2>&1 # starts OxMgr's daemon
+  m list >>"$LOG" 2>&1
+  p2 ping >>"$LOG" 2>&1
+  record meta.oxmgr_home "$OH"
+  prev=0
+  for n in 1 10 "$APPS"; do
+    [ "$n" -gt "$prev" ] || continue
+    for t in muster oxmgr pm2; do
+      t0=$EPOCHREALTIME
+      sleep_apps "$t" $((prev + 1)) "$n"
+      wait_online3 "$t" "$n"
+      record "sleepmany.$t.$n" "$(ms_since "$t0")"
+    done
+    prev=$n
+    sleep "$SETTLE"
+    if want list; then
+      # Rotated per step, so that no tool always goes first.
+      case $n in 1) order3="muster oxmgr pm2" ;; 10) order3="oxmgr pm2 muster" ;; *) order3="pm2 muster oxmgr" ;; esac
+      for t in $order3; do
+        case $t in
+          muster)
+            time_cmd "list3.muster.$n" "$MUSTER" list
+            time_cmd "list3.muster_json.$n" "$MUSTER" list --json
+            ;;
+          oxmgr)
+            OXMGR_DAEMON_ADDR=$OX_ADDR OXMGR_API_ADDR=$OX_API OXMGR_HOME=$OH time_cmd "list3.oxmgr.$n" "$OXMGR" list
+            OXMGR_DAEMON_ADDR=$OX_ADDR OXMGR_API_ADDR=$OX_API OXMGR_HOME=$OH time_cmd "list3.oxmgr_json.$n" "$OXMGR" list --json
+            ;;
+          pm2)
+            time_cmd "list3.pm2.$n" "$PM2" ls
+            time_cmd "list3.pm2_json.$n" "$PM2" jlist
+            ;;
+        esac
+      done
+    fi
+  done
+  if want idle; then
+    say "   settling 10 s, then $IDLE_SECS s with nothing asked of any tool"
+    sleep 10
+    declare -A IPIDS S0
+    for t in muster oxmgr pm2; do
+      IPIDS[$t]=$(tool_pids "$t" | tr '\n' ' ')
+      record "idle.$t.procs" "$(wc -w <<<"${IPIDS[$t]}")"
+    done
+    for t in muster oxmgr pm2; do S0[$t]=$(run_stat ${IPIDS[$t]}); done
+    t0=$EPOCHREALTIME
+    sleep "$IDLE_SECS"
+    secs=$(awk -v a="$EPOCHREALTIME" -v b="$t0" 'BEGIN { print a - b }')
+    for t in muster oxmgr pm2; do
+      read -r c1 r1 w1 < <(run_stat ${IPIDS[$t]})
+      read -r c0 r0 w0 <<<"${S0[$t]}"
+      # Per minute, whatever the window.
+      record "idle.$t.cpu_ms" "$(awk -v d=$((c1 - c0)) -v s="$secs" 'BEGIN { printf "%.1f", d * 60 / s }')"
+      record "idle.$t.run_ms" "$(awk -v d=$((r1 - r0)) -v s="$secs" 'BEGIN { printf "%.2f", d / 1000 * 60 / s }')"
+      record "idle.$t.wakeups" "$(awk -v d=$((w1 - w0)) -v s="$secs" 'BEGIN { printf "%.0f", d * 60 / s }')"
+      say "   $t: $(wc -w <<<"${IPIDS[$t]}") processes: $((c1 - c0)) ms CPU (ticks), $(((r1 - r0) / 1000)) ms on CPU (schedstat), $((w1 - w0)) wake-ups in ${secs} s"
+    done
+    record idle.secs "$secs"
+  fi
+  say "== deleting the sleep apps"
+  TMO=900 tool muster delete all
+  TMO=900 tool pm2 delete all
+  for ((i = 1; i <= prev; i++)); do tool_ox delete "$(printf 'idle-%03d' "$i")"; done
 fi
 
 record meta.uptime_after "$(uptime)"

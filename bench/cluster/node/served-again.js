@@ -8,13 +8,14 @@
 // the probe SIGKILLs the pid that answered last, and goes on until a different pid has answered
 // and 100 ms more (at most 10 s). It prints one tab-separated line:
 //
-//   served_ms  victim  new_pid  failed_inflight  failed_after  ok
+//   served_ms  victim  new_pid  failed_inflight  failed_after  ok  kill_at
 //
 // served_ms: from the kill (right after process.kill returned) to the end of the first 200
 // from another pid, whenever that request was sent (one queued before the kill counts: it was
 // served again). failed_inflight: failed requests sent before the kill (they may have been
 // inside the killed worker); failed_after: failed requests sent after it (the target: 0).
-// ok: requests answered 200 during the whole probe.
+// ok: requests answered 200 during the whole probe. kill_at: the kill's wall-clock time
+// (seconds since the epoch), to place the primary's own events, stamped on arrival, after it.
 const http = require('node:http');
 const { performance } = require('node:perf_hooks');
 
@@ -77,7 +78,8 @@ function finish() {
   finished = true;
   // Let the other clients' last requests end without counting them.
   const line = [served === null ? 'timeout' : served.toFixed(2), victim, newPid ?? '-',
-    failedInflight, failedAfter, ok].join('\t');
+    failedInflight, failedAfter, ok,
+    tKill === null ? '-' : ((performance.timeOrigin + tKill) / 1000).toFixed(6)].join('\t');
   process.stdout.write(line + '\n', () => process.exit(served === null ? 1 : 0));
 }
 

@@ -246,13 +246,16 @@ const commands = {
     console.log(pids.filter(Boolean).join(' '));
   },
 
-  // Apps (muster) or processes (pm2) that are up: muster's "online", pm2's "online" with a pid.
+  // Apps (muster) or processes (pm2, OxMgr) that are up: muster's "online", pm2's "online"
+  // with a pid, OxMgr's "running" with a pid (`oxmgr list --json`).
   async 'count-online'([tool]) {
     const list = parseJsonLoose(readStdin());
     const n =
       tool === 'muster'
         ? (list.apps || []).filter((a) => a.status === 'online').length
-        : list.filter((p) => p.pm2_env.status === 'online' && p.pid).length;
+        : tool === 'oxmgr'
+          ? list.filter((p) => p.status === 'running' && p.pid).length
+          : list.filter((p) => p.pm2_env.status === 'online' && p.pid).length;
     console.log(n);
   },
 

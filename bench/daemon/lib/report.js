@@ -148,10 +148,60 @@ out.push(`pm2:     ${text('meta.pm2')}; node ${text('meta.node')}; timer: ${text
 out.push(`load:    before:${text('meta.uptime_before').replace(/.*load/, ' load')}`);
 out.push(`         after: ${text('meta.uptime_after').replace(/.*load/, ' load')}`);
 out.push('');
-out.push(fmtRow(head));
-out.push(widths.map((w) => '-'.repeat(w)).join('  '));
-for (const r of rows) out.push(fmtRow(r));
+// The two-tool table only when one of its phases ran (`--only list,idle` runs none of them).
+const twoTool = [...values.keys()].some((k) => /^(mem|list|start|stop|kill|reload|burst|startmany|deletemany)\./.test(k));
+if (twoTool) {
+  out.push(fmtRow(head));
+  out.push(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of rows) out.push(fmtRow(r));
+}
 console.log(out.join('\n'));
+
+// The three-tool phases (list, idle): muster, OxMgr and pm2 side by side, with the ratios the
+// targets are about.
+if ([...values.keys()].some((k) => k.startsWith('list3.') || k.startsWith('idle.'))) {
+  const rows3 = [];
+  const r3 = (figure, m, o, p, fmt, target) => {
+    let verdict = '';
+    if (target && m != null) verdict = target[0] == null ? 'n/a' : m <= target[0] ? 'ok' : 'MISS';
+    rows3.push([figure, fmt(m), fmt(o), fmt(p), ratio(m, o), ratio(m, p), target ? `${target[1]} ${verdict}` : '']);
+  };
+  const x = (v) => (v == null ? 'n/a' : `${v.toFixed(2)}×`);
+  const ladder = [...new Set([1, 10, apps])];
+  rows3.push(['`list`, whole command, median (table | --json / jlist)', '', '', '', '', '', '']);
+  for (const n of ladder) {
+    const apps_ = `${n} app${n > 1 ? 's' : ''}`;
+    const ox = median(`list3.oxmgr.${n}`);
+    r3(`  ${apps_}: list | list | ls`, median(`list3.muster.${n}`), ox, median(`list3.pm2.${n}`), ms,
+      n === apps ? [ox, '≤ OxMgr\'s'] : undefined);
+    r3(`  ${apps_}: list --json | list --json | jlist`, median(`list3.muster_json.${n}`), median(`list3.oxmgr_json.${n}`), median(`list3.pm2_json.${n}`), ms);
+  }
+  const growth = (k) => {
+    const a = median(`${k}.1`);
+    const b = median(`${k}.${apps}`);
+    return a == null || b == null || a === 0 ? null : b / a;
+  };
+  rows3.push([`  list at ${apps} ÷ list at 1 (table)`, x(growth('list3.muster')), x(growth('list3.oxmgr')), x(growth('list3.pm2')), '', '',
+    growth('list3.muster') == null ? '' : `≤ 1.50× ${growth('list3.muster') <= 1.5 ? 'ok' : 'MISS'}`]);
+  rows3.push([`  list at ${apps} ÷ list at 1 (--json)`, x(growth('list3.muster_json')), x(growth('list3.oxmgr_json')), x(growth('list3.pm2_json')), '', '',
+    growth('list3.muster_json') == null ? '' : `≤ 1.50× ${growth('list3.muster_json') <= 1.5 ? 'ok' : 'MISS'}`]);
+  if (values.has('idle.secs')) {
+    rows3.push([`Idle: ${apps} sleep apps, the tool's own processes, per minute (window ${Number(text('idle.secs')).toFixed(1)} s)`, '', '', '', '', '', '']);
+    rows3.push(['  processes measured', text('idle.muster.procs'), text('idle.oxmgr.procs'), text('idle.pm2.procs'), '', '', '']);
+    r3('  CPU (utime+stime, clock ticks)', median('idle.muster.cpu_ms'), median('idle.oxmgr.cpu_ms'), median('idle.pm2.cpu_ms'), ms, [30, '≤ 30 ms']);
+    r3('  time on a CPU (schedstat, every thread)', median('idle.muster.run_ms'), median('idle.oxmgr.run_ms'), median('idle.pm2.run_ms'), ms, [30, '≤ 30 ms']);
+    r3('  wake-ups (times scheduled in)', median('idle.muster.wakeups'), median('idle.oxmgr.wakeups'), median('idle.pm2.wakeups'), count);
+  }
+  const head3 = ['figure', 'muster', 'OxMgr', 'pm2', 'OxMgr ÷ muster', 'pm2 ÷ muster', 'muster target'];
+  const w3 = head3.map((h, i) => Math.max(h.length, ...rows3.map((r) => [...r[i]].length)));
+  const fmt3 = (r) => r.map((c, i) => (i > 0 && i < 6 ? c.padStart(w3[i]) : c.padEnd(w3[i]))).join('  ').trimEnd();
+  console.log('');
+  console.log(`oxmgr:   ${text('meta.oxmgr')}`);
+  console.log('');
+  console.log(fmt3(head3));
+  console.log(w3.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of rows3) console.log(fmt3(r));
+}
 
 if (flags.includes('--json')) {
   const obj = {};

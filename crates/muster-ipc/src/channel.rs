@@ -104,6 +104,8 @@ pub struct Sender {
     /// messages.
     room: Arc<Semaphore>,
     max_queued: usize,
+    /// A `try_send` was refused for want of room, and the queue has not drained since.
+    refused: Arc<AtomicBool>,
 }
 
 /// The receiving half.
@@ -164,6 +166,7 @@ impl Channel {
                 tx: out_tx,
                 room,
                 max_queued,
+                refused: Arc::new(AtomicBool::new(false)),
             },
             receiver: Receiver { rx: in_rx, unread },
         })
@@ -232,7 +235,10 @@ impl Sender {
         };
         match self.room.try_acquire_many(cost as u32) {
             Ok(permits) => permits.forget(),
-            Err(tokio::sync::TryAcquireError::NoPermits) => return Err(SendError::Full),
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                self.refused.store(true, Ordering::Relaxed);
+                return Err(SendError::Full);
+            }
             Err(tokio::sync::TryAcquireError::Closed) => return Err(SendError::Closed),
         }
         self.push(message, cost)
@@ -298,6 +304,27 @@ impl Sender {
     /// The bound on queued bytes ([`ChannelOptions::max_queued`]).
     pub fn max_queued(&self) -> usize {
         self.max_queued
+    }
+
+    /// Bytes queued and not yet taken by the driver (at most [`max_queued`](Self::max_queued)):
+    /// it falls as the peer reads again after `try_send` failed with [`SendError::Full`].
+    pub fn queued_bytes(&self) -> usize {
+        self.max_queued
+            .saturating_sub(self.room.available_permits())
+    }
+
+    /// Whether the peer stopped reading: a `try_send` was refused with [`SendError::Full`] and
+    /// the queue has not drained below half since. Once it has (the peer reads again), this is
+    /// false until the next refusal.
+    pub fn stalled(&self) -> bool {
+        if !self.refused.load(Ordering::Relaxed) {
+            return false;
+        }
+        if self.queued_bytes() > self.max_queued / 2 {
+            return true;
+        }
+        self.refused.store(false, Ordering::Relaxed);
+        false
     }
 
     /// Whether the driver is gone (the channel closed).
@@ -577,5 +604,69 @@ fn deliver(
         };
         bytes.forget();
         slot.send((backlog.pop_front().expect("checked"), c));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_peer_that_stops_reading_is_stalled_until_it_reads_again() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (ours, mut peer) = UnixStream::pair().unwrap();
+            let options = ChannelOptions {
+                max_queued: 64 << 10,
+                ..ChannelOptions::default()
+            };
+            let channel = Channel::with_options(ours.into(), options).unwrap();
+            let sender = channel.sender().clone();
+            let message = serde_json::json!({ "pad": "x".repeat(4000) });
+            assert!(!sender.stalled(), "nothing was refused yet");
+            // The socket buffer, the driver's outbox (1 MiB) and then the queue fill up.
+            let mut refused = false;
+            for _ in 0..10_000 {
+                match sender.try_send(&message) {
+                    Ok(()) => tokio::task::yield_now().await,
+                    Err(SendError::Full) => {
+                        refused = true;
+                        break;
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            assert!(
+                refused,
+                "a peer that never reads makes try_send fail with Full"
+            );
+            assert!(sender.stalled());
+
+            // The peer reads again: the queue drains and the channel is no longer stalled.
+            let reader = std::thread::spawn(move || {
+                let mut buf = vec![0u8; 1 << 16];
+                peer.set_read_timeout(Some(Duration::from_millis(500)))
+                    .unwrap();
+                while peer.read(&mut buf).is_ok_and(|n| n > 0) {}
+            });
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while sender.stalled() {
+                assert!(
+                    Instant::now() < deadline,
+                    "still stalled while the peer reads"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert!(sender.queued_bytes() <= (64 << 10) / 2);
+            drop(channel);
+            drop(sender);
+            reader.join().unwrap();
+        });
     }
 }

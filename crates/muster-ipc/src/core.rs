@@ -9,8 +9,11 @@ use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};
 
-/// Node reads 64 KiB at a time; so do we.
+/// Node reads 64 KiB at a time; so do we, once a peer has filled a smaller read.
 const READ_CHUNK: usize = 64 * 1024;
+/// The first reads' size: most channels carry a few short messages (`online`, `ready`, a
+/// handle's ACK), and a supervisor holds one channel per worker for as long as it lives.
+const FIRST_READ: usize = 4 * 1024;
 
 /// While more than this many bytes of `NODE_HANDLE_ACK`/`NACK` replies we owe the peer are
 /// unwritten (the peer does not read), nothing more is read from it: every frame it sends may
@@ -49,7 +52,8 @@ impl Core {
             inbox: Inbox::new(max_frame),
             outbox: Outbox::default(),
             events: VecDeque::new(),
-            buf: vec![0; READ_CHUNK],
+            // Allocated at the first read: a channel nobody writes to costs no buffer.
+            buf: Vec::new(),
             fds: Vec::new(),
             eof: false,
         }
@@ -57,14 +61,26 @@ impl Core {
 
     /// One non-blocking read, decoded into `events` (ACK/NACK answers go to the outbox).
     pub fn read_once(&mut self, sock: BorrowedFd<'_>) -> io::Result<ReadOutcome> {
-        match recv_with_fds(sock, &mut self.buf, &mut self.fds) {
+        if self.buf.is_empty() {
+            self.buf.resize(FIRST_READ, 0);
+        }
+        let len = self.buf.len();
+        let result = recv_with_fds(sock, &mut self.buf, &mut self.fds);
+        if let Ok((n, _)) = result
+            && n == len
+            && len < READ_CHUNK
+        {
+            // A full read: this peer sends more than short messages.
+            self.buf.resize(READ_CHUNK, 0);
+        }
+        match result {
             Ok((0, _)) => {
                 self.eof = true;
                 self.inbox.on_eof(&mut self.events);
                 Ok(ReadOutcome::Eof)
             }
             Ok((n, truncated)) => {
-                let drained = n < self.buf.len() && self.fds.is_empty() && !truncated;
+                let drained = n < len && self.fds.is_empty() && !truncated;
                 self.inbox.on_read(
                     &self.buf[..n],
                     self.fds.drain(..),

@@ -51,6 +51,7 @@ mod core;
 mod env;
 mod event;
 pub mod frame;
+mod heap;
 mod inbox;
 mod inherited;
 mod listen_fds;
@@ -72,6 +73,7 @@ pub use env::{
 };
 pub use event::{Problem, Received, SendError};
 pub use frame::{DEFAULT_MAX_FRAME, FrameError};
+pub use heap::release_free_heap;
 pub use inherited::close_on_exec_inherited;
 pub use listen_fds::{
     LISTEN_FDNAMES_VAR, LISTEN_FDS_START, LISTEN_FDS_VAR, LISTEN_PID_VAR, take_listen_fds,

@@ -28,11 +28,18 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const MAX_REQUEST_BYTES: usize = 4 << 20;
 
 /// How often a supervisor sends its heartbeat (and samples its workers' CPU and memory).
-pub const HEARTBEAT_MS: u64 = 5_000;
+///
+/// Long on purpose: an idle app costs one wake-up of its supervisor and one of the daemon per
+/// beat, and each costs about 0.3 ms of CPU on a small virtual machine (measured with
+/// `bench/daemon/run.sh --only idle`), so 100 idle apps cost about 30 ms a minute at one beat
+/// a minute. Everything else is pushed as it happens; only the CPU and memory figures in
+/// `list` are as old as the last beat.
+pub const HEARTBEAT_MS: u64 = 60_000;
 
-/// A supervisor silent for this long is `unresponsive`. One whose heartbeat is merely late
-/// (by a second) is `unresponsive` at once when its process is stopped (`/proc` state `T`).
-pub const UNRESPONSIVE_AFTER_MS: u64 = 3 * HEARTBEAT_MS;
+/// A supervisor silent for this long (two beats missed, and 5 s of slack) is `unresponsive`.
+/// One whose heartbeat is merely late (by a second) is `unresponsive` at once when its
+/// process is stopped (`/proc` state `T`).
+pub const UNRESPONSIVE_AFTER_MS: u64 = 2 * HEARTBEAT_MS + 5_000;
 
 /// Which apps a command is about: `all`, a name, or an id.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -29,7 +29,7 @@ pub fn runs_node(spec: &AppSpec) -> bool {
 /// `hello-worker` that way, needing nothing else installed).
 pub fn command_line(spec: &AppSpec) -> (OsString, Vec<OsString>) {
     let script: OsString = if spec.script == Path::new("muster") {
-        std::env::current_exe().map_or_else(|_| "muster".into(), Into::into)
+        crate::exe::muster().map_or_else(|_| "muster".into(), Into::into)
     } else {
         spec.script.clone().into()
     };

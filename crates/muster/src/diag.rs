@@ -1,7 +1,12 @@
 //! Diagnostics of the daemon and the supervisors: `tracing` to stderr (which is daemon.log),
 //! at the level `MUSTER_LOG` names (`error`, `warn`, `info` — the default —, `debug`, `trace`).
 
+use std::fmt::Write as _;
+use std::io::Write as _;
+use tracing::field::{Field, Visit};
 use tracing::level_filters::LevelFilter;
+use tracing::span;
+use tracing::{Event, Metadata, Subscriber};
 
 /// Installs the subscriber once for this process; `who` prefixes every line (`daemon`,
 /// `supervisor web`), since the daemon and every supervisor write to the same file.
@@ -15,30 +20,73 @@ pub fn init(who: &str) {
         }),
         Err(_) => LevelFilter::INFO,
     };
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(|| QuietStderr)
-        .with_ansi(false)
-        .with_target(false)
-        .try_init();
+    let _ = tracing::subscriber::set_global_default(Lines { max: level });
     tracing::debug!(
         "muster {who} (pid {}) logging at {level}",
         std::process::id()
     );
 }
 
-/// stderr (daemon.log) that never reports a failed write: on a full disk tracing-subscriber
-/// would report it with `eprintln!`, which panics — a lost diagnostic line is better.
-struct QuietStderr;
+/// One line per event on stderr (daemon.log): `<UTC time> <LEVEL> <message> <field>=<value>…`.
+/// Hand-written rather than tracing-subscriber's: muster records no spans, and the registry
+/// behind tracing-subscriber's formatter allocates tens of kB up front in every supervisor
+/// (bench/README.md, "Footprint"). A failed write is not reported: on a full disk a lost
+/// diagnostic line is better than the panic of a failed `eprintln!`.
+struct Lines {
+    max: LevelFilter,
+}
 
-impl std::io::Write for QuietStderr {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let _ = std::io::stderr().write_all(buf);
-        Ok(buf.len())
+impl Subscriber for Lines {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        *metadata.level() <= self.max
     }
 
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(self.max)
+    }
+
+    fn new_span(&self, _: &span::Attributes<'_>) -> span::Id {
+        span::Id::from_u64(1)
+    }
+
+    fn record(&self, _: &span::Id, _: &span::Record<'_>) {}
+
+    fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
+
+    fn event(&self, event: &Event<'_>) {
+        let mut line = format!(
+            "{} {:>5} ",
+            chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ"),
+            event.metadata().level()
+        );
+        event.record(&mut Fields(&mut line));
+        line.push('\n');
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }
+
+    fn enter(&self, _: &span::Id) {}
+
+    fn exit(&self, _: &span::Id) {}
+}
+
+/// The message first, then the other fields as `name=value`.
+struct Fields<'a>(&'a mut String);
+
+impl Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.0, "{value:?}");
+        } else {
+            let _ = write!(self.0, " {}={value:?}", field.name());
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.0.push_str(value);
+        } else {
+            let _ = write!(self.0, " {}={value:?}", field.name());
+        }
     }
 }
 

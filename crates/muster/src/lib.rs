@@ -8,6 +8,7 @@ pub mod config;
 pub mod control_socket;
 pub mod daemon;
 pub mod diag;
+pub mod exe;
 pub mod home;
 pub mod logs;
 pub mod nofile;

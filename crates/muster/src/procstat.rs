@@ -25,6 +25,16 @@ pub fn state(pid: u32) -> Option<char> {
     Stat::read(pid).map(|s| s.state)
 }
 
+/// One sample of a process, from one read of `/proc/<pid>/stat`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// Percent of one core since the previous sample of the pid (0 on the first).
+    pub cpu_percent: f64,
+    pub rss_bytes: u64,
+    /// Stopped (`SIGSTOP`, `SIGTSTP`; state `T`) or traced (`t`).
+    pub stopped: bool,
+}
+
 /// CPU percentages computed from the change since the previous sample of each pid.
 #[derive(Debug, Default)]
 pub struct CpuSampler {
@@ -32,14 +42,15 @@ pub struct CpuSampler {
 }
 
 impl CpuSampler {
-    /// Percent of one core since the last call for `pid` (0 on the first call).
-    pub fn percent(&mut self, pid: u32) -> f64 {
+    /// Samples `pid`: `None` if it is gone.
+    pub fn sample(&mut self, pid: u32) -> Option<Sample> {
         let now = Instant::now();
-        let Some(ticks) = cpu_ticks(pid) else {
+        let Some(stat) = Stat::read(pid) else {
             self.last.remove(&pid);
-            return 0.0;
+            return None;
         };
-        let pct = match self.last.get(&pid) {
+        let ticks = stat.cpu_ticks;
+        let cpu_percent = match self.last.get(&pid) {
             Some(&(then, before)) => {
                 let secs = now.duration_since(then).as_secs_f64();
                 if secs > 0.0 {
@@ -51,7 +62,11 @@ impl CpuSampler {
             None => 0.0,
         };
         self.last.insert(pid, (now, ticks));
-        pct
+        Some(Sample {
+            cpu_percent,
+            rss_bytes: stat.rss_pages * page_size(),
+            stopped: stat.state == 'T' || stat.state == 't',
+        })
     }
 
     /// Forgets pids that are gone.
@@ -78,7 +93,7 @@ mod tests {
         let me = std::process::id();
         let mut s = CpuSampler::default();
         assert_eq!(
-            s.percent(me),
+            s.sample(me).unwrap().cpu_percent,
             0.0,
             "the first sample has nothing to compare with"
         );
@@ -88,7 +103,14 @@ mod tests {
         while cpu_ticks(me).unwrap() < start + 3 && spins < 100_000_000 {
             spins = std::hint::black_box(spins + 1);
         }
-        let pct = s.percent(me);
-        assert!(pct > 0.0, "{pct}% after burning CPU");
+        let sample = s.sample(me).unwrap();
+        assert!(sample.cpu_percent > 0.0, "{sample:?} after burning CPU");
+        assert!(!sample.stopped);
+        // The same figure as statm's, from the same read as the CPU time.
+        let statm = rss_bytes(me).unwrap();
+        assert!(
+            sample.rss_bytes > statm / 2 && sample.rss_bytes < statm * 2,
+            "{sample:?} vs {statm}"
+        );
     }
 }

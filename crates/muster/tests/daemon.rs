@@ -1546,7 +1546,9 @@ fn a_sigstopped_supervisor_is_unresponsive_and_holds_up_no_other_app() {
     let stopped = Stopped::new(sup);
     // `list` keeps answering (each run has the harness's deadline), and soon shows the app
     // unresponsive: its heartbeat is late and its process is in state T.
-    let frozen = h.wait("frozen shown unresponsive", WAIT, || {
+    // That is up to a heartbeat (muster_proto::HEARTBEAT_MS) and a second after the stop.
+    let beat = Duration::from_millis(muster_proto::HEARTBEAT_MS);
+    let frozen = h.wait("frozen shown unresponsive", beat + WAIT, || {
         let a = h.app("frozen")?;
         (a["status"] == "unresponsive").then_some(a)
     });

@@ -99,20 +99,25 @@ fn kill_9_the_one_worker(schedule: &str) {
             "the promoted spare serves"
         );
     }
-    // Events: the exit, then the promotion, and only then the new spare comes up.
+    // Events: the death (its channel closing, or its exit if that came first), then the
+    // promotion, and only then the new spare comes up.
     c.wait_for("worker 3 online", WAIT, |e| e.is_of("online", 3));
-    let exit = index(&mut c, "exit 1", |e| e.is_of("exit", 1));
+    let exit = c.wait_for("exit 1", WAIT, |e| e.is_of("exit", 1));
+    assert_eq!(exit.v["signal"], "SIGKILL");
+    let death = index(&mut c, "disconnect or exit of 1", |e| {
+        e.is_of("disconnect", 1) || e.is_of("exit", 1)
+    });
     let promote = index(&mut c, "promote 2", |e| e.is_of("promote", 2));
     let fork3 = index(&mut c, "fork 3", |e| e.is_of("fork", 3));
     let online3 = index(&mut c, "online 3", |e| e.is_of("online", 3));
     assert!(
-        exit < promote && promote < fork3 && fork3 < online3,
+        death < promote && promote < fork3 && fork3 < online3,
         "{}",
         c.report("order")
     );
     assert_eq!(c.events()[promote].v["slot"], 0);
-    assert_eq!(c.events()[exit].v["signal"], "SIGKILL");
-    if schedule == "shared" {
+    assert_eq!(c.events()[promote].v["attempt"], 1, "one restart");
+    if schedule != "rr" {
         // Its listen() was held until the promotion.
         let listening = index(&mut c, "listening 2", |e| e.is_of("listening", 2));
         assert!(
@@ -140,6 +145,41 @@ fn rr_kill_9_of_the_one_worker_the_promoted_spare_serves_the_next_request() {
 #[test]
 fn shared_kill_9_of_the_one_worker_the_held_spare_listens_once_promoted() {
     kill_9_the_one_worker("shared");
+}
+
+#[test]
+fn reuseport_kill_9_of_the_one_worker_the_held_spare_gets_the_slots_socket_once_promoted() {
+    kill_9_the_one_worker("reuseport");
+}
+
+#[test]
+fn rr_a_rust_worker_spare_gets_no_newconn_and_takes_over_after_kill_9() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut c = Cluster::start(
+        &["-i", "1", "--spares", "1", "--listen", &listen],
+        &[env!("CARGO_BIN_EXE_muster"), "hello-worker"],
+        &[],
+    );
+    c.wait_for("worker 1 ready", WAIT, |e| e.is_of("ready", 1));
+    c.wait_for("worker 2 a warm spare", WAIT, |e| e.is_of("spare", 2));
+    // "worker <id> pid <pid>": only worker 1 answers while it lives.
+    let who = |c: &mut Cluster| {
+        let r = http_get(port, "/", REQUEST).unwrap_or_else(|e| panic!("{}", c.report(&e)));
+        r.body.split_whitespace().nth(1).map(str::to_owned)
+    };
+    for _ in 0..10 {
+        assert_eq!(who(&mut c).as_deref(), Some("1"));
+    }
+    kill(c.pid_of(1), Signal::KILL);
+    for _ in 0..10 {
+        assert_eq!(
+            who(&mut c).as_deref(),
+            Some("2"),
+            "the promoted spare serves"
+        );
+    }
+    c.wait_for("promote 2", WAIT, |e| e.is_of("promote", 2));
 }
 
 #[test]
@@ -300,4 +340,9 @@ fn list_shows_the_spare_and_the_app_is_online() {
     assert_eq!(states, ["ready", "spare"]);
     let show = home.json(&["show", "sp", "--json"]);
     assert!(show.to_string().contains("\"spares\":1"), "{show}");
+    let text = home.ok(&["show", "sp"]).stdout;
+    assert!(
+        text.contains("spares") && text.contains(" spare "),
+        "{text}"
+    );
 }

@@ -89,6 +89,12 @@ pub struct PrimaryConfig {
     /// timeout, and is reaped. For a process that exists to supervise (the per-app supervisor,
     /// `muster run`, `muster cluster`); it applies to the whole process.
     pub subreaper: bool,
+    /// How long the control task may go without reaping (`waitpid`, and a look for orphans)
+    /// when no SIGCHLD came: a safety net for a lost wake-up, not the mechanism. A `status`
+    /// asked once the net is half-way due reaps instead, so a caller that asks more often than
+    /// half of this (the supervisor's heartbeat) never sees the net fire: an idle primary then
+    /// wakes for nothing of its own.
+    pub reap_safety_net: Duration,
 }
 
 impl std::fmt::Debug for PrimaryConfig {
@@ -129,6 +135,7 @@ impl PrimaryConfig {
             stdio: None,
             node_cluster: true,
             subreaper: false,
+            reap_safety_net: Duration::from_secs(5),
         }
     }
 }

@@ -191,9 +191,6 @@ pub enum Command {
     /// The daemon itself (started on first use by the other commands).
     #[command(hide = true)]
     Daemon,
-    /// One app's supervisor (started by the daemon).
-    #[command(hide = true)]
-    Supervise { name: String },
     /// A small HTTP worker for the demo (`examples/hello`): answers `worker <id> pid <pid>`.
     #[command(hide = true)]
     HelloWorker,
@@ -207,6 +204,17 @@ fn hello_worker() -> anyhow::Result<i32> {
 }
 
 /// Parses the command line, runs the command, and returns the process exit code.
+/// `muster daemon`, without parsing the command line (see `main.rs`). Returns the exit code.
+pub fn daemon() -> i32 {
+    match crate::home::Home::from_env().and_then(crate::daemon::run) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("muster: {e:#}");
+            1
+        }
+    }
+}
+
 pub fn main() -> i32 {
     let cli = Cli::parse();
     let json = cli.command.wants_json();
@@ -263,9 +271,6 @@ pub fn main() -> i32 {
         Command::Man(args) => completions::man(args),
         Command::Daemon => crate::home::Home::from_env().and_then(crate::daemon::run),
         Command::HelloWorker => hello_worker(),
-        Command::Supervise { name } => {
-            crate::home::Home::from_env().and_then(|h| crate::supervisor::run(h, &name))
-        }
     };
     match result {
         Ok(code) => code,

@@ -137,6 +137,9 @@ pub fn show(a: &AppInfo) -> String {
         "schedule",
         format!("{:?}", a.spec.schedule).to_lowercase(),
     );
+    if a.spec.spares > 0 {
+        field(&mut out, "spares", a.spec.spares.to_string());
+    }
     if !a.listen.is_empty() {
         field(&mut out, "listen", a.listen.join(", "));
     }

@@ -118,8 +118,14 @@ impl Daemon {
     async fn spawn_supervisor(&self, spec: &AppSpec) -> anyhow::Result<(Conn, u32)> {
         self.write_supervisor_spec(spec)?;
         let log = self.home.open_append(&self.home.daemon_log())?;
+        if !self.exe.is_file() {
+            anyhow::bail!(
+                "the supervisor executable {} is missing: muster needs it beside itself \
+                 (`cargo install --locked --path crates/muster` installs both)",
+                self.exe.display()
+            );
+        }
         let mut child = tokio::process::Command::new(&self.exe)
-            .arg("supervise")
             .arg(&spec.name)
             .env("MUSTER_HOME", self.home.root())
             .env(crate::nofile::VAR, crate::nofile::for_supervisors())
@@ -271,6 +277,9 @@ impl Daemon {
                 }
                 drop(views);
                 self.changed.send_modify(|n| *n += 1);
+                if matches!(msg, SupervisorResponse::Status { .. }) {
+                    crate::triggers::apps_changed(); // not on heartbeats: they change no spec
+                }
             }
             self.link_closed(name, generation).await;
         });
@@ -284,6 +293,7 @@ impl Daemon {
             }
         }
         self.changed.send_modify(|n| *n += 1);
+        crate::triggers::apps_changed();
         if self.generations.lock().await.get(&name) != Some(&generation) {
             return; // stopped on purpose, or a newer supervisor took over
         }

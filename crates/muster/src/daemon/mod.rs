@@ -30,6 +30,7 @@ const MAX_SUPERVISOR_RESTARTS: u32 = 5;
 
 struct Daemon {
     home: Home,
+    /// `muster-supervisor`, beside this executable.
     exe: PathBuf,
     started: Instant,
     registry: Mutex<Registry>,

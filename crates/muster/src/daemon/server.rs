@@ -35,7 +35,7 @@ pub(super) async fn serve(home: Home) -> anyhow::Result<i32> {
     let listener = control_socket::bind(&home.daemon_socket()).await?;
     let registry = Registry::load(&home)?;
     let daemon = Arc::new(Daemon {
-        exe: std::env::current_exe().context("finding the muster executable")?,
+        exe: crate::exe::supervisor().context("finding the muster executable")?,
         started: Instant::now(),
         registry: Mutex::new(registry),
         app_locks: Mutex::new(HashMap::new()),

@@ -36,7 +36,7 @@ pub use lines::MAX_LINE;
 pub use sink::LogSink;
 pub use tail::tail_lines;
 pub use time::{DEFAULT_TIME_FORMAT, TimeFormat, TimeFormatError};
-pub use writer::{rotated_path, truncate_log};
+pub use writer::{health_signal, rotated_path, truncate_log};
 
 use crate::home::Home;
 use muster_proto::AppSpec;
@@ -52,7 +52,8 @@ pub struct LogConfig {
     pub err_path: PathBuf,
     /// Prefix each line with the local time in this format (strftime if it has a `%`, pm2's
     /// day.js tokens otherwise), followed by `": "` as pm2 does. Lines that arrive in one
-    /// read of the pipe share one time: formatting is per read, not per line.
+    /// read of the pipe share one time: formatting is per read, not per line (a reader lets
+    /// lines gather for 10 ms before it reads: see `sink::pump`).
     pub timestamps: Option<String>,
     /// Rotate a file before it would grow past this many bytes; `None` or 0: never.
     pub max_size: Option<u64>,

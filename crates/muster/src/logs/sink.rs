@@ -1,8 +1,9 @@
 //! Capturing workers' stdout and stderr into the app's log files (or muster's own streams).
 //!
-//! Each worker writes into two pipes of its own. A tokio task per pipe reads it, reassembles
-//! lines, adds the prefix and time, and sends whole lines to the file's writer thread through
-//! a bounded channel. When the writer falls behind, the channel fills, the task stops reading,
+//! Each worker writes into two pipes of its own. A tokio task per pipe reads it in large reads
+//! (letting lines gather first, see [`pump`]), reassembles lines, adds the prefix and time if
+//! asked (no per-line work otherwise), and sends whole lines to the file's writer through a
+//! bounded channel. When the writer falls behind, the channel fills, the task stops reading,
 //! the pipe fills and the worker's `write` blocks: output is slowed, never dropped.
 
 use super::lines::{Lines, MAX_LINE};
@@ -11,6 +12,7 @@ use super::writer::{Health, RotatingFile, Target, spawn_writer};
 use super::{LogConfig, LogError, Prefix};
 use muster_cluster::policy::WorkerId;
 use muster_cluster::primary::StdioFactory;
+use std::cell::RefCell;
 use std::io::{self, PipeWriter};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
@@ -18,13 +20,19 @@ use std::path::Path;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use tokio::io::AsyncReadExt;
+use std::time::Duration;
 use tokio::net::unix::pipe;
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 
 /// How much one read of a pipe takes: a full default pipe buffer.
 const READ_SIZE: usize = 64 * 1024;
+/// How long a reader lets lines gather in its pipe after a read that emptied it (see [`pump`]).
+const SETTLE: Duration = Duration::from_millis(10);
+/// The pipe size a worker gets once it has filled its pipe (64 KiB by default): room for what
+/// a fast writer prints during [`SETTLE`]. Only pipes that fill grow: the kernel counts every
+/// pipe's size against the user's `pipe-user-pages-soft`.
+const BUSY_PIPE: usize = 256 * 1024;
 /// Messages (each one read's worth of lines) queued per file before readers wait.
 const QUEUE: usize = 64;
 
@@ -110,18 +118,17 @@ impl LogSink {
         let health = Health::default();
         let mut files = Vec::new();
         let mut done = Vec::new();
-        let mut writer = |stream: &str, target: Target| -> io::Result<mpsc::Sender<Vec<u8>>> {
+        let mut writer = |target: Target| -> mpsc::Sender<Vec<u8>> {
             if let Target::File(f) = &target {
                 files.push(f.clone());
             }
             let (tx, rx) = mpsc::channel(QUEUE);
-            let name = format!("muster-log-{stream}");
-            done.push(spawn_writer(name, target, rx, health.clone())?);
-            Ok(tx)
+            done.push(spawn_writer(&runtime, target, rx, health.clone()));
+            tx
         };
-        let out = writer("out", out)?;
+        let out = writer(out);
         let err = match err {
-            Some(target) => writer("err", target)?,
+            Some(target) => writer(target),
             None => out.clone(),
         };
         Ok(LogSink {
@@ -177,7 +184,7 @@ impl LogSink {
     }
 
     /// Whether [`health`](LogSink::health) changed since the last call: the supervisor then
-    /// pushes its state (at most once per heartbeat, however many lines fail).
+    /// pushes its state (at most once a second, however many lines fail).
     pub fn health_changed(&self) -> bool {
         let now = self.health();
         let mut seen = self.reported.lock().unwrap_or_else(PoisonError::into_inner);
@@ -238,35 +245,71 @@ impl Capture {
     }
 }
 
+thread_local! {
+    /// The one read buffer of the thread's pipe readers: a reader holds none while it waits, so
+    /// an app that prints nothing costs no buffer, and a hundred workers cost one.
+    static READ_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 /// Reads one pipe to its end, sending whole lines.
+///
+/// A worker printing line by line makes a pipe readable once per line; reading each at once
+/// would cost a wake-up, a read and a write per line. So after a read that emptied the pipe the
+/// reader lets [`SETTLE`] pass before reading again: what arrives meanwhile is taken in one read
+/// and written in one batch. A full read (the pipe had more) goes on at once, and the first one
+/// grows the pipe to [`BUSY_PIPE`], so that a fast writer is not held back by the pause. An
+/// idle pipe is not polled: the reader sleeps only after a read. (With timestamps, a line's
+/// time is that of the read: at most [`SETTLE`] late.)
 async fn pump(
-    mut pipe: pipe::Receiver,
+    pipe: pipe::Receiver,
     tx: mpsc::Sender<Vec<u8>>,
     prefix: Vec<u8>,
     time: Option<Arc<TimeFormat>>,
 ) {
     let mut lines = Lines::new(MAX_LINE);
-    let mut buf = vec![0u8; READ_SIZE];
     let mut head = prefix.clone();
+    let mut grown = false;
     loop {
-        let n = match pipe.read(&mut buf).await {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
-        };
-        if let Some(time) = &time {
-            // One time for everything one read brings: the lines arrived together.
-            head.truncate(prefix.len());
-            time.write_now(&mut head);
-            head.extend_from_slice(b": ");
+        if pipe.readable().await.is_err() {
+            break;
         }
-        let mut chunk = Vec::with_capacity(n + n / 8 * head.len().min(64));
-        lines.push(&buf[..n], &head, &mut chunk);
-        // A send fails only if the writer thread died; keep draining so the worker does not
-        // get EPIPE for it.
-        if !chunk.is_empty() {
-            let _ = tx.send(chunk).await;
+        let read = READ_BUF.with_borrow_mut(|buf| {
+            buf.resize(READ_SIZE, 0);
+            let n = match pipe.try_read(buf) {
+                Ok(0) => return Read::End,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Read::Again,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => return Read::Again,
+                Err(_) => return Read::End,
+            };
+            if let Some(time) = &time {
+                // One time for everything one read brings: the lines arrived together.
+                head.truncate(prefix.len());
+                time.write_now(&mut head);
+                head.extend_from_slice(b": ");
+            }
+            let mut chunk = Vec::with_capacity(n + n / 8 * head.len().min(64));
+            lines.push(&buf[..n], &head, &mut chunk);
+            Read::Lines(chunk, n == buf.len())
+        });
+        let full = match read {
+            Read::End => break,
+            Read::Again => continue,
+            Read::Lines(chunk, full) => {
+                // A send fails only if the writer is gone; keep draining so the worker does
+                // not get EPIPE for it.
+                if !chunk.is_empty() {
+                    let _ = tx.send(chunk).await;
+                }
+                full
+            }
+        };
+        if !full {
+            tokio::time::sleep(SETTLE).await;
+        } else if !grown {
+            grown = true;
+            // Refused past the user's pipe budget: the pipe then stays as it is.
+            let _ = rustix::pipe::fcntl_setpipe_size(&pipe, BUSY_PIPE);
         }
     }
     let mut chunk = Vec::new();
@@ -274,6 +317,16 @@ async fn pump(
     if !chunk.is_empty() {
         let _ = tx.send(chunk).await;
     }
+}
+
+/// What one read of a pipe gave.
+enum Read {
+    /// Whole lines to write (maybe none yet), and whether the read filled the buffer.
+    Lines(Vec<u8>, bool),
+    /// Nothing after all (a spurious wake-up): wait again.
+    Again,
+    /// The pipe is closed (every holder of its write end is gone).
+    End,
 }
 
 fn open(path: &Path, config: &LogConfig) -> Result<RotatingFile, LogError> {
@@ -297,7 +350,6 @@ mod tests {
     use super::*;
     use crate::logs::test_dir::TestDir;
     use std::process::Command;
-    use std::time::Duration;
 
     async fn run_workers(sink: LogSink, scripts: &[&str]) {
         let factory = sink.stdio_factory();

@@ -1,9 +1,10 @@
 //! The one writer of each log file, and its rotation.
 //!
 //! Readers of the workers' pipes send whole lines, many per message, through a bounded
-//! channel; a dedicated thread per file drains whatever has queued up (up to [`BATCH`]) and
-//! writes it with one system call. The thread is not a tokio task because file writes and
-//! renames block, and the supervisor runs a single-threaded runtime that must keep serving.
+//! channel; one task per file drains whatever has queued up (up to [`BATCH`]) and writes it with
+//! one system call on tokio's blocking pool: file writes and renames block, and the supervisor
+//! runs a single-threaded runtime that must keep serving. No thread is kept waiting for lines
+//! (each would cost its stack and a malloc arena in every supervisor, idle or not).
 //!
 //! Rotation happens between lines: a batch is split at the last LF that still fits, so a
 //! file never grows past `max_size` unless one line alone is bigger (that line then gets a
@@ -25,6 +26,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
+use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 
 /// The most bytes written by one system call.
@@ -434,64 +436,90 @@ impl Target {
 /// How a sink's writers fare, shared with status displays.
 pub(crate) type Health = Arc<Mutex<LogHealth>>;
 
-/// Starts the writer thread. It ends once every sender is gone and the queue is drained,
-/// and then fires the returned receiver.
+/// Notified (from the writer tasks) each time a write fails or works again: the supervisor
+/// then looks at its sink's health, instead of on a timer.
+pub fn health_signal() -> &'static tokio::sync::Notify {
+    static SIGNAL: tokio::sync::Notify = tokio::sync::Notify::const_new();
+    &SIGNAL
+}
+
+/// Starts the file's writer: a task that takes what has queued up (up to [`BATCH`]) and writes
+/// it on the runtime's blocking pool, one batch at a time, in order. No thread waits for lines:
+/// an idle app costs no writer thread, and the pool's thread leaves once writes stop. The task
+/// ends once every sender is gone and the queue is drained, and then fires the returned
+/// receiver.
 pub(crate) fn spawn_writer(
-    name: String,
+    runtime: &Handle,
     target: Target,
     mut rx: mpsc::Receiver<Vec<u8>>,
     health: Health,
-) -> io::Result<oneshot::Receiver<()>> {
+) -> oneshot::Receiver<()> {
     let (done_tx, done_rx) = oneshot::channel();
-    std::thread::Builder::new().name(name).spawn(move || {
+    let target = Arc::new(target);
+    runtime.spawn(async move {
         let mut failing = false;
-        while let Some(mut batch) = rx.blocking_recv() {
+        while let Some(mut batch) = rx.recv().await {
             while batch.len() < BATCH {
                 match rx.try_recv() {
                     Ok(more) => batch.extend_from_slice(&more),
                     Err(_) => break,
                 }
             }
-            // Lines that cannot be written (disk full, stdout closed) are let go, whole, and
-            // counted: stalling the app behind a broken disk would be worse than losing its
-            // output, and a silent loss worse than both.
-            let result = target.write(&batch);
-            let mut h = health.lock().unwrap_or_else(PoisonError::into_inner);
-            match result {
-                Ok(()) if failing => {
-                    failing = false;
-                    h.error = None;
-                    // `tracing`, not `eprintln!`: stderr is daemon.log, on the disk that may
-                    // be full, and a failed `eprintln!` panics.
-                    tracing::warn!(
-                        "writing {} works again; {} line(s), {} byte(s) of output dropped so far",
-                        target.name(),
-                        h.lines_dropped,
-                        h.bytes_dropped
-                    );
-                }
-                Ok(()) => {}
-                Err(lost) => {
-                    h.lines_dropped += lost.lines;
-                    h.bytes_dropped += lost.bytes;
-                    h.error = Some(format!("writing {}: {}", target.name(), lost.error));
-                    if !failing {
-                        failing = true;
-                        h.since_unix_ms = Some(unix_ms(SystemTime::now()));
-                        // Once per episode: a full disk must not also fill daemon.log.
-                        tracing::warn!(
-                            "writing {} failed: {}; whole lines are dropped (and counted in \
-                             `muster show`) until a write succeeds",
-                            target.name(),
-                            lost.error
-                        );
-                    }
-                }
+            // File writes and renames block: off the event loop, which must keep serving.
+            let t = target.clone();
+            let result = match tokio::task::spawn_blocking(move || t.write(&batch)).await {
+                Ok(result) => result,
+                // Cancelled (the runtime is going away) or a panic in the write: nothing more
+                // can be done for these lines.
+                Err(e) => Err(Lost::nothing(io::Error::other(e.to_string()))),
+            };
+            // The supervisor looks at its sink's health when told, not on a timer.
+            if result.is_err() || failing {
+                health_signal().notify_one();
             }
+            record(&health, &target, &mut failing, result);
         }
         let _ = done_tx.send(());
-    })?;
-    Ok(done_rx)
+    });
+    done_rx
+}
+
+/// Keeps the outcome of one write in `health`. Lines that cannot be written (disk full, stdout
+/// closed) are let go, whole, and counted: stalling the app behind a broken disk would be worse
+/// than losing its output, and a silent loss worse than both.
+fn record(health: &Health, target: &Target, failing: &mut bool, result: Result<(), Lost>) {
+    let mut h = health.lock().unwrap_or_else(PoisonError::into_inner);
+    match result {
+        Ok(()) if *failing => {
+            *failing = false;
+            h.error = None;
+            // `tracing`, not `eprintln!`: stderr is daemon.log, on the disk that may be full,
+            // and a failed `eprintln!` panics.
+            tracing::warn!(
+                "writing {} works again; {} line(s), {} byte(s) of output dropped so far",
+                target.name(),
+                h.lines_dropped,
+                h.bytes_dropped
+            );
+        }
+        Ok(()) => {}
+        Err(lost) => {
+            h.lines_dropped += lost.lines;
+            h.bytes_dropped += lost.bytes;
+            h.error = Some(format!("writing {}: {}", target.name(), lost.error));
+            if !*failing {
+                *failing = true;
+                h.since_unix_ms = Some(unix_ms(SystemTime::now()));
+                // Once per episode: a full disk must not also fill daemon.log.
+                tracing::warn!(
+                    "writing {} failed: {}; whole lines are dropped (and counted in \
+                     `muster show`) until a write succeeds",
+                    target.name(),
+                    lost.error
+                );
+            }
+        }
+    }
 }
 
 fn unix_ms(t: SystemTime) -> u64 {

@@ -149,7 +149,7 @@ async fn await_reload(ctx: &Ctx, start: impl FnOnce()) -> SupervisorResponse {
     let mut events = ctx.events.subscribe();
     start();
     loop {
-        match events.recv().await {
+        match events.recv().await.as_deref() {
             Ok(Event::Policy(PolicyEvent::ReloadFinished)) => {
                 return SupervisorResponse::Done {
                     message: "reloaded".into(),

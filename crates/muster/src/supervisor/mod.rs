@@ -7,10 +7,12 @@
 //! app again.
 //!
 //! Jobs: `answer` serves one connection's requests, `link` pushes state, heartbeats and events
-//! to the daemon, `state` builds what is pushed. Idle, the only timer is the heartbeat (plus
-//! the memory check, only when `max_memory_restart` is set).
+//! to the daemon, `state` builds what is pushed, `heartbeat` is the beat's clock. Idle, the
+//! only wake-up is the heartbeat (plus the memory check, only when `max_memory_restart` is
+//! set); a failing log write wakes it through `logs::health_signal`.
 
 mod answer;
+mod heartbeat;
 mod link;
 mod state;
 
@@ -32,6 +34,10 @@ use tokio::sync::{Notify, broadcast, watch};
 
 /// How long an answered `shutdown` may take to be written before the supervisor exits anyway.
 const REPLY_DEADLINE: Duration = Duration::from_secs(2);
+
+/// How long after a log write failed (or worked again) the supervisor looks at the log's
+/// health: at most one look (and one push) per this, however many lines fail.
+const LOG_HEALTH_DELAY: Duration = Duration::from_secs(1);
 
 /// At most this many events are kept for the first link.
 const EARLY_EVENTS: usize = 256;
@@ -58,7 +64,9 @@ struct Ctx {
     spec: Arc<std::sync::RwLock<Arc<AppSpec>>>,
     primary: PrimaryHandle,
     tracker: Arc<Mutex<Tracker>>,
-    events: broadcast::Sender<Event>,
+    /// Shared, not copied: the channel keeps a slot per backlog entry from the start, and an
+    /// `Arc` makes each slot a pointer rather than a whole event.
+    events: broadcast::Sender<Arc<Event>>,
     /// The supervisor's own events for `muster events` (log health, say): objects with at
     /// least `event`, pushed to the daemon as they are.
     notes: broadcast::Sender<serde_json::Value>,
@@ -88,16 +96,26 @@ impl Ctx {
     }
 }
 
-/// `muster supervise <name>`: runs until the app is shut down. Returns the exit code.
+/// `muster-supervisor <name>`: runs until the app is shut down. Returns the exit code.
 pub fn run(home: Home, name: &str) -> anyhow::Result<i32> {
     // Workers get the descriptors their spawn places, nothing inherited (docs/security.md).
     muster_ipc::close_on_exec_inherited(&[]).context("marking inherited descriptors")?;
     crate::diag::init(&format!("supervisor {name}"));
     crate::nofile::raise_in_supervisor();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let rt = runtime()?;
     rt.block_on(supervise(home, name))
+}
+
+/// The supervisor's runtime: one thread, and per-app memory only for what an app uses
+/// (bench/README.md, "Footprint"): room for 64 I/O events per poll rather than 1,024, and
+/// small stacks for the blocking pool's threads, which only write log files (`logs/writer.rs`)
+/// and leave when idle.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_io_events_per_tick(64)
+        .thread_stack_size(256 * 1024)
+        .build()
 }
 
 /// Where a supervisor that could not start says why (`apps/<name>.failed`): the daemon, which
@@ -159,6 +177,10 @@ async fn begin(home: &Home, name: &str, socket_path: &std::path::Path) -> anyhow
     let sink = Arc::new(LogSink::new(log_config)?);
     let mut config = app::primary_config(&spec)?;
     config.stdio = Some(sink.stdio_factory());
+    // The heartbeat asks for the status, which does the reaping safety net's work once it is
+    // half-way due: with the net at three beats, every second beat reaps and the net never
+    // wakes the process itself.
+    config.reap_safety_net = 3 * Duration::from_millis(HEARTBEAT_MS);
     let primary = Primary::start(config)?;
     Ok((spec, listener, sink, out_log, err_log, primary))
 }
@@ -199,11 +221,10 @@ async fn run_app(
         err_log,
     };
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let period = Duration::from_millis(HEARTBEAT_MS);
-    let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let heartbeat = heartbeat::Heartbeat::new(Duration::from_millis(HEARTBEAT_MS))?;
     let mut memory_check = tokio::time::interval(Duration::from_secs(1));
     let mut log_failing = false;
+    let mut log_check: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             ev = primary.next_event() => {
@@ -217,12 +238,14 @@ async fn run_app(
                 if matches!(ev, Event::Ready { .. }) {
                     // Its memory is worth showing before the next heartbeat.
                     state::sample(&ctx).await;
+                    // Starting is over: what it freed goes back to the kernel.
+                    muster_ipc::release_free_heap();
                 }
                 // A worker's message changes nothing `list` shows.
                 if !matches!(ev, Event::Message { .. }) {
                     ctx.changed.send_modify(|n| *n += 1);
                 }
-                let _ = events.send(ev);
+                let _ = events.send(Arc::new(ev));
             }
             conn = listener.accept() => match conn {
                 Ok((stream, _)) => {
@@ -241,24 +264,18 @@ async fn run_app(
             },
             _ = heartbeat.tick() => {
                 state::sample(&ctx).await;
-                if ctx.sink.health_changed() {
-                    ctx.changed.send_modify(|n| *n += 1); // `list` shows lost log lines
-                    // And `muster events` says so, once per episode: `log-error` when writes
-                    // start failing, `log-ok` when they succeed again.
-                    let h = ctx.sink.health();
-                    if h.error.is_some() != log_failing {
-                    log_failing = h.error.is_some();
-                    let event = serde_json::json!({
-                        "event": if h.error.is_some() { "log-error" } else { "log-ok" },
-                        "error": h.error,
-                        "sinceUnixMs": h.since_unix_ms,
-                        "linesDropped": h.lines_dropped,
-                        "bytesDropped": h.bytes_dropped,
-                    });
-                    let _ = ctx.notes.send(event);
-                    }
-                }
                 ctx.beat.send_modify(|n| *n += 1);
+            }
+            // A log write failed or works again: look at the sink's health a second later (so
+            // that a failing disk costs one look a second, however many lines fail).
+            _ = crate::logs::health_signal().notified(), if log_check.is_none() => {
+                log_check = Some(tokio::time::Instant::now() + LOG_HEALTH_DELAY);
+            }
+            _ = tokio::time::sleep_until(log_check.unwrap_or_else(tokio::time::Instant::now)),
+                if log_check.is_some() =>
+            {
+                log_check = None;
+                report_log_health(&ctx, &mut log_failing);
             }
             _ = memory_check.tick(), if ctx.spec().max_memory_restart.is_some() => {
                 recycle_fat_workers(&ctx).await;
@@ -296,6 +313,28 @@ async fn run_app(
         );
     }
     Ok(0)
+}
+
+/// Pushes the state when the log's health changed (`list` shows lost log lines), and says so
+/// in `muster events` once per episode: `log-error` when writes start failing, `log-ok` when
+/// they succeed again.
+fn report_log_health(ctx: &Ctx, failing: &mut bool) {
+    if !ctx.sink.health_changed() {
+        return;
+    }
+    ctx.changed.send_modify(|n| *n += 1);
+    let h = ctx.sink.health();
+    if h.error.is_some() != *failing {
+        *failing = h.error.is_some();
+        let event = serde_json::json!({
+            "event": if h.error.is_some() { "log-error" } else { "log-ok" },
+            "error": h.error,
+            "sinceUnixMs": h.since_unix_ms,
+            "linesDropped": h.lines_dropped,
+            "bytesDropped": h.bytes_dropped,
+        });
+        let _ = ctx.notes.send(event);
+    }
 }
 
 fn track(ctx: &Ctx, ev: &Event) {

@@ -1,7 +1,6 @@
 //! What the supervisor reports: the app's state, and the samples of its heartbeat.
 
 use super::Ctx;
-use crate::procstat::{self, rss_bytes};
 use muster_cluster::policy::{AppState, WorkerState};
 use muster_proto::{
     AppInfo, AppStatus, SupervisorResponse, WorkerInfo, WorkerSample, WorkerStatus,
@@ -86,9 +85,10 @@ pub(super) async fn sample(ctx: &Ctx) {
     let mut samples = HashMap::with_capacity(status.workers.len());
     let mut stopped = HashSet::new();
     for w in &status.workers {
-        if let Some(pid) = w.pid {
-            samples.insert(w.id.0, (t.cpu.percent(pid), rss_bytes(pid).unwrap_or(0)));
-            if procstat::state(pid).is_some_and(|s| s == 'T' || s == 't') {
+        // One `/proc/<pid>/stat` read per worker: CPU, memory and whether it is stopped.
+        if let Some(s) = w.pid.and_then(|pid| t.cpu.sample(pid)) {
+            samples.insert(w.id.0, (s.cpu_percent, s.rss_bytes));
+            if s.stopped {
                 stopped.insert(w.id.0);
             }
         }

@@ -2,9 +2,10 @@
 //! the daemon process, one small task per app that has them, and act as any client would,
 //! with a `restart` or `reload` request to the daemon; the supervisor knows nothing of them.
 //!
-//! A manager task looks at the app list every [`SCAN`] and keeps the tasks in line with it:
-//! one per running app that asks for watch or cron, replaced when its settings change, ended
-//! when the app stops or goes.
+//! A manager task looks at the app list when the apps changed ([`apps_changed`]: a pushed
+//! state, a supervisor gone; never on a timer, so an idle daemon does not wake for it) and keeps
+//! the tasks in line with it: one per running app that asks for watch or cron, replaced when
+//! its settings change, ended when the app stops or goes.
 
 pub mod cron;
 pub mod watch;
@@ -13,11 +14,26 @@ use crate::client::Client;
 use crate::home::Home;
 use muster_proto::{AppInfo, AppStatus, Request, Response, Target};
 use std::collections::HashMap;
+use std::sync::OnceLock;
 use std::time::Duration;
+use tokio::sync::watch as signal;
 use tokio::task::JoinHandle;
 
-/// How often the app list is read for apps that gained or lost a trigger.
-const SCAN: Duration = Duration::from_secs(1);
+/// Changes that come in a burst (100 apps starting) are read as one: the list is read this
+/// long after the first of them.
+const SETTLE: Duration = Duration::from_millis(200);
+
+/// Bumped by the daemon whenever an app's state may have changed in a way `list` shows (not on
+/// heartbeats): the manager reads the list only then.
+fn changes() -> &'static signal::Sender<u64> {
+    static CHANGES: OnceLock<signal::Sender<u64>> = OnceLock::new();
+    CHANGES.get_or_init(|| signal::channel(0).0)
+}
+
+/// Tells the manager that the apps changed (called by the daemon).
+pub fn apps_changed() {
+    changes().send_modify(|n| *n = n.wrapping_add(1));
+}
 
 /// What a trigger asks the daemon to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,11 +45,19 @@ pub enum Action {
 /// Keeps one watch task and one cron task per app that asks for them, until the daemon ends.
 pub async fn run(home: Home) {
     let mut running: HashMap<(String, &'static str), (String, JoinHandle<()>)> = HashMap::new();
-    let mut tick = tokio::time::interval(SCAN);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut changed = changes().subscribe();
+    // The first look needs no change: the daemon adopted its apps before serving.
+    changed.mark_changed();
     loop {
-        tick.tick().await;
+        if changed.changed().await.is_err() {
+            return; // the sender is a static: never
+        }
+        tokio::time::sleep(SETTLE).await;
+        changed.borrow_and_update();
         let Ok(apps) = list(&home).await else {
+            // The daemon's socket is not there yet (or failed): look again soon.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            changed.mark_changed();
             continue;
         };
         let mut wanted: HashMap<(String, &'static str), (String, AppInfo)> = HashMap::new();

@@ -5,6 +5,7 @@ use crate::policy::{Input, WorkerId};
 use crate::primary::worker::{WorkerProc, signal_group};
 use crate::primary::{Command, PrimaryConfig, SendError, Status};
 use serde_json::Value;
+use tokio::time::Instant;
 
 impl Control {
     pub(super) fn on_command(&mut self, cmd: Command) {
@@ -35,6 +36,12 @@ impl Control {
                 }
             }
             Command::Status(reply) => {
+                // A caller that asks regularly (the supervisor's heartbeat) carries the
+                // reaping safety net: once it is half-way due, the status does its reap, and
+                // the net's own timer never has to wake the process (see `run`).
+                if Instant::now() >= self.last_reap + self.config.reap_safety_net / 2 {
+                    self.on_sigchld();
+                }
                 let _ = reply.send(Status {
                     state: self.policy.state(),
                     workers: self.policy.workers(),

@@ -107,6 +107,7 @@ impl Control {
     /// in our mailbox.
     pub(super) fn on_sigchld(&mut self) {
         reap::reap();
+        self.last_reap = Instant::now();
         self.on_reap();
     }
 

@@ -65,10 +65,9 @@ pub(crate) struct Control {
     /// The worker whose channel is polled first next time (see `poll_workers`).
     poll_from: WorkerId,
     stopped: bool,
+    /// When the reaper last ran for us: the safety net fires `reap_safety_net` after it.
+    last_reap: Instant,
 }
-
-/// How often the control loop reaps even without a SIGCHLD (see `run`).
-const SAFETY_NET: Duration = Duration::from_secs(5);
 
 /// How long a worker may leave its first round-robin connection unanswered before the primary
 /// says that it does not seem to take connections from its channel: Node answers within
@@ -112,6 +111,7 @@ impl Control {
             exits: Arc::default(),
             poll_from: WorkerId(0),
             stopped: false,
+            last_reap: Instant::now(),
             config,
         };
         c.bind_declared_listeners()?;
@@ -123,11 +123,11 @@ impl Control {
         let mut commands_open = true;
         // A safety net, not the mechanism: SIGCHLD drives reaping, but a wake-up lost between
         // the reaper's last `waitpid` and the next signal would leave a slot empty for good
-        // (seen once in CI: an exit never reported). Every 5 s, the heartbeat's period, costs
-        // an idle supervisor one `waitpid` and one read of its own children list.
-        let mut safety_net = tokio::time::interval(SAFETY_NET);
-        safety_net.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // (seen once in CI: an exit never reported). It fires `reap_safety_net` after the last
+        // reap; a `status` asked once it is half-way due reaps instead, so under the
+        // supervisor's heartbeat it never fires on its own.
         while !self.stopped {
+            let safety_net = Some(self.last_reap + self.config.reap_safety_net);
             for id in self.rr.take_first_handoffs() {
                 self.timers
                     .arm(Due::NewconnSilence(id), Instant::now() + NEWCONN_SILENCE);
@@ -158,7 +158,7 @@ impl Control {
                 }
                 _ = sleep_until(next_timer), if next_timer.is_some() => self.fire_timers(),
                 _ = sleep_until(orphan_kill), if orphan_kill.is_some() => self.on_sigchld(),
-                _ = safety_net.tick() => self.on_sigchld(),
+                _ = sleep_until(safety_net) => self.on_sigchld(),
             }
         }
         self.kill_all();
@@ -281,6 +281,7 @@ impl Control {
                 self.rr.worker_gone(id, &mut self.workers, &mut self.seq);
                 // The exit may already be waiting to be reaped.
                 self.on_sigchld();
+                self.spare_takes_over_from(id);
                 self.forget_if_gone(id);
             }
             FromWorker::Notified(id) => self.feed(Input::Notified { id }),

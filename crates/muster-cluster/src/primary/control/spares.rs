@@ -10,7 +10,7 @@
 
 use super::Control;
 use crate::node::{Errno, QueryOutcome, QueryServer};
-use crate::policy::WorkerId;
+use crate::policy::{Input, WorkerId};
 use crate::primary::Schedule;
 use crate::primary::handles::{self, QueryAddr};
 
@@ -61,6 +61,24 @@ impl Control {
         }
         if let Some(msg) = self.config.send_listener.clone() {
             self.send_listeners(id, slot, &msg);
+        }
+    }
+}
+
+impl Control {
+    /// A serving worker's channel closed and its exit is not reaped yet: with spares, the slot
+    /// is taken over now. Nothing more can be handed to it without a channel, and the exit of a
+    /// killed process comes only once the kernel has torn it down (milliseconds for a Node
+    /// worker). It is treated as a worker asking to be replaced:
+    /// one restart, a spare promoted as its successor, then it is drained (it gets the stop
+    /// signal). Without spares nothing changes: its exit restarts the slot.
+    pub(super) fn spare_takes_over_from(&mut self, id: WorkerId) {
+        let Some(w) = self.workers.get(&id) else {
+            return;
+        };
+        let serving = !w.spare && !w.draining && !w.leaving_on_its_own && w.exit.is_none();
+        if serving && self.config.policy.spares > 0 {
+            self.feed(Input::Suicide { id });
         }
     }
 }

@@ -1,0 +1,4 @@
+//! The floors are linked as muster's executables are (crates/muster/build.rs): non-PIE.
+fn main() {
+    println!("cargo:rustc-link-arg-bins=-no-pie");
+}

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# bench/footprint/logs.sh: the log burst of bench/footprint/run.sh (which runs it, with its
+# homes, binaries and clean-up): one fork-mode app (bench/daemon/apps/burst.js) prints BURST
+# lines as fast as console.log goes; for each tool, the CPU its own processes spend meanwhile
+# (muster: daemon + supervisor; pm2: its node processes), and in the out log: lines kept, lost,
+# torn (not one whole line as printed) and out of order.
+#
+# Needs: MUSTER_BIN_DIR, PM2, BURST, WORK, MH (MUSTER_HOME), PH (PM2_HOME), all set by run.sh.
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+APP=$HERE/../daemon/apps/burst.js
+: "${MUSTER_BIN_DIR:?run by bench/footprint/run.sh}" "${PM2:?}" "${BURST:?}" "${WORK:?}" "${MH:?}" "${PH:?}"
+mkdir -p "$WORK"
+CLK_TCK=$(getconf CLK_TCK)
+m() { MUSTER_HOME=$MH timeout 300 "$MUSTER_BIN_DIR/muster" "$@"; }
+p2() { PM2_HOME=$PH timeout 300 "$PM2" "$@"; }
+
+own_pids() {
+  local d pid exe home
+  [ "$1" = muster ] && home="MUSTER_HOME=$MH" || home="PM2_HOME=$PH"
+  for d in /proc/[0-9]*; do
+    pid=${d#/proc/}
+    grep -qasF "$home" "$d/environ" 2>/dev/null || continue
+    exe=$(readlink "$d/exe" 2>/dev/null) || continue
+    case $1:$exe in
+      muster:$MUSTER_BIN_DIR/muster | muster:$MUSTER_BIN_DIR/muster-supervisor) echo "$pid" ;;
+      # pm2's own node processes; the app is node too, told apart by its pid.
+      pm2:*/node) [ "$pid" != "${APP_PID:-}" ] && echo "$pid" ;;
+    esac
+  done
+}
+
+# cpu_ms PIDS...: user + system CPU of the processes (all their threads, dead ones included).
+cpu_ms() {
+  local t=0 p s
+  for p in "$@"; do
+    s=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+    s=${s##*) }
+    # shellcheck disable=SC2086
+    set -- $s
+    t=$((t + ${12} + ${13}))
+  done
+  echo $((t * 1000 / CLK_TCK))
+}
+
+# check FILE: "kept lost torn disorder" for the burst's lines in FILE.
+check() {
+  awk -v n="$BURST" '
+    match($0, /^burst line [0-9]+ of [0-9]+$/) && $5 == n {
+      i = $3 + 0
+      if (!(i in seen)) { seen[i] = 1; kept++ }
+      if (i != last + 1) disorder++
+      last = i
+      next
+    }
+    { torn++ }
+    END { printf "%d %d %d %d\n", kept, n - kept, torn, disorder }' "$1"
+}
+
+echo "## Log burst: $BURST lines from one fork-mode app (console.log), one tool at a time"
+printf '%-7s %10s %10s %10s %8s %8s %10s %10s\n' tool "CPU ms" "drain ms" kept lost torn disorder "app pid"
+declare -A CPU
+for t in muster pm2; do
+  go=$WORK/go-$t
+  if [ "$t" = muster ]; then
+    m start "$APP" --name burst -- "$BURST" "$go" >/dev/null
+    out=$MH/logs/burst-out.log
+    APP_PID=- # node, not one of muster's executables
+  else
+    p2 start "$APP" --name burst -- "$BURST" "$go" >/dev/null
+    out=$PH/logs/burst-out.log
+    APP_PID=$(p2 pid burst | tail -1)
+  fi
+  sleep 2
+  pids=$(own_pids "$t" | tr '\n' ' ')
+  c0=$(cpu_ms $pids)
+  t0=$EPOCHREALTIME
+  : >"$go"
+  # Until every line is in the file, or it stops growing for 10 s, or 300 s.
+  last_size=-1 last_change=$EPOCHREALTIME lines=0
+  while :; do
+    size=$(stat -c %s "$out" 2>/dev/null || echo 0)
+    if [ "$size" != "$last_size" ]; then
+      last_size=$size last_change=$EPOCHREALTIME
+      lines=$(wc -l <"$out")
+      [ "$lines" -ge "$BURST" ] && break
+    fi
+    awk -v a="$EPOCHREALTIME" -v b="$last_change" -v c="$t0" 'BEGIN { exit !((a - b) > 10 || (a - c) > 300) }' && break
+    sleep 0.1
+  done
+  drain=$(awk -v a="$last_change" -v b="$t0" 'BEGIN { printf "%d", (a - b) * 1000 }')
+  sleep 1 # what the tool does right after the last line counts too
+  c1=$(cpu_ms $pids)
+  CPU[$t]=$((c1 - c0))
+  read -r kept lost torn disorder < <(check "$out")
+  CPU[$t.lost]=$lost CPU[$t.torn]=$torn
+  printf '%-7s %10d %10d %10d %8d %8d %10d %10s\n' "$t" "${CPU[$t]}" "$drain" "$kept" "$lost" "$torn" "$disorder" "$APP_PID"
+  if [ "$t" = muster ]; then m delete burst >/dev/null; else p2 delete burst >/dev/null; fi
+done
+# The floor: the same burst through a plain pipe into `dd`, which copies it to a file in 64 KiB
+# blocks (iflag=fullblock: each read waits for a full block, the fewest system calls possible)
+# and does nothing else. What dd spends is what moving these bytes from a pipe into a file costs
+# on this machine, with none of muster's code in the way.
+floor_out=$WORK/floor-out.log
+mkfifo "$WORK/fifo"
+# dd's CPU as its parent shell's `times` reports it once dd has exited (after the app's EOF).
+bash -c 'dd if="$1" of="$2" bs=64k iflag=fullblock status=none; times' _ "$WORK/fifo" "$floor_out" \
+  >"$WORK/dd-times" &
+DD_PID=$!
+# The lines burst.js prints, from a script that exits when they are out (dd then gets EOF).
+timeout 300 node -e 'const n = Number(process.argv[1]);
+  for (let i = 1; i <= n; i++) console.log(`burst line ${String(i).padStart(7, "0")} of ${n}`);' \
+  "$BURST" >"$WORK/fifo"
+wait "$DD_PID"
+FLOOR=$(awk 'NR == 2 {
+    split($1, u, /[ms]/); split($2, s, /[ms]/)
+    printf "%d", (u[1] * 60 + u[2] + s[1] * 60 + s[2]) * 1000 }' "$WORK/dd-times")
+read -r kept lost torn disorder < <(check "$floor_out")
+printf '%-7s %10d %10s %10d %8d %8d %10d %10s\n' "dd" "$FLOOR" "-" "$kept" "$lost" "$torn" "$disorder" "-"
+echo "(dd: the floor, the same lines through a plain pipe copied into a file in 64 KiB blocks by dd)"
+ratio=$(awk -v a="${CPU[muster]}" -v b="${CPU[pm2]}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }')
+met=$(awk -v a="${CPU[muster]}" -v b="${CPU[pm2]}" -v l="${CPU[muster.lost]}" -v t="${CPU[muster.torn]}" \
+  'BEGIN { print (b > 0 && a * 5 <= b && l == 0 && t == 0) ? "yes" : "no" }')
+echo "muster/pm2 CPU: $ratio (target ≤ 0.20 with 0 lost and 0 torn: $met); dd/pm2 CPU (the floor): $(awk -v a="$FLOOR" -v b="${CPU[pm2]}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'); muster/dd: $(awk -v a="${CPU[muster]}" -v b="$FLOOR" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }')"
+echo
