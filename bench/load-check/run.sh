@@ -15,6 +15,7 @@
 # Needs wrk (`apt-get install wrk`) and node. Every process started here is stopped on exit,
 # failure or Ctrl-C (trap); every wait is bounded.
 set -euo pipefail
+CMDLINE="bench/load-check/run.sh${*:+ $*}"
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -71,7 +72,7 @@ if [ "$KEEPALIVE" = 0 ]; then
   BENCH_ARGS+=(--no-keepalive)
 fi
 
-echo "# bench/load-check/run.sh $(date -u +%FT%TZ) on $(nproc) cores; $(uptime)"
+echo "# $CMDLINE at commit $(cd "$ROOT" && git rev-parse --short HEAD)$( [ -n "$(cd "$ROOT" && git status --porcelain -- crates)" ] && echo " + uncommitted crates/ changes"), $(date -u +%FT%TZ) on $(nproc) cores; $(uptime)"
 echo "# server: node $(node --version) http.createServer on $URL; ${CONNS} connections, ${DUR} s per run; keep-alive=$KEEPALIVE"
 printf '%-6s %-7s %14s %10s %10s %10s\n' round tool "requests/s" "p50 ms" "p99 ms" failed
 sum_wrk=0 sum_muster=0
@@ -97,3 +98,4 @@ awk -v w="$sum_wrk" -v m="$sum_muster" -v n="$ROUNDS" 'BEGIN {
   printf "mean requests/s: wrk %.2f, muster bench %.2f; ratio muster/wrk %.3f\n", w / n, m / n, (w > 0 ? m / w : 0)
 }'
 echo "# (wrk prints latencies with units, e.g. 1.20ms; muster bench's are in ms)"
+echo "# end $(date -u +%FT%TZ); $(uptime)"

@@ -87,9 +87,7 @@ impl Daemon {
         };
         // Subscribed first: an exit of a worker that crashes at once is not missed.
         let live = self.events.lock().expect("events lock").subscribe();
-        let since_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let since = super::started::Since::now(&spec, &self.home);
         let (conn, pid) = match self.spawn_supervisor(&spec).await {
             Ok(link) => link,
             Err(e) => {
@@ -103,7 +101,7 @@ impl Daemon {
             }
         };
         self.clone().watch(name.to_owned(), conn, pid).await;
-        self.wait_started(&spec, since_ms, live).await
+        self.wait_started(&spec, since, live).await
     }
 
     /// Writes the spec file a supervisor of `spec.name` starts from.
