@@ -104,7 +104,6 @@ impl Daemon {
             }
         }
     }
-
 }
 
 /// The error for a start whose worker crashed: the exit, then the error log's lines written
