@@ -188,6 +188,9 @@ pub struct Status {
     pub state: AppState,
     pub workers: Vec<WorkerStatus>,
     pub restarts: u64,
+    /// Workers that do not read their channel: a send to them was refused (queue full), and
+    /// they have not read it down since.
+    pub not_reading: Vec<WorkerId>,
 }
 
 #[derive(Debug)]

@@ -22,6 +22,8 @@ pub(super) async fn app_info(ctx: &Ctx) -> Option<AppInfo> {
             pid: w.pid,
             state: if t.stopped.contains(&w.id.0) {
                 WorkerStatus::Unresponsive
+            } else if status.not_reading.contains(&w.id) {
+                WorkerStatus::NotReading
             } else {
                 worker_state(w.state)
             },
@@ -41,9 +43,12 @@ pub(super) async fn app_info(ctx: &Ctx) -> Option<AppInfo> {
         .filter(|w| !matches!(w.state, WorkerStatus::Draining | WorkerStatus::Spare))
         .collect();
     let all_ready = !serving.is_empty()
-        && serving
-            .iter()
-            .all(|w| matches!(w.state, WorkerStatus::Ready | WorkerStatus::Unresponsive));
+        && serving.iter().all(|w| {
+            matches!(
+                w.state,
+                WorkerStatus::Ready | WorkerStatus::Unresponsive | WorkerStatus::NotReading
+            )
+        });
     let status_name = match status.state {
         AppState::Running if all_ready => AppStatus::Online,
         AppState::Running => AppStatus::Launching,

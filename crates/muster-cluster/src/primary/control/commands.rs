@@ -46,6 +46,12 @@ impl Control {
                     state: self.policy.state(),
                     workers: self.policy.workers(),
                     restarts: u64::from(self.policy.restarts()),
+                    not_reading: self
+                        .workers
+                        .values()
+                        .filter(|w| w.not_reading)
+                        .map(|w| w.id)
+                        .collect(),
                 });
             }
         }
@@ -83,6 +89,7 @@ impl Control {
             None => self.workers.values().collect(),
         };
         let mut sent = 0;
+        let mut refused = None;
         for w in targets.into_iter().filter(|w| !w.disconnected) {
             match w.sender.try_send(message) {
                 Ok(()) => sent += 1,
@@ -92,11 +99,17 @@ impl Control {
                         source,
                     });
                 }
-                Err(_) => {}
+                // Said when no worker took it: why (a full queue: it is not reading).
+                Err(source) => {
+                    refused = Some(SendError::Channel {
+                        worker: w.id,
+                        source,
+                    })
+                }
             }
         }
         if sent == 0 {
-            return Err(SendError::NoWorker);
+            return Err(refused.unwrap_or(SendError::NoWorker));
         }
         Ok(sent)
     }
