@@ -10,11 +10,13 @@ mod control;
 mod event;
 mod handles;
 mod notify;
+mod owned;
 mod reap;
 mod rr;
 mod worker;
 
 pub use event::{Event, ListeningAddress, signal_name};
+pub use owned::{ChildExit, OwnedChild};
 
 use crate::listen::ListenSpec;
 use crate::policy::{AppState, PolicyConfig, WorkerId, WorkerStatus};

@@ -16,17 +16,23 @@ pub(super) async fn app_info(ctx: &Ctx) -> Option<AppInfo> {
     let mut workers = Vec::with_capacity(status.workers.len());
     for w in &status.workers {
         let (cpu, mem) = t.samples.get(&w.id.0).copied().unwrap_or((0.0, 0));
+        let unresponsive_reason = t.marks.get(&w.id.0).cloned().or_else(|| {
+            t.stopped
+                .contains(&w.id.0)
+                .then(|| "its process is stopped (SIGSTOP: /proc state T)".to_owned())
+        });
         workers.push(WorkerInfo {
             id: w.id.0,
             slot: w.slot,
             pid: w.pid,
-            state: if t.stopped.contains(&w.id.0) {
+            state: if unresponsive_reason.is_some() {
                 WorkerStatus::Unresponsive
             } else if status.not_reading.contains(&w.id) {
                 WorkerStatus::NotReading
             } else {
                 worker_state(w.state)
             },
+            unresponsive_reason,
             uptime_ms: t
                 .worker_started
                 .get(&w.id)
@@ -77,6 +83,7 @@ pub(super) async fn app_info(ctx: &Ctx) -> Option<AppInfo> {
         spec: (*spec).clone(),
         log_health: ctx.sink.health(),
         spawn_error: t.spawn_error.as_ref().map(|(_, e)| e.clone()),
+        health: t.health.clone(),
     })
 }
 
