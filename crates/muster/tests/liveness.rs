@@ -111,6 +111,11 @@ fn with_replace_a_sigstopped_worker_is_replaced_and_its_process_ends() {
         marked < forked && forked < ready && ready < exited,
         "marked {marked}, fork {forked}, ready {ready}, exit {exited}: {events:#?}"
     );
+    // It was continued to drain, so it left on its own rather than by SIGKILL at the kill
+    // timeout.
+    let e = &events[exited];
+    assert_eq!(e["exitedAfterDisconnect"], true, "{e}");
+    assert_ne!(e["signal"], "SIGKILL", "{e}");
 }
 
 #[test]
