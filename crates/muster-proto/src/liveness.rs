@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ValueError, quoted};
 
 /// What happens to a worker found unresponsive: its process stopped (`SIGSTOP`, state `T`),
-/// not reading its channel for [`NOT_READING_LIMIT_MS`], or failing its health check.
+/// not reading its channel for [`NOT_READING_LIMIT_MS`], holding a round-robin connection
+/// unanswered for [`UNANSWERED_LIMIT_MS`], or failing its health check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnUnresponsive {
@@ -26,6 +27,10 @@ pub enum OnUnresponsive {
 /// How long a worker may leave its channel unread (`not_reading`) before, with
 /// `on_unresponsive` set, it counts as unresponsive.
 pub const NOT_READING_LIMIT_MS: u64 = 10_000;
+
+/// How long, with `on_unresponsive` set, a worker may leave a connection handed to it under
+/// `rr` unanswered (Node answers within milliseconds) before it counts as unresponsive.
+pub const UNANSWERED_LIMIT_MS: u64 = 10_000;
 
 /// How often, with `on_unresponsive` set, the supervisor looks at its workers' processes
 /// (one `/proc/<pid>/stat` read each): a stopped worker is found within this.

@@ -119,6 +119,53 @@ fn with_replace_a_sigstopped_worker_is_replaced_and_its_process_ends() {
 }
 
 #[test]
+fn with_replace_a_worker_whose_event_loop_is_stuck_in_rr_is_replaced() {
+    require("node");
+    let h = Home::new("livstuck");
+    let port = free_port();
+    start(&h, "ls", port, "2", &["--on-unresponsive", "replace"]);
+    let before = h.wait_online("ls", 2, WAIT);
+    let app = h.must_app("ls");
+    let stuck = &app["workers"][0];
+    let (id, pid) = (
+        stuck["id"].to_string(),
+        stuck["pid"].as_u64().unwrap() as u32,
+    );
+    // Its loop is blocked for 40 s: it reads its channel no more, but its queue stays far from
+    // full, so only the connections it leaves unanswered tell.
+    h.ok(&["send", "ls", "--worker", &id, r#"{"block":40000}"#]);
+    // Requests on their own threads: the round-robin hands some to the stuck worker (they
+    // hang until it is gone, then go to another worker), the rest are answered.
+    let clients: Vec<_> = (0..4)
+        .map(|_| std::thread::spawn(move || get(port)))
+        .collect();
+    let after = h.wait_replaced("ls", 2, &[pid], WAIT + Duration::from_secs(15));
+    assert!(
+        after.contains(&before[1]),
+        "only the stuck worker is replaced: {after:?}"
+    );
+    h.wait("the stuck worker's process gone", WAIT, || {
+        (!running(pid)).then_some(())
+    });
+    for c in clients {
+        let _ = c.join();
+    }
+    let events = events_of(&h, "ls");
+    let i = position(&events, "unresponsive event of the stuck worker", |e| {
+        e["event"] == "unresponsive" && e["pid"] == pid
+    });
+    let e = &events[i];
+    assert_eq!(e["action"], "replace", "{e}");
+    let why = e["reason"].as_str().unwrap_or("");
+    assert!(why.contains("has not taken a connection"), "{e}");
+    let said = events
+        .iter()
+        .filter(|e| e["event"] == "unresponsive" && e["pid"] == pid)
+        .count();
+    assert_eq!(said, 1, "said once: {events:#?}");
+}
+
+#[test]
 fn with_mark_a_sigstopped_worker_keeps_its_pid_and_is_ready_again_after_sigcont() {
     require("node");
     let h = Home::new("livmark");

@@ -193,6 +193,9 @@ pub struct Status {
     /// Workers that do not read their channel: a send to them was refused (queue full), and
     /// they have not read it down since.
     pub not_reading: Vec<WorkerId>,
+    /// Workers holding round-robin connections they have not answered (`accepted`), with how
+    /// long the oldest has waited: a worker whose event loop is stuck takes none.
+    pub unanswered: Vec<(WorkerId, Duration)>,
 }
 
 #[derive(Debug)]

@@ -28,7 +28,7 @@ use std::os::fd::OwnedFd;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Connections handed to one worker and not yet answered, beyond which it is skipped.
 pub(crate) const MAX_OUTSTANDING: usize = 2;
@@ -57,8 +57,9 @@ struct RrListener {
 #[derive(Debug, Default)]
 pub(crate) struct Rr {
     listeners: Vec<RrListener>,
-    /// Handed over and not yet answered: (worker, newconn seq) → (listener, the connection).
-    pending: HashMap<(WorkerId, u64), (RrId, Arc<OwnedFd>)>,
+    /// Handed over and not yet answered: (worker, newconn seq) → (listener, the connection,
+    /// when it was handed over: liveness asks how long a worker has left one unanswered).
+    pending: HashMap<(WorkerId, u64), (RrId, Arc<OwnedFd>, Instant)>,
     /// Workers handed their first connection since the control task last looked: it arms a
     /// timer for each, to say so if the worker never answers (a program that does not speak
     /// the round-robin protocol hangs every connection).
@@ -159,6 +160,20 @@ impl Rr {
         self.listeners.iter().map(|l| l.backlog.len()).sum()
     }
 
+    /// Each worker holding connections it has not answered, with how long the oldest of them
+    /// has waited (at most [`MAX_OUTSTANDING`] per worker: a short walk).
+    pub fn unanswered(&self) -> Vec<(WorkerId, Duration)> {
+        let mut oldest: BTreeMap<WorkerId, Instant> = BTreeMap::new();
+        for (&(w, _), &(_, _, at)) in &self.pending {
+            let e = oldest.entry(w).or_insert(at);
+            *e = (*e).min(at);
+        }
+        oldest
+            .into_iter()
+            .map(|(w, at)| (w, at.elapsed()))
+            .collect()
+    }
+
     /// Workers handed their first connection since the last call.
     pub fn take_first_handoffs(&mut self) -> Vec<WorkerId> {
         std::mem::take(&mut self.first_handoffs)
@@ -189,7 +204,7 @@ impl Rr {
         workers: &mut BTreeMap<WorkerId, WorkerProc>,
         seq: &mut SeqCounter,
     ) -> bool {
-        let Some((id, conn)) = self.pending.remove(&(worker, ack)) else {
+        let Some((id, conn, _)) = self.pending.remove(&(worker, ack)) else {
             return false;
         };
         if let Some(w) = workers.get_mut(&worker) {
@@ -246,7 +261,7 @@ impl Rr {
         // Oldest first, so they keep their order at the front of the queue.
         let mut mine: Vec<(u64, RrId, Arc<OwnedFd>)> = mine
             .into_iter()
-            .filter_map(|k| self.pending.remove(&k).map(|(id, fd)| (k.1, id, fd)))
+            .filter_map(|k| self.pending.remove(&k).map(|(id, fd, _)| (k.1, id, fd)))
             .collect();
         mine.sort_by_key(|(s, _, _)| std::cmp::Reverse(*s));
         for (_, id, conn) in mine {
@@ -310,7 +325,7 @@ impl Rr {
                     self.first_handoffs.push(wid);
                 }
                 l.next = idx + 1;
-                self.pending.insert((wid, s), (id, conn));
+                self.pending.insert((wid, s), (id, conn, Instant::now()));
                 return Ok(());
             }
         }

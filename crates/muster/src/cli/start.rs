@@ -100,8 +100,9 @@ pub struct AppArgs {
     /// Restart the app on a cron schedule (`"0 4 * * *"`; 6 fields: seconds first).
     #[arg(long, value_name = "CRON")]
     pub cron_restart: Option<String>,
-    /// What to do with a worker found unresponsive (stopped, not reading its channel for
-    /// 10 s, or failing its health check): `mark` it, or `replace` it without downtime.
+    /// What to do with a worker found unresponsive (stopped, not reading its channel or
+    /// leaving an rr connection unanswered for 10 s, or failing its health check): `mark` it,
+    /// or `replace` it without downtime.
     /// Default: liveness is not watched.
     #[arg(long, value_name = "mark|replace")]
     pub on_unresponsive: Option<String>,

@@ -5,8 +5,10 @@
 //! the kill timeout if it does not).
 //!
 //! A worker is unresponsive when its process is stopped (`/proc` state `T`), when it has left
-//! its channel unread for [`NOT_READING_LIMIT_MS`], or when its health check failed
-//! `failures` times in a row (`health.rs`).
+//! its channel unread for [`NOT_READING_LIMIT_MS`], when it has left a round-robin connection
+//! unanswered for [`UNANSWERED_LIMIT_MS`] (its event loop is stuck: it reads nothing, yet its
+//! queue is far from full), or when its health check failed `failures` times in a row
+//! (`health.rs`).
 //!
 //! This runs in its own task, only for an app that asked for it: an app without
 //! `on_unresponsive` or `health_check` has no task and no timer (idle costs one heartbeat).
@@ -16,7 +18,7 @@ use super::health::Health;
 use muster_cluster::policy::{WorkerId, WorkerState};
 use muster_cluster::procstat::Stat;
 use muster_proto::OnUnresponsive;
-use muster_proto::liveness::{LIVENESS_CHECK_MS, NOT_READING_LIMIT_MS};
+use muster_proto::liveness::{LIVENESS_CHECK_MS, NOT_READING_LIMIT_MS, UNANSWERED_LIMIT_MS};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -98,6 +100,7 @@ fn look_at(
 ) {
     let now = Instant::now();
     let limit = Duration::from_millis(NOT_READING_LIMIT_MS);
+    let unanswered_limit = Duration::from_millis(UNANSWERED_LIMIT_MS);
     let mut marks = HashMap::new();
     let mut stopped = HashSet::new();
     let mut live = HashMap::new();
@@ -119,10 +122,22 @@ fn look_at(
         };
         let reason = if is_stopped {
             Some("its process is stopped (SIGSTOP: /proc state T)".to_owned())
+        // The reasons name the limit, not the time so far: a reason that changes is said
+        // again as a new event.
         } else if policy.is_some() && not_reading_for >= limit {
             Some(format!(
                 "it has not read its channel for {} s",
-                not_reading_for.as_secs()
+                limit.as_secs()
+            ))
+        } else if policy.is_some()
+            && status
+                .unanswered
+                .iter()
+                .any(|(id, waited)| *id == w.id && *waited >= unanswered_limit)
+        {
+            Some(format!(
+                "it has not taken a connection handed to it (rr) for {} s",
+                unanswered_limit.as_secs()
             ))
         } else {
             health_marks.get(&w.id.0).cloned()

@@ -52,6 +52,7 @@ impl Control {
                         .filter(|w| w.not_reading)
                         .map(|w| w.id)
                         .collect(),
+                    unanswered: self.rr.unanswered(),
                 });
             }
         }
