@@ -10,6 +10,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ValueError, quoted};
+use crate::{ExecMode, Schedule};
 
 /// What happens to a worker found unresponsive: its process stopped (`SIGSTOP`, state `T`),
 /// not reading its channel for [`NOT_READING_LIMIT_MS`], holding a round-robin connection
@@ -70,9 +71,9 @@ impl fmt::Display for OnUnresponsive {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HealthProbe {
-    /// `GET` of this path on the app's first TCP listener, or of a full `http://HOST:PORT/PATH`
-    /// URL; an answer with a 2xx or 3xx status is healthy. Per app: the kernel (or the
-    /// round-robin) picks the worker that answers.
+    /// `GET` of this path, or of a full `http://HOST:PORT/PATH` URL; an answer with a 2xx or
+    /// 3xx status is healthy. Per worker under `rr` in cluster mode (each worker is handed a
+    /// probe connection); per app otherwise, on the app's first TCP listener or the URL.
     Http(String),
     /// This command, run with `sh -c` once per worker with `MUSTER_WORKER_PID`,
     /// `MUSTER_WORKER_ID`, `MUSTER_INSTANCE` and `MUSTER_APP` in its environment; exit status 0
@@ -125,12 +126,27 @@ impl HealthCheck {
     }
 }
 
+impl HealthCheck {
+    /// Whether each worker is probed on its own: a command always is; an http path is under
+    /// `rr` in cluster mode, where the supervisor hands the connections over and can hand a
+    /// probe to the worker it chooses. A full URL, fork mode, `shared` and `reuseport` (the
+    /// kernel picks the worker that accepts) are per app.
+    pub fn per_worker(&self, mode: ExecMode, schedule: Schedule) -> bool {
+        match &self.probe {
+            HealthProbe::Command(_) => true,
+            HealthProbe::Http(url) => {
+                url.starts_with('/') && mode == ExecMode::Cluster && schedule == Schedule::Rr
+            }
+        }
+    }
+}
+
 impl fmt::Display for HealthCheck {
     /// `http GET /healthz every 10000 ms, timeout 1000 ms, unresponsive after 3 failures`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.probe {
-            HealthProbe::Http(path) => write!(f, "http GET {path} (per app)")?,
-            HealthProbe::Command(cmd) => write!(f, "command {cmd:?} (per worker)")?,
+            HealthProbe::Http(path) => write!(f, "http GET {path}")?,
+            HealthProbe::Command(cmd) => write!(f, "command {cmd:?}")?,
         }
         write!(
             f,

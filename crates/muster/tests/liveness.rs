@@ -215,7 +215,7 @@ fn with_mark_a_sigstopped_worker_keeps_its_pid_and_is_ready_again_after_sigcont(
 }
 
 #[test]
-fn a_failing_http_health_check_marks_the_apps_workers_and_replace_replaces_them() {
+fn under_rr_an_http_health_check_probes_each_worker_and_replace_replaces_the_failing_one() {
     require("node");
     let h = Home::new("livhttp");
     let port = free_port();
@@ -244,36 +244,103 @@ fn a_failing_http_health_check_marks_the_apps_workers_and_replace_replaces_them(
     });
     let shown = h.ok(&["show", "lh"]).stdout;
     assert!(
-        shown.contains("health check") && shown.contains("GET /healthz"),
+        shown.contains("GET /healthz") && shown.contains("(per worker)"),
         "{shown}"
     );
     assert!(
         shown.contains("last health") && shown.contains("ok (HTTP 200)"),
         "{shown}"
     );
-    // Both workers answer 500 from now on: the app's check fails, every worker is marked and
-    // replaced; the replacements answer 200.
-    h.ok(&["send", "lh", r#"{"health":"fail"}"#]);
-    let after = h.wait_replaced("lh", 2, &before, WAIT);
-    h.wait("a passing probe of the replacements", WAIT, || {
+    // One worker answers 500 from now on: each worker gets its own probe connection, so only
+    // that one is marked and replaced; its replacement answers 200.
+    let app = h.must_app("lh");
+    let sick = &app["workers"][0];
+    let (id, pid) = (sick["id"].to_string(), sick["pid"].as_u64().unwrap() as u32);
+    h.ok(&["send", "lh", "--worker", &id, r#"{"health":"fail"}"#]);
+    let after = h.wait_replaced("lh", 2, &[pid], WAIT);
+    assert!(
+        after.contains(&before[1]),
+        "only the failing worker is replaced: {after:?}"
+    );
+    h.wait("the failing worker's process gone", WAIT, || {
+        (!running(pid)).then_some(())
+    });
+    h.wait("a passing probe of every worker", WAIT, || {
         let a = h.app("lh")?;
         (a["health"]["ok"] == true && a["health"]["failures"] == 0).then_some(())
     });
-    let (_, pid) = get(port).expect("the app serves");
-    assert!(after.contains(&pid), "{pid} answered; serving {after:?}");
     let events = events_of(&h, "lh");
-    for old in &before {
-        let i = position(&events, "unresponsive event of an old worker", |e| {
-            e["event"] == "unresponsive" && e["pid"] == *old
-        });
-        let e = &events[i];
-        assert_eq!(e["action"], "replace", "{e}");
-        let why = e["reason"].as_str().unwrap_or("");
-        assert!(
-            why.contains("health check failed") && why.contains("HTTP 500"),
-            "{e}"
-        );
-    }
+    let i = position(&events, "unresponsive event of the failing worker", |e| {
+        e["event"] == "unresponsive" && e["pid"] == pid
+    });
+    let e = &events[i];
+    assert_eq!(e["action"], "replace", "{e}");
+    let why = e["reason"].as_str().unwrap_or("");
+    assert!(
+        why.contains("its health check failed") && why.contains("HTTP 500"),
+        "{e}"
+    );
+    let other = events
+        .iter()
+        .filter(|e| e["event"] == "unresponsive" && e["pid"] == before[1])
+        .count();
+    assert_eq!(other, 0, "the healthy worker was never marked: {events:#?}");
+}
+
+#[test]
+fn in_fork_mode_an_http_health_check_is_per_app_and_marks_its_worker() {
+    require("node");
+    let h = Home::new("livfork");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    let script = fixture("liveness_app.js");
+    let port_env = format!("PORT={port}");
+    h.ok(&[
+        "start",
+        script.to_str().expect("UTF-8 path"),
+        "--name",
+        "lf",
+        "--env",
+        &port_env,
+        "--health-http",
+        &url,
+        "--health-interval",
+        "200",
+        "--health-timeout",
+        "150",
+        "--health-failures",
+        "2",
+    ]);
+    let pids = h.wait_online("lf", 1, WAIT);
+    h.wait("a passing probe shown", WAIT, || {
+        let a = h.app("lf")?;
+        (a["health"]["ok"] == true).then_some(())
+    });
+    h.ok(&["send", "lf", r#"{"health":"fail"}"#]);
+    let w = h.wait("the worker marked", WAIT, || {
+        worker(&h, "lf", pids[0]).filter(|w| w["state"] == "unresponsive")
+    });
+    let why = w["unresponsive_reason"].as_str().unwrap_or("");
+    assert!(
+        why.contains("the app's health check failed") && why.contains("HTTP 500"),
+        "{w}"
+    );
+    let a = h.must_app("lf");
+    assert_eq!(a["health"]["ok"], false, "{a}");
+    assert!(
+        a["health"].get("worker").is_none(),
+        "a per-app probe names no worker: {a}"
+    );
+    let shown = h.ok(&["show", "lf"]).stdout;
+    assert!(
+        shown.contains("(per app)") && shown.contains("FAILED (HTTP 500)"),
+        "{shown}"
+    );
+    assert_eq!(
+        worker_pids(&a),
+        pids,
+        "without replace, nothing is replaced"
+    );
 }
 
 #[test]

@@ -106,8 +106,8 @@ pub struct AppArgs {
     /// Default: liveness is not watched.
     #[arg(long, value_name = "mark|replace")]
     pub on_unresponsive: Option<String>,
-    /// Health check: GET this path on the app's port (or a full http:// URL), per app; a 2xx
-    /// or 3xx answer passes.
+    /// Health check: GET this path (2xx or 3xx passes); per worker under rr in cluster mode,
+    /// else per app on the app's port or a full http:// URL.
     #[arg(long, value_name = "PATH|URL", conflicts_with = "health_cmd")]
     pub health_http: Option<String>,
     /// Health check: run this shell command once per worker (MUSTER_WORKER_PID,

@@ -144,7 +144,12 @@ pub fn show(a: &AppInfo) -> String {
         field(&mut out, "on unresponsive", on.to_string());
     }
     if let Some(check) = &a.spec.health_check {
-        field(&mut out, "health check", check.to_string());
+        let reach = if check.per_worker(a.spec.exec_mode, a.spec.schedule) {
+            "per worker"
+        } else {
+            "per app"
+        };
+        field(&mut out, "health check", format!("{check} ({reach})"));
         field(
             &mut out,
             "last health",

@@ -1,6 +1,7 @@
 //! Health checks: one round of probes every `interval_ms`, and the consecutive failures that
-//! mark a worker (command: per worker) or every serving worker (http: per app, since the
-//! kernel or the round-robin picks which worker answers) unresponsive.
+//! mark a worker unresponsive. A command runs per worker; an http GET goes to each worker
+//! under `rr` (the supervisor hands it a probe connection), else it is per app (the kernel
+//! picks which worker answers) and a failure marks every serving worker.
 
 use super::Ctx;
 use super::probe_cmd::{self, Probe};
@@ -69,6 +70,10 @@ impl Health {
         serving: &[&WorkerStatus],
         replacing: bool,
     ) -> HealthReport {
+        let spec = ctx.spec();
+        if self.check.per_worker(spec.exec_mode, spec.schedule) {
+            return self.http_per_worker(ctx, url, serving, replacing).await;
+        }
         let result = match target(ctx, url).await {
             Ok(target) => probe_http::get(&target, self.timeout()).await,
             Err(e) => Err(e),
@@ -95,6 +100,32 @@ impl Health {
             }
         }
         report(result.is_ok(), detail, None, failures)
+    }
+
+    /// Under `rr` each worker gets its own probe connection: a failure is that worker's.
+    async fn http_per_worker(
+        &mut self,
+        ctx: &Ctx,
+        path: &str,
+        serving: &[&WorkerStatus],
+        replacing: bool,
+    ) -> HealthReport {
+        let host = ctx
+            .tracker
+            .lock()
+            .expect("tracker lock")
+            .probe_addr
+            .map_or_else(|| "localhost".to_owned(), |a| a.to_string());
+        let mut probes = tokio::task::JoinSet::new();
+        for w in serving {
+            let (primary, host, path) = (ctx.primary.clone(), host.clone(), path.to_owned());
+            let (id, timeout) = (w.id, self.timeout());
+            probes.spawn(async move {
+                let r = probe_http::get_from_worker(&primary, id, &host, &path, timeout).await;
+                (id.0, r)
+            });
+        }
+        self.tally(probes, replacing).await
     }
 
     async fn command_round(
@@ -125,6 +156,17 @@ impl Health {
                 (id, r)
             });
         }
+        self.tally(probes, replacing).await
+    }
+
+    /// Counts each worker's probe result: a pass clears its count and mark, `failures` in a
+    /// row mark it. The report is a failure when there is one (worth more to show than
+    /// another worker's pass).
+    async fn tally(
+        &mut self,
+        mut probes: tokio::task::JoinSet<(u64, Result<String, String>)>,
+        replacing: bool,
+    ) -> HealthReport {
         let mut last: Option<HealthReport> = None;
         while let Some(done) = probes.join_next().await {
             let Ok((id, result)) = done else { continue };
@@ -148,7 +190,6 @@ impl Health {
                     *failures = 0;
                 }
             }
-            // A failure is worth more to show than another worker's pass.
             if last.as_ref().is_none_or(|l| l.ok || result.is_err()) {
                 last = Some(report(result.is_ok(), detail, Some(id), n));
             }

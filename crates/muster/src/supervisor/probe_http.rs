@@ -49,12 +49,55 @@ pub(super) async fn get(target: &Target, timeout: Duration) -> Result<String, St
 }
 
 async fn ask(target: &Target) -> Result<String, String> {
-    let mut stream = TcpStream::connect(target.addr)
+    let stream = TcpStream::connect(target.addr)
         .await
         .map_err(|e| format!("cannot connect to {}: {e}", target.addr))?;
+    exchange(stream, &target.host, &target.path).await
+}
+
+/// `GET`s `path` on one worker of a round-robin app within `timeout`: a loopback connection
+/// whose accepted end the primary hands to that worker alone (`PrimaryHandle::hand_probe`),
+/// as it hands over a client's.
+pub(super) async fn get_from_worker(
+    primary: &muster_cluster::primary::PrimaryHandle,
+    worker: muster_cluster::policy::WorkerId,
+    host: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<String, String> {
+    let ask = async {
+        let (client, server) = loopback_pair()
+            .await
+            .map_err(|e| format!("cannot open a probe connection: {e}"))?;
+        primary
+            .hand_probe(worker, server)
+            .await
+            .map_err(|e| format!("cannot hand the probe to the worker: {e}"))?;
+        exchange(client, host, path).await
+    };
+    match tokio::time::timeout(timeout, ask).await {
+        Ok(result) => result,
+        Err(_) => Err(format!(
+            "no answer from the worker within {} ms",
+            timeout.as_millis()
+        )),
+    }
+}
+
+/// Both ends of a fresh TCP connection on loopback: ours, and the accepted one (non-blocking,
+/// as the round-robin's own accepted connections are).
+async fn loopback_pair() -> std::io::Result<(TcpStream, std::os::fd::OwnedFd)> {
+    let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+    let addr = listener.local_addr()?;
+    let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+    let server = accepted?.0.into_std()?;
+    Ok((client?, server.into()))
+}
+
+/// Sends the request on `stream` and reads the answer's status line.
+async fn exchange(mut stream: TcpStream, host: &str, path: &str) -> Result<String, String> {
     let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: muster-health-check\r\nConnection: close\r\n\r\n",
-        target.path, target.host
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: muster-health-check\r\nConnection: close\r\n\r\n"
     );
     stream
         .write_all(request.as_bytes())

@@ -1,4 +1,5 @@
-//! Commands from the primary's handle: reload, stop, scale, send, signal, replace, status.
+//! Commands from the primary's handle: reload, stop, scale, send, signal, replace, status,
+//! and a health probe's connection handed to one worker.
 
 use super::Control;
 use crate::policy::{Input, WorkerId};
@@ -34,6 +35,12 @@ impl Control {
                 if self.workers.contains_key(&id) {
                     self.feed(Input::Suicide { id });
                 }
+            }
+            Command::HandProbe { worker, conn, done } => {
+                let r = self
+                    .rr
+                    .hand_probe(worker, conn, &mut self.workers, &mut self.seq);
+                let _ = done.send(r);
             }
             Command::Status(reply) => {
                 // A caller that asks regularly (the supervisor's heartbeat) carries the
