@@ -189,6 +189,19 @@ mod tests {
     }
 
     #[test]
+    fn a_command_is_per_worker_and_http_only_under_rr_in_cluster_mode() {
+        let http = HealthCheck::new(HealthProbe::Http("/healthz".into()));
+        assert!(http.per_worker(ExecMode::Cluster, Schedule::Rr));
+        assert!(!http.per_worker(ExecMode::Fork, Schedule::Rr));
+        assert!(!http.per_worker(ExecMode::Cluster, Schedule::Shared));
+        assert!(!http.per_worker(ExecMode::Cluster, Schedule::Reuseport));
+        let url = HealthCheck::new(HealthProbe::Http("http://127.0.0.1:1/".into()));
+        assert!(!url.per_worker(ExecMode::Cluster, Schedule::Rr));
+        let cmd = HealthCheck::new(HealthProbe::Command("true".into()));
+        assert!(cmd.per_worker(ExecMode::Fork, Schedule::Shared));
+    }
+
+    #[test]
     fn on_unresponsive_words() {
         assert_eq!("replace".parse(), Ok(OnUnresponsive::Replace));
         assert_eq!("mark".parse(), Ok(OnUnresponsive::Mark));

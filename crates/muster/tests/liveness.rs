@@ -435,3 +435,40 @@ test ! -e "$PROBES/sick-$MUSTER_WORKER_PID""#;
     });
     assert!(marked < back, "{events:#?}");
 }
+
+#[test]
+fn the_liveness_flags_are_checked_with_their_ranges() {
+    let h = Home::new("livflags");
+    let script = fixture("liveness_app.js");
+    let script = script.to_str().expect("UTF-8 path");
+    let refused = |flags: &[&str]| {
+        let mut args = vec!["start", script];
+        args.extend_from_slice(flags);
+        h.fails(&args)
+    };
+    let e = refused(&["--health-http", "/h", "--health-interval", "5"]);
+    assert!(
+        e.contains("health_check.interval_ms must be between 100 and 86400000 ms, got 5"),
+        "{e}"
+    );
+    let e = refused(&["--health-cmd", "true", "--health-timeout", "20000"]);
+    assert!(
+        e.contains("health_check.timeout_ms must be between 10 and 10000 ms, got 20000"),
+        "{e}"
+    );
+    let e = refused(&["--health-http", "/h", "--health-failures", "0"]);
+    assert!(
+        e.contains("health_check.failures must be between 1 and 1000, got 0"),
+        "{e}"
+    );
+    let e = refused(&["--health-http", "healthz"]);
+    assert!(e.contains("must be a path starting with /"), "{e}");
+    let e = refused(&["--health-timeout", "500"]);
+    assert!(e.contains("--health-timeout needs a health check"), "{e}");
+    let e = refused(&["--on-unresponsive", "restart"]);
+    assert!(
+        e.contains(r#"expected one of "mark", "replace", got "restart""#),
+        "{e}"
+    );
+    assert!(h.apps().is_empty(), "nothing was started");
+}

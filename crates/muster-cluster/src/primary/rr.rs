@@ -77,6 +77,8 @@ pub enum HandError {
     NoListener,
     #[error("the worker's channel did not take the connection")]
     Refused,
+    #[error("the worker has not answered the previous probe's connection yet")]
+    Unanswered,
 }
 
 #[derive(Debug, Default)]
@@ -339,6 +341,15 @@ impl Rr {
         let w = workers.get_mut(&worker).ok_or(HandError::NoSuchWorker)?;
         if !w.takes_connections() {
             return Err(HandError::NotTaking);
+        }
+        // One probe at a time per worker: a stuck worker holds one descriptor for its probes,
+        // not one per round.
+        if self
+            .pending
+            .iter()
+            .any(|(&(w, _), h)| w == worker && h.probe)
+        {
+            return Err(HandError::Unanswered);
         }
         let id = self
             .listeners

@@ -116,7 +116,7 @@ impl<'de> Visitor<'de> for TableVisitor {
             let Some(part) = seed.part(&key) else {
                 let keys = if seed.pm2 { PM2_KEYS } else { TOML_KEYS };
                 return Err(de::Error::custom(format!(
-                    "health_check: unknown key {key:?} (the keys are {keys})"
+                    "unknown key {key:?} (the keys are {keys})"
                 )));
             };
             match part {
@@ -127,9 +127,7 @@ impl<'de> Visitor<'de> for TableVisitor {
                         _ => HealthProbe::Command(text),
                     };
                     if probe.replace(new).is_some() {
-                        return Err(de::Error::custom(
-                            "health_check: give http or command, not both",
-                        ));
+                        return Err(de::Error::custom("give http or command, not both"));
                     }
                 }
                 Part::Interval => check.interval_ms = seed.millis(&mut map)?,
@@ -137,9 +135,8 @@ impl<'de> Visitor<'de> for TableVisitor {
                 Part::Failures => check.failures = map.next_value::<Count>()?.0,
             }
         }
-        check.probe = probe.ok_or_else(|| {
-            de::Error::custom("health_check needs http (a path or URL to GET) or command")
-        })?;
+        check.probe = probe
+            .ok_or_else(|| de::Error::custom("needs http (a path or URL to GET) or command"))?;
         Ok(check)
     }
 }
