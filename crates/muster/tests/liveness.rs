@@ -215,6 +215,44 @@ fn with_mark_a_sigstopped_worker_keeps_its_pid_and_is_ready_again_after_sigcont(
 }
 
 #[test]
+fn by_default_a_sigstopped_worker_is_only_shown_unresponsive_at_the_heartbeat() {
+    require("node");
+    let h = Home::new("livoff");
+    let port = free_port();
+    start(&h, "lo", port, "2", &[]);
+    let before = h.wait_online("lo", 2, WAIT);
+    let frozen = before[0];
+    let stopped = Stopped::new(frozen);
+    // Nothing watches liveness: the heartbeat's sample (muster_proto::HEARTBEAT_MS) shows it.
+    let beat = Duration::from_millis(muster_proto::HEARTBEAT_MS);
+    let w = h.wait("the stopped worker shown unresponsive", beat + WAIT, || {
+        worker(&h, "lo", frozen).filter(|w| w["state"] == "unresponsive")
+    });
+    assert!(
+        w["unresponsive_reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("stopped"),
+        "{w}"
+    );
+    assert!(running(frozen), "a stopped worker is left alone");
+    drop(stopped); // SIGCONT: looked at again every second while one is shown stopped
+    h.wait("the worker ready again", WAIT, || {
+        worker(&h, "lo", frozen).filter(|w| w["state"] == "ready")
+    });
+    assert_eq!(
+        worker_pids(&h.must_app("lo")),
+        before,
+        "nothing was replaced"
+    );
+    let events = events_of(&h, "lo");
+    assert!(
+        !events.iter().any(|e| e["event"] == "unresponsive"),
+        "no liveness events without on_unresponsive: {events:#?}"
+    );
+}
+
+#[test]
 fn under_rr_an_http_health_check_probes_each_worker_and_replace_replaces_the_failing_one() {
     require("node");
     let h = Home::new("livhttp");

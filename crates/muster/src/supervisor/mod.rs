@@ -246,6 +246,8 @@ async fn run_app(
         tokio::spawn(liveness::watch(ctx.clone()));
     }
     loop {
+        let stopped_recheck =
+            state::any_stopped(&ctx).then(|| tokio::time::Instant::now() + state::STOPPED_RECHECK);
         tokio::select! {
             ev = primary.next_event() => {
                 let Some(ev) = ev else { break };
@@ -296,6 +298,11 @@ async fn run_app(
             {
                 log_check = None;
                 report_log_health(&ctx, &mut log_failing);
+            }
+            _ = tokio::time::sleep_until(stopped_recheck.unwrap_or_else(tokio::time::Instant::now)),
+                if stopped_recheck.is_some() =>
+            {
+                state::recheck_stopped(&ctx).await;
             }
             _ = memory_check.tick(), if ctx.spec().max_memory_restart.is_some() => {
                 recycle_fat_workers(&ctx).await;

@@ -116,6 +116,39 @@ pub(super) async fn sample(ctx: &Ctx) {
     }
 }
 
+/// How often workers shown stopped are looked at again, while there are any: a `SIGCONT`
+/// shows at once rather than at the next heartbeat, and an app with no stopped worker has no
+/// such timer.
+pub(super) const STOPPED_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Whether a worker is shown stopped (so [`recheck_stopped`] is due).
+pub(super) fn any_stopped(ctx: &Ctx) -> bool {
+    !ctx.tracker.lock().expect("tracker lock").stopped.is_empty()
+}
+
+/// Looks again at the workers shown stopped (one `/proc/<pid>/stat` read each) and pushes
+/// the state when one was continued.
+pub(super) async fn recheck_stopped(ctx: &Ctx) {
+    let Some(status) = ctx.primary.status().await else {
+        return;
+    };
+    let mut t = ctx.tracker.lock().expect("tracker lock");
+    let before = t.stopped.len();
+    t.stopped.retain(|id| {
+        status
+            .workers
+            .iter()
+            .find(|w| w.id.0 == *id)
+            .and_then(|w| w.pid)
+            .and_then(muster_cluster::procstat::Stat::read)
+            .is_some_and(|s| s.state == 'T')
+    });
+    if t.stopped.len() != before {
+        drop(t);
+        ctx.changed.send_modify(|n| *n += 1);
+    }
+}
+
 /// The heartbeat: the app's uptime and the samples just taken.
 pub(super) fn heartbeat(ctx: &Ctx) -> SupervisorResponse {
     let t = ctx.tracker.lock().expect("tracker lock");
