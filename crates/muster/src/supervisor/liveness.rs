@@ -69,12 +69,16 @@ pub(super) async fn watch(ctx: Ctx) {
                 continue;
             }
         };
+        if probe_due && let Some(h) = health.as_mut() {
+            let Some(status) = ctx.primary.status().await else {
+                return;
+            };
+            h.round(&ctx, &status.workers, replacing).await;
+        }
+        // Asked after the round, which may have taken up to its timeout.
         let Some(status) = ctx.primary.status().await else {
             return;
         };
-        if probe_due && let Some(h) = health.as_mut() {
-            h.round(&ctx, &status.workers, replacing).await;
-        }
         let marks = health.as_ref().map(|h| h.marks.clone()).unwrap_or_default();
         look_at(&ctx, policy, &status, &marks, &mut seen);
     }
