@@ -82,3 +82,40 @@ impl OwnedChild {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt;
+    use std::process::Command;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn its_exit_reaches_it_through_the_reaper() {
+        let mut child = OwnedChild::spawn(Command::new("sh").args(["-c", "exit 3"])).unwrap();
+        let exit = tokio::time::timeout(Duration::from_secs(10), child.wait())
+            .await
+            .expect("an exit within 10 s")
+            .unwrap();
+        assert_eq!(
+            exit,
+            ChildExit {
+                code: Some(3),
+                signal: None
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn kill_group_ends_it_with_sigkill() {
+        let mut cmd = Command::new("sleep");
+        cmd.arg("30").process_group(0);
+        let mut child = OwnedChild::spawn(&mut cmd).unwrap();
+        child.kill_group();
+        let exit = tokio::time::timeout(Duration::from_secs(10), child.wait())
+            .await
+            .expect("an exit within 10 s")
+            .unwrap();
+        assert_eq!(exit.signal, Some(rustix::process::Signal::KILL.as_raw()));
+    }
+}
