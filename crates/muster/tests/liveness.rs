@@ -455,11 +455,14 @@ test ! -e "$PROBES/sick-$MUSTER_WORKER_PID""#;
     });
     let why = w["unresponsive_reason"].as_str().unwrap_or("");
     assert!(why.contains("no answer within 250 ms"), "{w}");
-    let hung: u32 = std::fs::read_to_string(dir.join("hung"))
-        .expect("the hung probe's pid")
-        .trim()
-        .parse()
-        .expect("a pid");
+    // Each hung probe writes its pid there (truncating first): read until one parses.
+    let hung: u32 = h.wait("the hung probe's pid", WAIT, || {
+        std::fs::read_to_string(dir.join("hung"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    });
     h.wait("the hung probe killed", WAIT, || {
         (!running(hung)).then_some(())
     });
