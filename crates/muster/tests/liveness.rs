@@ -513,3 +513,55 @@ fn the_liveness_flags_are_checked_with_their_ranges() {
     );
     assert!(h.apps().is_empty(), "nothing was started");
 }
+
+#[test]
+fn with_replace_a_worker_failing_its_command_check_is_replaced() {
+    require("node");
+    let h = Home::new("livcmdrep");
+    let port = free_port();
+    let dir = h.path("probes");
+    std::fs::create_dir_all(&dir).expect("creating the probes' folder");
+    let dir_env = format!("PROBES={}", dir.display());
+    start(
+        &h,
+        "lcr",
+        port,
+        "2",
+        &[
+            "--env",
+            &dir_env,
+            "--health-cmd",
+            r#"test ! -e "$PROBES/sick-$MUSTER_WORKER_PID""#,
+            "--health-interval",
+            "300",
+            "--health-timeout",
+            "250",
+            "--health-failures",
+            "2",
+            "--on-unresponsive",
+            "replace",
+        ],
+    );
+    let before = h.wait_online("lcr", 2, WAIT);
+    let sick = before[1];
+    std::fs::write(dir.join(format!("sick-{sick}")), "").unwrap();
+    let after = h.wait_replaced("lcr", 2, &[sick], WAIT);
+    assert!(
+        after.contains(&before[0]),
+        "only the failing worker is replaced: {after:?}"
+    );
+    h.wait("the failing worker's process gone", WAIT, || {
+        (!running(sick)).then_some(())
+    });
+    let events = events_of(&h, "lcr");
+    let i = position(&events, "unresponsive event of the failing worker", |e| {
+        e["event"] == "unresponsive" && e["pid"] == sick
+    });
+    let e = &events[i];
+    assert_eq!(e["action"], "replace", "{e}");
+    let why = e["reason"].as_str().unwrap_or("");
+    assert!(
+        why.contains("health check failed") && why.contains("exit code 1"),
+        "{e}"
+    );
+}
