@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ValueError, quoted};
 use crate::instances::Instances;
+use crate::liveness::{HealthCheck, OnUnresponsive};
 
 /// Version of the app-spec file format (muster.toml's `schema_version`, saved dumps).
 ///
@@ -123,6 +124,13 @@ pub struct AppSpec {
     /// Restart the app on this cron schedule (5 fields, or 6 with seconds first).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cron_restart: Option<String>,
+    /// Liveness (opt-in): what happens to a worker found unresponsive. `None`: a stopped
+    /// worker is only shown `unresponsive` at the next heartbeat, and nothing is replaced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_unresponsive: Option<OnUnresponsive>,
+    /// A health check (opt-in): an HTTP GET per app, or a command per worker.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
 }
 
 impl AppSpec {
@@ -207,6 +215,8 @@ impl Default for AppSpec {
             ignore_watch: Vec::new(),
             watch_delay_ms: None,
             cron_restart: None,
+            on_unresponsive: None,
+            health_check: None,
         }
     }
 }

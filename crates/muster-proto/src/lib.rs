@@ -5,6 +5,7 @@ pub mod error;
 pub mod instances;
 pub mod limits;
 pub mod listen;
+pub mod liveness;
 pub mod log_health;
 pub mod protocol;
 pub mod signal;
@@ -16,6 +17,7 @@ pub use error::ValueError;
 pub use instances::Instances;
 pub use limits::{LimitError, check_limits};
 pub use listen::{ListenAddr, NamedListen};
+pub use liveness::{HealthCheck, HealthProbe, HealthReport, OnUnresponsive};
 pub use log_health::LogHealth;
 pub use protocol::{
     AppInfo, ApplyAction, HEARTBEAT_MS, MAX_REQUEST_BYTES, PROTOCOL_VERSION, Request, Response,

@@ -8,7 +8,7 @@
 //! A spec is checked as a whole when it is started, whatever file or flag it came from, and
 //! the error names the field, the allowed range and the value given.
 
-use crate::{AppSpec, Instances};
+use crate::{AppSpec, HealthProbe, Instances};
 use thiserror::Error;
 
 /// Most workers one app may run.
@@ -29,6 +29,15 @@ pub const MAX_MEMORY_LIMIT: u64 = 1 << 40;
 pub const MAX_DURATION_MS: u64 = 24 * 3600 * 1000;
 /// Most restarts allowed within the restart window.
 pub const MAX_RESTARTS: u32 = 1_000_000;
+/// Shortest health-check interval: a probe ten times a second per app is already a load.
+pub const MIN_HEALTH_INTERVAL_MS: u64 = 100;
+/// Shortest health-check timeout.
+pub const MIN_HEALTH_TIMEOUT_MS: u64 = 10;
+/// Most consecutive health-check failures that may be asked for before a worker is marked.
+pub const MAX_HEALTH_FAILURES: u32 = 1000;
+/// Longest health-check path, URL or command.
+pub const MAX_HEALTH_PROBE: usize = 4096;
+
 /// Longest environment entry (`KEY=VALUE`) or argument, in bytes: Linux's `MAX_ARG_STRLEN`
 /// (32 pages) less the terminating NUL.
 pub const MAX_EXEC_STRING: usize = 128 * 1024 - 1;
@@ -80,6 +89,37 @@ fn exec_string(field: String, s: &str) -> Result<(), LimitError> {
         });
     }
     Ok(())
+}
+
+/// An http probe is a path (`/healthz`) or an `http://HOST:PORT/PATH` URL; a command is not
+/// empty. Both are passed on as one string, so they are held to `exec`'s limits.
+fn health_probe(probe: &HealthProbe) -> Result<(), LimitError> {
+    let (field, text, why) = match probe {
+        HealthProbe::Http(p) => (
+            "health_check.http",
+            p,
+            (!p.starts_with('/') && !p.starts_with("http://"))
+                .then_some("must be a path starting with / or an http:// URL"),
+        ),
+        HealthProbe::Command(c) => (
+            "health_check.command",
+            c,
+            c.trim().is_empty().then_some("must not be empty"),
+        ),
+    };
+    if let Some(why) = why {
+        return Err(LimitError::Exec {
+            field: field.into(),
+            why: format!("{why}, got {text:?}"),
+        });
+    }
+    if text.len() > MAX_HEALTH_PROBE {
+        return Err(LimitError::Exec {
+            field: field.into(),
+            why: format!("is {} bytes, at most {MAX_HEALTH_PROBE}", text.len()),
+        });
+    }
+    exec_string(field.into(), text)
 }
 
 /// Checks every number of `spec` against its range and every string given to `exec`.
@@ -162,6 +202,31 @@ pub fn check_limits(spec: &AppSpec) -> Result<(), LimitError> {
         MAX_DURATION_MS,
         ms,
     )?;
+    if let Some(check) = &spec.health_check {
+        range(
+            "health_check.interval_ms",
+            check.interval_ms,
+            MIN_HEALTH_INTERVAL_MS,
+            MAX_DURATION_MS,
+            ms,
+        )?;
+        // At most the interval: one probe of a worker at a time.
+        range(
+            "health_check.timeout_ms",
+            check.timeout_ms,
+            MIN_HEALTH_TIMEOUT_MS,
+            check.interval_ms,
+            ms,
+        )?;
+        range(
+            "health_check.failures",
+            u64::from(check.failures),
+            1,
+            u64::from(MAX_HEALTH_FAILURES),
+            "",
+        )?;
+        health_probe(&check.probe)?;
+    }
     for (k, v) in spec.env.iter().chain(&spec.inherited_env) {
         if k.is_empty() || k.contains('=') {
             return Err(LimitError::Exec {
@@ -215,6 +280,37 @@ mod tests {
         assert!(e.contains("max_memory_restart"), "{e}");
         let e = refused(|s| s.max_restarts = u32::MAX);
         assert!(e.contains("max_restarts"), "{e}");
+    }
+
+    #[test]
+    fn health_check_numbers_have_ranges() {
+        use crate::{HealthCheck, HealthProbe};
+        let check = |f: fn(&mut HealthCheck)| {
+            refused(|s| {
+                let mut c = HealthCheck::new(HealthProbe::Http("/healthz".into()));
+                f(&mut c);
+                s.health_check = Some(c);
+            })
+        };
+        assert_eq!(
+            check(|c| c.interval_ms = 5),
+            "health_check.interval_ms must be between 100 and 86400000 ms, got 5"
+        );
+        assert_eq!(
+            check(|c| c.timeout_ms = 20_000),
+            "health_check.timeout_ms must be between 10 and 10000 ms, got 20000"
+        );
+        assert_eq!(
+            check(|c| c.failures = 0),
+            "health_check.failures must be between 1 and 1000, got 0"
+        );
+        let e = check(|c| c.probe = HealthProbe::Http("healthz".into()));
+        assert!(
+            e.contains("health_check.http") && e.contains("starting with /"),
+            "{e}"
+        );
+        let e = check(|c| c.probe = HealthProbe::Command(" ".into()));
+        assert!(e.contains("health_check.command"), "{e}");
     }
 
     #[test]

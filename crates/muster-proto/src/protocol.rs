@@ -254,6 +254,9 @@ pub struct AppInfo {
     /// files…), until a worker is ready again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spawn_error: Option<String>,
+    /// The last health probe, when the app has a health check and one has finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::HealthReport>,
 }
 
 /// One worker in [`AppInfo`].
@@ -268,6 +271,10 @@ pub struct WorkerInfo {
     pub restarts: u32,
     pub cpu_percent: f64,
     pub memory_bytes: u64,
+    /// Why it is `unresponsive`: its process is stopped, it has not read its channel for a
+    /// while, or its health check failed. Absent in every other state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unresponsive_reason: Option<String>,
 }
 
 /// Daemon → supervisor.

@@ -387,3 +387,41 @@ fn max_listeners_is_read_from_toml_and_pm2_files_and_checked_against_its_range()
     assert_eq!(refused, "max_listeners must be between 1 and 65535, got 0");
     fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn liveness_and_health_checks_load_in_both_dialects() {
+    use muster_proto::{HealthProbe, OnUnresponsive};
+    let pm2 = load_ok(&fixtures().join("shapes/liveness.json"), None);
+    let (api, jobs) = (&pm2.apps[0], &pm2.apps[1]);
+    assert_eq!(api.on_unresponsive, Some(OnUnresponsive::Replace));
+    let check = api.health_check.as_ref().expect("api's check");
+    assert_eq!(check.probe, HealthProbe::Http("/healthz".into()));
+    assert_eq!(
+        (check.interval_ms, check.timeout_ms, check.failures),
+        (5_000, 500, 2)
+    );
+    assert_eq!(jobs.on_unresponsive, None, "off unless asked for");
+    let check = jobs.health_check.as_ref().expect("jobs' check");
+    assert_eq!(
+        check.probe,
+        HealthProbe::Command("test -e /tmp/jobs.ok".into())
+    );
+    assert_eq!(
+        (check.interval_ms, check.timeout_ms, check.failures),
+        (10_000, 1_000, 3)
+    );
+    assert!(pm2.warnings.is_empty(), "{:?}", pm2.warnings);
+
+    let toml = load_ok(&fixtures().join("shapes/liveness.toml"), None);
+    let api = &toml.apps[0];
+    assert_eq!(api.on_unresponsive, Some(OnUnresponsive::Mark));
+    let check = api.health_check.as_ref().expect("api's check");
+    assert_eq!(
+        check.probe,
+        HealthProbe::Command("curl -fs localhost:3000/healthz".into())
+    );
+    assert_eq!(
+        (check.interval_ms, check.timeout_ms, check.failures),
+        (2_000, 1_000, 5)
+    );
+}

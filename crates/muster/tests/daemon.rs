@@ -1827,3 +1827,61 @@ fn a_start_request_over_the_size_limit_fails_with_a_message() {
     assert!(err.contains("over the daemon's limit"), "{err}");
     assert!(h.app("huge").is_none(), "nothing is registered");
 }
+
+#[test]
+fn a_worker_that_stops_reading_its_channel_is_not_reading_until_it_reads_again() {
+    require("node");
+    let h = Home::new("notread");
+    h.ok(&[
+        "start",
+        path_str(&fixture("daemon_not_reading.js")),
+        "--name",
+        "nr",
+    ]);
+    h.wait_online("nr", 1, WAIT);
+    // It blocks its event loop for 25 s: what is sent to it meanwhile piles up in its queue
+    // (16 MiB) until a send is refused.
+    h.ok(&["send", "nr", r#"{"block":25000}"#]);
+    let pad = format!(r#"{{"pad":"{}"}}"#, "x".repeat(100_000));
+    let mut refused = None;
+    for _ in 0..400 {
+        let out = h.run(&["send", "nr", &pad]);
+        if !out.ok() {
+            refused = Some(out.stderr);
+            break;
+        }
+    }
+    let refused = refused.expect("a send to a worker that does not read is refused");
+    assert!(refused.contains("queue is full"), "{refused}");
+    let worker = h.wait("the worker shown not_reading", WAIT, || {
+        let a = h.app("nr")?;
+        let w = a["workers"].as_array()?.first()?.clone();
+        (w["state"] == "not_reading").then_some(w)
+    });
+    assert_eq!(
+        h.must_app("nr")["status"],
+        "online",
+        "the app itself still serves"
+    );
+    let row = h.ok(&["show", "nr"]).stdout;
+    assert!(row.contains("not_reading"), "{row}");
+    // Once its loop is free it reads everything, and is ready again.
+    h.wait(
+        "the worker ready again",
+        Duration::from_secs(25) + WAIT,
+        || {
+            let a = h.app("nr")?;
+            let w = a["workers"].as_array()?.first()?.clone();
+            (w["state"] == "ready").then_some(())
+        },
+    );
+    let events = events_of(&h, "nr");
+    let pid = &worker["pid"];
+    let names: Vec<&str> = events
+        .iter()
+        .filter(|e| &e["pid"] == pid)
+        .filter_map(|e| e["event"].as_str())
+        .filter(|n| *n == "not-reading" || *n == "reading")
+        .collect();
+    assert_eq!(names, ["not-reading", "reading"], "{events:?}");
+}

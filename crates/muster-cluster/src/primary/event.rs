@@ -39,6 +39,10 @@ pub enum Event {
     },
     /// The worker's channel closed.
     Disconnect { worker: WorkerId, pid: u32 },
+    /// The worker stopped reading its channel: a message to it was refused, its queue full.
+    NotReading { worker: WorkerId, pid: u32 },
+    /// A worker that was not reading its channel reads it again.
+    Reading { worker: WorkerId, pid: u32 },
     /// The worker process ended.
     Exit {
         worker: WorkerId,
@@ -68,6 +72,8 @@ impl Event {
             Event::Ready { .. } => "ready",
             Event::Message { .. } => "message",
             Event::Disconnect { .. } => "disconnect",
+            Event::NotReading { .. } => "not-reading",
+            Event::Reading { .. } => "reading",
             Event::Exit { .. } => "exit",
             Event::Error { .. } => "error",
             Event::Policy(p) => match p {
@@ -97,7 +103,9 @@ impl Event {
             }
             Event::Online { worker, pid }
             | Event::Ready { worker, pid }
-            | Event::Disconnect { worker, pid } => json!({"worker": worker.0, "pid": pid}),
+            | Event::Disconnect { worker, pid }
+            | Event::NotReading { worker, pid }
+            | Event::Reading { worker, pid } => json!({"worker": worker.0, "pid": pid}),
             Event::Listening {
                 worker,
                 pid,

@@ -10,11 +10,14 @@ mod control;
 mod event;
 mod handles;
 mod notify;
+mod owned;
 mod reap;
 mod rr;
 mod worker;
 
 pub use event::{Event, ListeningAddress, signal_name};
+pub use owned::{ChildExit, OwnedChild};
+pub use rr::HandError;
 
 use crate::listen::ListenSpec;
 use crate::policy::{AppState, PolicyConfig, WorkerId, WorkerStatus};
@@ -188,6 +191,12 @@ pub struct Status {
     pub state: AppState,
     pub workers: Vec<WorkerStatus>,
     pub restarts: u64,
+    /// Workers that do not read their channel: a send to them was refused (queue full), and
+    /// they have not read it down since.
+    pub not_reading: Vec<WorkerId>,
+    /// Workers holding round-robin connections they have not answered (`accepted`), with how
+    /// long the oldest has waited: a worker whose event loop is stuck takes none.
+    pub unanswered: Vec<(WorkerId, Duration)>,
 }
 
 #[derive(Debug)]
@@ -208,6 +217,11 @@ pub(crate) enum Command {
     },
     Replace(WorkerId),
     Status(oneshot::Sender<Status>),
+    HandProbe {
+        worker: WorkerId,
+        conn: std::os::fd::OwnedFd,
+        done: oneshot::Sender<Result<(), HandError>>,
+    },
 }
 
 /// Controls a running primary; cheap to clone.
@@ -297,6 +311,21 @@ impl PrimaryHandle {
     /// Sends a signal to every worker.
     pub fn signal(&self, signal: i32) {
         let _ = self.tx.send(Command::Signal { signal });
+    }
+
+    /// Hands `conn` (an accepted, non-blocking TCP connection) to `worker` as a round-robin
+    /// connection of its first port, as a health probe for that worker alone (see
+    /// `Rr::hand_probe`).
+    pub async fn hand_probe(
+        &self,
+        worker: WorkerId,
+        conn: std::os::fd::OwnedFd,
+    ) -> Result<(), HandError> {
+        let (done, rx) = oneshot::channel();
+        self.tx
+            .send(Command::HandProbe { worker, conn, done })
+            .map_err(|_| HandError::NoSuchWorker)?;
+        rx.await.map_err(|_| HandError::NoSuchWorker)?
     }
 
     pub async fn status(&self) -> Option<Status> {

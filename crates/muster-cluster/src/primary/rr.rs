@@ -28,7 +28,7 @@ use std::os::fd::OwnedFd;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Connections handed to one worker and not yet answered, beyond which it is skipped.
 pub(crate) const MAX_OUTSTANDING: usize = 2;
@@ -54,11 +54,38 @@ struct RrListener {
     closed: bool,
 }
 
+/// A connection handed to a worker and not yet answered.
+#[derive(Debug)]
+struct Handed {
+    listener: RrId,
+    conn: Arc<OwnedFd>,
+    /// When: liveness asks how long a worker has left one unanswered.
+    at: Instant,
+    /// A health probe for this worker alone: never given to another worker (it is closed
+    /// instead, and the probe fails).
+    probe: bool,
+}
+
+/// Why a probe connection could not be handed to a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HandError {
+    #[error("no such worker")]
+    NoSuchWorker,
+    #[error("the worker takes no connections (not ready, or leaving)")]
+    NotTaking,
+    #[error("the worker listens on no round-robin port")]
+    NoListener,
+    #[error("the worker's channel did not take the connection")]
+    Refused,
+    #[error("the worker has not answered the previous probe's connection yet")]
+    Unanswered,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Rr {
     listeners: Vec<RrListener>,
-    /// Handed over and not yet answered: (worker, newconn seq) → (listener, the connection).
-    pending: HashMap<(WorkerId, u64), (RrId, Arc<OwnedFd>)>,
+    /// Handed over and not yet answered, by (worker, newconn seq).
+    pending: HashMap<(WorkerId, u64), Handed>,
     /// Workers handed their first connection since the control task last looked: it arms a
     /// timer for each, to say so if the worker never answers (a program that does not speak
     /// the round-robin protocol hangs every connection).
@@ -159,6 +186,20 @@ impl Rr {
         self.listeners.iter().map(|l| l.backlog.len()).sum()
     }
 
+    /// Each worker holding connections it has not answered, with how long the oldest of them
+    /// has waited (at most [`MAX_OUTSTANDING`] per worker: a short walk).
+    pub fn unanswered(&self) -> Vec<(WorkerId, Duration)> {
+        let mut oldest: BTreeMap<WorkerId, Instant> = BTreeMap::new();
+        for (&(w, _), h) in &self.pending {
+            let e = oldest.entry(w).or_insert(h.at);
+            *e = (*e).min(h.at);
+        }
+        oldest
+            .into_iter()
+            .map(|(w, at)| (w, at.elapsed()))
+            .collect()
+    }
+
     /// Workers handed their first connection since the last call.
     pub fn take_first_handoffs(&mut self) -> Vec<WorkerId> {
         std::mem::take(&mut self.first_handoffs)
@@ -189,15 +230,21 @@ impl Rr {
         workers: &mut BTreeMap<WorkerId, WorkerProc>,
         seq: &mut SeqCounter,
     ) -> bool {
-        let Some((id, conn)) = self.pending.remove(&(worker, ack)) else {
+        let Some(Handed {
+            listener: id,
+            conn,
+            probe,
+            ..
+        }) = self.pending.remove(&(worker, ack))
+        else {
             return false;
         };
         if let Some(w) = workers.get_mut(&worker) {
             w.outstanding = w.outstanding.saturating_sub(1);
             w.newconn_answered = true;
         }
-        if accepted {
-            drop(conn); // the worker has its own reference now
+        if accepted || probe {
+            drop(conn); // the worker has its own reference now (or a probe fails: closed)
         } else if !self.listeners[id].closed {
             // Its server is closing or full: someone else takes it, ahead of newer ones.
             self.listeners[id].backlog.push_front(conn);
@@ -246,7 +293,11 @@ impl Rr {
         // Oldest first, so they keep their order at the front of the queue.
         let mut mine: Vec<(u64, RrId, Arc<OwnedFd>)> = mine
             .into_iter()
-            .filter_map(|k| self.pending.remove(&k).map(|(id, fd)| (k.1, id, fd)))
+            .filter_map(|k| {
+                // A probe was for this worker alone: it is closed with it.
+                let h = self.pending.remove(&k).filter(|h| !h.probe)?;
+                Some((k.1, h.listener, h.conn))
+            })
             .collect();
         mine.sort_by_key(|(s, _, _)| std::cmp::Reverse(*s));
         for (_, id, conn) in mine {
@@ -274,6 +325,56 @@ impl Rr {
                 }
             }
         }
+    }
+
+    /// Hands a health probe's connection to `worker` itself, on the first round-robin listener
+    /// it belongs to (its first port), whatever its turn and however many it holds: the probe
+    /// is about this worker. Refused or left unanswered when the worker goes, it is closed,
+    /// never given to another worker.
+    pub fn hand_probe(
+        &mut self,
+        worker: WorkerId,
+        conn: OwnedFd,
+        workers: &mut BTreeMap<WorkerId, WorkerProc>,
+        seq: &mut SeqCounter,
+    ) -> Result<(), HandError> {
+        let w = workers.get_mut(&worker).ok_or(HandError::NoSuchWorker)?;
+        if !w.takes_connections() {
+            return Err(HandError::NotTaking);
+        }
+        // One probe at a time per worker: a stuck worker holds one descriptor for its probes,
+        // not one per round.
+        if self
+            .pending
+            .iter()
+            .any(|(&(w, _), h)| w == worker && h.probe)
+        {
+            return Err(HandError::Unanswered);
+        }
+        let id = self
+            .listeners
+            .iter()
+            .position(|l| !l.closed && l.members.contains(&worker))
+            .ok_or(HandError::NoListener)?;
+        let s = seq.next_seq();
+        let msg = node::newconn(&self.listeners[id].key, s);
+        let conn = Arc::new(conn);
+        let handle =
+            SendHandle::from_shared(HandleType::NetNative, Arc::clone(&conn)).already_prepared();
+        w.sender
+            .try_send(muster_ipc::Outgoing::internal_with_handle(&msg, handle))
+            .map_err(|_| HandError::Refused)?;
+        w.outstanding += 1;
+        self.pending.insert(
+            (worker, s),
+            Handed {
+                listener: id,
+                conn,
+                at: Instant::now(),
+                probe: true,
+            },
+        );
+        Ok(())
     }
 
     /// Gives `conn` to the next member that takes connections; gives it back if none can.
@@ -310,7 +411,15 @@ impl Rr {
                     self.first_handoffs.push(wid);
                 }
                 l.next = idx + 1;
-                self.pending.insert((wid, s), (id, conn));
+                self.pending.insert(
+                    (wid, s),
+                    Handed {
+                        listener: id,
+                        conn,
+                        at: Instant::now(),
+                        probe: false,
+                    },
+                );
                 return Ok(());
             }
         }

@@ -53,6 +53,9 @@ pub(crate) struct WorkerProc {
     pub keys: HashSet<HandleKey>,
     /// Round-robin connections handed over and not yet answered.
     pub outstanding: usize,
+    /// Its channel stalled: a send was refused for want of room and the queue has not
+    /// drained since (see `control/reading.rs`).
+    pub not_reading: bool,
     /// It was handed a round-robin connection (watched for an answer from then on).
     pub newconn_watched: bool,
     /// It answered a `newconn` at least once: it speaks the round-robin protocol.
@@ -184,6 +187,7 @@ pub(crate) fn spawn(
         exit: None,
         keys: HashSet::new(),
         outstanding: 0,
+        not_reading: false,
         newconn_watched: false,
         newconn_answered: false,
         _notify: notify,

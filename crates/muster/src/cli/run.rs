@@ -53,6 +53,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             spec.name
         );
     }
+    for spec in apps
+        .iter()
+        .filter(|s| s.on_unresponsive.is_some() || s.health_check.is_some())
+    {
+        eprintln!(
+            "muster: warning: {}: on_unresponsive and health_check run in the app's supervisor \
+             (muster start); muster run ignores them",
+            spec.name
+        );
+    }
     // Check every app before starting any: nothing starts half-way from a broken file.
     let mut configs = Vec::with_capacity(apps.len());
     for spec in &apps {

@@ -100,6 +100,29 @@ pub struct AppArgs {
     /// Restart the app on a cron schedule (`"0 4 * * *"`; 6 fields: seconds first).
     #[arg(long, value_name = "CRON")]
     pub cron_restart: Option<String>,
+    /// What to do with a worker found unresponsive (stopped, not reading its channel or
+    /// leaving an rr connection unanswered for 10 s, or failing its health check): `mark` it,
+    /// or `replace` it without downtime.
+    /// Default: liveness is not watched.
+    #[arg(long, value_name = "mark|replace")]
+    pub on_unresponsive: Option<String>,
+    /// Health check: GET this path (2xx or 3xx passes); per worker under rr in cluster mode,
+    /// else per app on the app's port or a full http:// URL.
+    #[arg(long, value_name = "PATH|URL", conflicts_with = "health_cmd")]
+    pub health_http: Option<String>,
+    /// Health check: run this shell command once per worker (MUSTER_WORKER_PID,
+    /// MUSTER_INSTANCE in its environment); exit status 0 passes.
+    #[arg(long, value_name = "CMD")]
+    pub health_cmd: Option<String>,
+    /// Milliseconds between health probes (100 to 86400000; default 10000).
+    #[arg(long, value_name = "MS")]
+    pub health_interval: Option<u64>,
+    /// Milliseconds a health probe may take before it fails (10 to the interval; default 1000).
+    #[arg(long, value_name = "MS")]
+    pub health_timeout: Option<u64>,
+    /// Consecutive failed probes that mark a worker unresponsive (1 to 1000; default 3).
+    #[arg(long, value_name = "N")]
+    pub health_failures: Option<u32>,
     /// Arguments for the script.
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<OsString>,
@@ -328,6 +351,51 @@ fn apply_overrides(spec: &mut AppSpec, args: &AppArgs, from_file: bool) -> anyho
     if let Some(c) = &args.cron_restart {
         crate::triggers::cron::parse(c).map_err(|e| anyhow::anyhow!("--cron-restart: {e}"))?;
         spec.cron_restart = Some(c.clone());
+    }
+    if let Some(on) = &args.on_unresponsive {
+        spec.on_unresponsive = Some(
+            on.parse()
+                .map_err(|e| anyhow::anyhow!("--on-unresponsive: {e}"))?,
+        );
+    }
+    apply_health_flags(spec, args)
+}
+
+/// `--health-*`: a probe flag sets (or replaces) the check's probe; the timing flags change the
+/// check given by a probe flag or by the file, and need one of them. Ranges are checked with
+/// the rest of the spec (`check_limits`), naming the field and its range.
+fn apply_health_flags(spec: &mut AppSpec, args: &AppArgs) -> anyhow::Result<()> {
+    use muster_proto::{HealthCheck, HealthProbe};
+    let probe = match (&args.health_http, &args.health_cmd) {
+        (Some(p), _) => Some(HealthProbe::Http(p.clone())),
+        (None, Some(c)) => Some(HealthProbe::Command(c.clone())),
+        (None, None) => None,
+    };
+    if let Some(probe) = probe {
+        match &mut spec.health_check {
+            Some(check) => check.probe = probe,
+            None => spec.health_check = Some(HealthCheck::new(probe)),
+        }
+    }
+    let timing = [
+        ("--health-interval", args.health_interval.is_some()),
+        ("--health-timeout", args.health_timeout.is_some()),
+        ("--health-failures", args.health_failures.is_some()),
+    ];
+    let Some(check) = &mut spec.health_check else {
+        if let Some((flag, _)) = timing.iter().find(|(_, given)| *given) {
+            anyhow::bail!("{flag} needs a health check: --health-http PATH or --health-cmd CMD");
+        }
+        return Ok(());
+    };
+    if let Some(ms) = args.health_interval {
+        check.interval_ms = ms;
+    }
+    if let Some(ms) = args.health_timeout {
+        check.timeout_ms = ms;
+    }
+    if let Some(n) = args.health_failures {
+        check.failures = n;
     }
     Ok(())
 }

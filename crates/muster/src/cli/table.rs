@@ -140,6 +140,22 @@ pub fn show(a: &AppInfo) -> String {
     if a.spec.spares > 0 {
         field(&mut out, "spares", a.spec.spares.to_string());
     }
+    if let Some(on) = a.spec.on_unresponsive {
+        field(&mut out, "on unresponsive", on.to_string());
+    }
+    if let Some(check) = &a.spec.health_check {
+        let reach = if check.per_worker(a.spec.exec_mode, a.spec.schedule) {
+            "per worker"
+        } else {
+            "per app"
+        };
+        field(&mut out, "health check", format!("{check} ({reach})"));
+        field(
+            &mut out,
+            "last health",
+            a.health.as_ref().map_or("no probe yet".into(), health),
+        );
+    }
     if !a.listen.is_empty() {
         field(&mut out, "listen", a.listen.join(", "));
     }
@@ -167,9 +183,35 @@ pub fn show(a: &AppInfo) -> String {
                 w.cpu_percent,
                 memory(w.memory_bytes)
             );
+            if let Some(why) = &w.unresponsive_reason {
+                let _ = writeln!(out, "          unresponsive: {why}");
+            }
         }
     }
     out
+}
+
+/// `ok (HTTP 200) at 12:03:04`, `FAILED (exit code 1), worker 3, 2 in a row, at 12:03:04`.
+fn health(h: &muster_proto::HealthReport) -> String {
+    let at = chrono::DateTime::from_timestamp_millis(h.at_unix_ms as i64)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|| "?".into());
+    let worker = h
+        .worker
+        .map(|w| format!(", worker {w}"))
+        .unwrap_or_default();
+    if h.ok {
+        format!("ok ({}){worker} at {at}", h.detail)
+    } else {
+        format!(
+            "FAILED ({}){worker}, {} in a row, at {at}",
+            h.detail, h.failures
+        )
+    }
 }
 
 /// `FAILING since 2026-12-04 12:03:04: writing …: No space left on device; 12 line(s)
@@ -241,6 +283,7 @@ mod vocabulary {
             err_log: "/h/logs/a-err.log".into(),
             log_health: Default::default(),
             spawn_error: None,
+            health: None,
             spec: AppSpec::new("a", "/srv/a.js"),
         }
     }
@@ -283,6 +326,7 @@ mod vocabulary {
                 restarts: 0,
                 cpu_percent: 0.0,
                 memory_bytes: 1 << 20,
+                unresponsive_reason: None,
             })
             .collect();
         let shown = show(&a);

@@ -21,7 +21,7 @@ pub(crate) trait Dialect {
 pub(crate) struct Toml;
 
 /// Every key of a muster.toml `[[app]]` table (besides `env_<profile>`).
-pub(crate) const TOML_KEYS: [(&str, Field); 39] = [
+pub(crate) const TOML_KEYS: [(&str, Field); 41] = [
     ("name", Field::Name),
     ("script", Field::Script),
     ("args", Field::Args),
@@ -64,6 +64,8 @@ pub(crate) const TOML_KEYS: [(&str, Field); 39] = [
     ("ignore_watch", Field::IgnoreWatch),
     ("watch_delay_ms", Field::WatchDelay),
     ("cron_restart", Field::CronRestart),
+    ("on_unresponsive", Field::OnUnresponsive),
+    ("health_check", Field::HealthCheck),
 ];
 
 impl Dialect for Toml {
@@ -93,8 +95,9 @@ impl Dialect for Toml {
 pub(crate) struct Pm2;
 
 /// pm2 keys muster supports, with pm2's aliases, and muster's own additions (`listen`,
-/// `schedule`, `restart_window`, `log_max_size`, `log_keep`, `stop_signal`).
-const PM2_KEYS: [(&str, Field); 51] = [
+/// `schedule`, `restart_window`, `log_max_size`, `log_keep`, `stop_signal`, `on_unresponsive`,
+/// `health_check`).
+const PM2_KEYS: [(&str, Field); 53] = [
     ("name", Field::Name),
     ("script", Field::Script),
     ("exec", Field::Script),
@@ -146,6 +149,8 @@ const PM2_KEYS: [(&str, Field); 51] = [
     ("watch_delay", Field::WatchDelay),
     ("cron_restart", Field::CronRestart),
     ("cron", Field::CronRestart),
+    ("on_unresponsive", Field::OnUnresponsive),
+    ("health_check", Field::HealthCheck),
 ];
 
 /// pm2 fields (from pm2's `lib/API/schema.json`, with aliases) that muster does not implement.

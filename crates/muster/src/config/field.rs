@@ -41,6 +41,8 @@ pub(crate) enum Field {
     IgnoreWatch,
     WatchDelay,
     CronRestart,
+    OnUnresponsive,
+    HealthCheck,
 }
 
 /// What a key in an app table means.

@@ -40,6 +40,9 @@
 //! log_max_size = "10M"               # optional; rotate logs at this size
 //! log_keep = 5                       # rotated files to keep
 //! stop_signal = "SIGTERM"            # default SIGTERM
+//! on_unresponsive = "replace"        # optional; "mark" or "replace" a stopped/stuck worker
+//! health_check = { http = "/healthz", interval_ms = 10000, timeout_ms = 1000, failures = 3 }
+//!                                    # optional; or { command = "..." }, run per worker
 //!
 //! [app.env]                          # environment for every run
 //! NODE_ENV = "development"
@@ -57,13 +60,14 @@
 //! pm2 fields muster does not implement, and unknown fields, are ignored with a warning.
 //! pm2's defaults apply: SIGINT to stop, and cluster mode for node apps that set `instances`.
 //! muster's own fields (`listen`, `schedule`, `restart_window`, `log_max_size`, `log_keep`,
-//! `stop_signal`) are accepted too.
+//! `stop_signal`, `on_unresponsive`, `health_check`) are accepted too.
 
 mod dialect;
 mod document;
 mod error;
 mod field;
 mod format;
+mod health;
 mod node;
 mod pm2;
 mod position;

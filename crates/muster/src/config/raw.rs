@@ -9,12 +9,13 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::path::PathBuf;
 
-use muster_proto::{AppSpec, ExecMode, Instances, Schedule};
+use muster_proto::{AppSpec, ExecMode, Instances, OnUnresponsive, Schedule};
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use super::dialect::{Dialect, asks_for_nothing};
 use super::field::{Field, Key};
+use super::health::HealthSeed;
 use super::values::{
     AppName, Bytes, Count, EnvTable, ListenList, Millis, NonEmpty, Signal, WholeMillis, Word,
     Words, next_opt,
@@ -241,5 +242,18 @@ fn read_field<'de, D: Dialect, A: MapAccess<'de>>(
         Field::IgnoreWatch => set!(Patterns, spec.ignore_watch, |v: Patterns| v.0),
         Field::WatchDelay => set_duration!(spec.watch_delay_ms, Some),
         Field::CronRestart => set!(CronExpr, spec.cron_restart, |v: CronExpr| v.0),
+        Field::OnUnresponsive => set!(Word<OnUnresponsive>, spec.on_unresponsive, |v: Word<
+            OnUnresponsive,
+        >| Some(
+            v.0
+        )),
+        Field::HealthCheck => {
+            let check = map.next_value_seed(HealthSeed {
+                pm2: D::UNIT_STRINGS,
+            })?;
+            let given = check.is_some();
+            spec.health_check = check;
+            Ok(given)
+        }
     }
 }

@@ -7,13 +7,19 @@
 //! app again.
 //!
 //! Jobs: `answer` serves one connection's requests, `link` pushes state, heartbeats and events
-//! to the daemon, `state` builds what is pushed, `heartbeat` is the beat's clock. Idle, the
-//! only wake-up is the heartbeat (plus the memory check, only when `max_memory_restart` is
-//! set); a failing log write wakes it through `logs::health_signal`.
+//! to the daemon, `state` builds what is pushed, `heartbeat` is the beat's clock, `liveness`
+//! finds unresponsive workers (with `health` and its probes, `probe_http` and `probe_cmd`).
+//! Idle, the only wake-up is the heartbeat (plus the memory check, only when
+//! `max_memory_restart` is set, and the liveness watch, only with `on_unresponsive` or
+//! `health_check`); a failing log write wakes it through `logs::health_signal`.
 
 mod answer;
+mod health;
 mod heartbeat;
 mod link;
+mod liveness;
+mod probe_cmd;
+mod probe_http;
 mod state;
 
 use crate::app;
@@ -50,8 +56,16 @@ struct Tracker {
     cpu: CpuSampler,
     /// The last heartbeat's samples, by worker id: (cpu percent, resident bytes).
     samples: HashMap<u64, (f64, u64)>,
-    /// Workers whose process was stopped (`/proc` state `T`) at the last heartbeat.
+    /// Workers whose process was stopped (`/proc` state `T`) at the last heartbeat (or the
+    /// liveness watch's last look).
     stopped: HashSet<u64>,
+    /// Workers the liveness watch found unresponsive, with why (`liveness.rs`).
+    marks: HashMap<u64, String>,
+    /// The last health probe, with a health check.
+    health: Option<muster_proto::HealthReport>,
+    /// The first TCP address a worker listens on: where an http health check given as a path
+    /// goes.
+    probe_addr: Option<std::net::SocketAddr>,
     /// The last spawn failure and its slot, until a worker of that slot is ready (`show`, and
     /// `start` reports it).
     spawn_error: Option<(usize, String)>,
@@ -205,6 +219,9 @@ async fn run_app(
             cpu: CpuSampler::default(),
             samples: HashMap::new(),
             stopped: HashSet::new(),
+            marks: HashMap::new(),
+            health: None,
+            probe_addr: None,
             spawn_error: None,
         })),
         events: events.clone(),
@@ -225,7 +242,12 @@ async fn run_app(
     let mut memory_check = tokio::time::interval(Duration::from_secs(1));
     let mut log_failing = false;
     let mut log_check: Option<tokio::time::Instant> = None;
+    if liveness::wanted(&ctx) {
+        tokio::spawn(liveness::watch(ctx.clone()));
+    }
     loop {
+        let stopped_recheck =
+            state::any_stopped(&ctx).then(|| tokio::time::Instant::now() + state::STOPPED_RECHECK);
         tokio::select! {
             ev = primary.next_event() => {
                 let Some(ev) = ev else { break };
@@ -276,6 +298,11 @@ async fn run_app(
             {
                 log_check = None;
                 report_log_health(&ctx, &mut log_failing);
+            }
+            _ = tokio::time::sleep_until(stopped_recheck.unwrap_or_else(tokio::time::Instant::now)),
+                if stopped_recheck.is_some() =>
+            {
+                state::recheck_stopped(&ctx).await;
             }
             _ = memory_check.tick(), if ctx.spec().max_memory_restart.is_some() => {
                 recycle_fat_workers(&ctx).await;
@@ -346,6 +373,10 @@ fn track(ctx: &Ctx, ev: &Event) {
         Event::Exit { worker, .. } => {
             t.worker_started.remove(worker);
             t.samples.remove(&worker.0);
+            t.marks.remove(&worker.0);
+        }
+        Event::Listening { address, .. } if t.probe_addr.is_none() => {
+            t.probe_addr = health::listening_addr(address);
         }
         Event::Policy(PolicyEvent::SpawnFailed { slot, error, .. }) => {
             t.spawn_error = Some((*slot, error.clone()));

@@ -16,15 +16,23 @@ pub(super) async fn app_info(ctx: &Ctx) -> Option<AppInfo> {
     let mut workers = Vec::with_capacity(status.workers.len());
     for w in &status.workers {
         let (cpu, mem) = t.samples.get(&w.id.0).copied().unwrap_or((0.0, 0));
+        let unresponsive_reason = t.marks.get(&w.id.0).cloned().or_else(|| {
+            t.stopped
+                .contains(&w.id.0)
+                .then(|| "its process is stopped (SIGSTOP: /proc state T)".to_owned())
+        });
         workers.push(WorkerInfo {
             id: w.id.0,
             slot: w.slot,
             pid: w.pid,
-            state: if t.stopped.contains(&w.id.0) {
+            state: if unresponsive_reason.is_some() {
                 WorkerStatus::Unresponsive
+            } else if status.not_reading.contains(&w.id) {
+                WorkerStatus::NotReading
             } else {
                 worker_state(w.state)
             },
+            unresponsive_reason,
             uptime_ms: t
                 .worker_started
                 .get(&w.id)
@@ -41,9 +49,12 @@ pub(super) async fn app_info(ctx: &Ctx) -> Option<AppInfo> {
         .filter(|w| !matches!(w.state, WorkerStatus::Draining | WorkerStatus::Spare))
         .collect();
     let all_ready = !serving.is_empty()
-        && serving
-            .iter()
-            .all(|w| matches!(w.state, WorkerStatus::Ready | WorkerStatus::Unresponsive));
+        && serving.iter().all(|w| {
+            matches!(
+                w.state,
+                WorkerStatus::Ready | WorkerStatus::Unresponsive | WorkerStatus::NotReading
+            )
+        });
     let status_name = match status.state {
         AppState::Running if all_ready => AppStatus::Online,
         AppState::Running => AppStatus::Launching,
@@ -72,6 +83,7 @@ pub(super) async fn app_info(ctx: &Ctx) -> Option<AppInfo> {
         spec: (*spec).clone(),
         log_health: ctx.sink.health(),
         spawn_error: t.spawn_error.as_ref().map(|(_, e)| e.clone()),
+        health: t.health.clone(),
     })
 }
 
@@ -99,6 +111,39 @@ pub(super) async fn sample(ctx: &Ctx) {
     if stopped != t.stopped {
         // A worker stopped or continued: `list` shows it, so push the state.
         t.stopped = stopped;
+        drop(t);
+        ctx.changed.send_modify(|n| *n += 1);
+    }
+}
+
+/// How often workers shown stopped are looked at again, while there are any: a `SIGCONT`
+/// shows at once rather than at the next heartbeat, and an app with no stopped worker has no
+/// such timer.
+pub(super) const STOPPED_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Whether a worker is shown stopped (so [`recheck_stopped`] is due).
+pub(super) fn any_stopped(ctx: &Ctx) -> bool {
+    !ctx.tracker.lock().expect("tracker lock").stopped.is_empty()
+}
+
+/// Looks again at the workers shown stopped (one `/proc/<pid>/stat` read each) and pushes
+/// the state when one was continued.
+pub(super) async fn recheck_stopped(ctx: &Ctx) {
+    let Some(status) = ctx.primary.status().await else {
+        return;
+    };
+    let mut t = ctx.tracker.lock().expect("tracker lock");
+    let before = t.stopped.len();
+    t.stopped.retain(|id| {
+        status
+            .workers
+            .iter()
+            .find(|w| w.id.0 == *id)
+            .and_then(|w| w.pid)
+            .and_then(muster_cluster::procstat::Stat::read)
+            .is_some_and(|s| s.state == 'T')
+    });
+    if t.stopped.len() != before {
         drop(t);
         ctx.changed.send_modify(|n| *n += 1);
     }

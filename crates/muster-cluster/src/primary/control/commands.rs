@@ -1,4 +1,5 @@
-//! Commands from the primary's handle: reload, stop, scale, send, signal, replace, status.
+//! Commands from the primary's handle: reload, stop, scale, send, signal, replace, status,
+//! and a health probe's connection handed to one worker.
 
 use super::Control;
 use crate::policy::{Input, WorkerId};
@@ -35,6 +36,12 @@ impl Control {
                     self.feed(Input::Suicide { id });
                 }
             }
+            Command::HandProbe { worker, conn, done } => {
+                let r = self
+                    .rr
+                    .hand_probe(worker, conn, &mut self.workers, &mut self.seq);
+                let _ = done.send(r);
+            }
             Command::Status(reply) => {
                 // A caller that asks regularly (the supervisor's heartbeat) carries the
                 // reaping safety net: once it is half-way due, the status does its reap, and
@@ -46,6 +53,13 @@ impl Control {
                     state: self.policy.state(),
                     workers: self.policy.workers(),
                     restarts: u64::from(self.policy.restarts()),
+                    not_reading: self
+                        .workers
+                        .values()
+                        .filter(|w| w.not_reading)
+                        .map(|w| w.id)
+                        .collect(),
+                    unanswered: self.rr.unanswered(),
                 });
             }
         }
@@ -83,6 +97,7 @@ impl Control {
             None => self.workers.values().collect(),
         };
         let mut sent = 0;
+        let mut refused = None;
         for w in targets.into_iter().filter(|w| !w.disconnected) {
             match w.sender.try_send(message) {
                 Ok(()) => sent += 1,
@@ -92,11 +107,17 @@ impl Control {
                         source,
                     });
                 }
-                Err(_) => {}
+                // Said when no worker took it: why (a full queue: it is not reading).
+                Err(source) => {
+                    refused = Some(SendError::Channel {
+                        worker: w.id,
+                        source,
+                    })
+                }
             }
         }
         if sent == 0 {
-            return Err(SendError::NoWorker);
+            return Err(refused.unwrap_or(SendError::NoWorker));
         }
         Ok(sent)
     }

@@ -77,6 +77,12 @@ impl Control {
             let msg = node::disconnect(self.seq.next_seq());
             let _ = w.sender.try_send(muster_ipc::Outgoing::internal(&msg));
         }
+        // A stopped worker (SIGSTOP, `/proc` state `T`: the liveness check replaces such
+        // workers) would act on none of this until SIGKILL at the kill timeout: it is
+        // continued, with what it is told to do already queued, so that it can drain.
+        if crate::procstat::Stat::read(w.pid).is_some_and(|s| s.state == 'T') {
+            signal_group(w.pid, rustix::process::Signal::CONT.as_raw());
+        }
         if (w.disconnected && !w.leaving_on_its_own) || self.config.stop_grace.is_zero() {
             self.request_stop(id);
         } else {

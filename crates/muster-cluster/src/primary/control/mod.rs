@@ -11,6 +11,7 @@ mod commands;
 mod lifecycle;
 mod listeners;
 mod node_protocol;
+mod reading;
 mod spares;
 mod timers;
 
@@ -135,6 +136,7 @@ impl Control {
             let next_timer = self.timers.next_deadline();
             let orphan_kill = reap::next_orphan_deadline().map(Instant::from_std);
             let take_conns = self.rr.backlog_len() < BACKLOG_CAP;
+            let reading_check = self.next_reading_check();
             tokio::select! {
                 Some(fw) = self.from_workers.recv() => self.on_from_worker(fw),
                 _ = self.sigchld.recv() => self.on_sigchld(),
@@ -159,7 +161,9 @@ impl Control {
                 _ = sleep_until(next_timer), if next_timer.is_some() => self.fire_timers(),
                 _ = sleep_until(orphan_kill), if orphan_kill.is_some() => self.on_sigchld(),
                 _ = sleep_until(safety_net) => self.on_sigchld(),
+                _ = sleep_until(reading_check), if reading_check.is_some() => {}
             }
+            self.check_reading();
         }
         self.kill_all();
         if self.config.subreaper {

@@ -75,6 +75,7 @@ impl Daemon {
                     spec: shown,
                     log_health: Default::default(),
                     spawn_error: None,
+                    health: None,
                 }
             })
             .collect())
