@@ -38,7 +38,11 @@ impl View {
         self.heard_at = now;
         match msg {
             SupervisorResponse::Status { app } => {
-                self.app = Some((**app).clone());
+                let mut app = (**app).clone();
+                // `list` shows the registry's spec (current after a `scale`), never this copy:
+                // an empty one keeps `list` from copying 100 environments per call.
+                app.spec = Default::default();
+                self.app = Some(app);
                 self.state_at = now;
             }
             SupervisorResponse::Heartbeat { uptime_ms, workers } => {

@@ -18,12 +18,12 @@ impl Daemon {
     /// registry's for an app without a running supervisor.
     pub(in crate::daemon) async fn infos(&self, names: &[String]) -> anyhow::Result<Vec<AppInfo>> {
         let entries: Vec<_> = {
-            let reg = self.registry.lock().await;
+            let mut reg = self.registry.lock().await;
             names
                 .iter()
                 .map(|n| {
-                    reg.get(n)
-                        .map(|e| (e.id, e.spec.clone(), e.wanted))
+                    reg.get_mut(n)
+                        .map(|e| (e.id, shown_spec(&mut e.spec), e.wanted))
                         .with_context(|| format!("no app named {n}"))
                 })
                 .collect::<anyhow::Result<_>>()?
@@ -42,13 +42,11 @@ impl Daemon {
         Ok(entries
             .into_iter()
             .map(|(id, spec, wanted)| {
-                let mut shown = spec.clone();
-                shown.inherited_env.clear(); // never printed: it may hold secrets
                 if let Some(mut app) = views.get(&spec.name).and_then(|v| v.app_now(now)) {
                     app.id = id;
                     // The registry's spec is current (a `scale` changes it after the
                     // supervisor began).
-                    app.spec = shown;
+                    app.spec = spec;
                     return app;
                 }
                 let logs = crate::logs::LogConfig::for_app(&spec, &self.home);
@@ -72,7 +70,7 @@ impl Daemon {
                     listen: spec.listen.clone(),
                     out_log: logs.out_path.display().to_string(),
                     err_log: logs.err_path.display().to_string(),
-                    spec: shown,
+                    spec,
                     log_health: Default::default(),
                     spawn_error: None,
                     health: None,
@@ -80,4 +78,13 @@ impl Daemon {
             })
             .collect())
     }
+}
+
+/// A copy of `spec` without its `inherited_env`: never printed (it may hold secrets), and most
+/// of a spec's size (the caller's whole environment), so it is not copied only to be dropped.
+fn shown_spec(spec: &mut muster_proto::AppSpec) -> muster_proto::AppSpec {
+    let env = std::mem::take(&mut spec.inherited_env);
+    let shown = spec.clone();
+    spec.inherited_env = env;
+    shown
 }
