@@ -190,6 +190,23 @@ pub enum Request {
     },
 }
 
+/// `Response::Apps` read straight into its apps: serde reads an internally tagged enum by
+/// first buffering the whole line as untyped content, which for `list` at 100 apps (100 KB)
+/// costs more than the daemon's answer. A client tries this first and falls back to
+/// [`Response`] for any other answer; the wire format is the same.
+#[derive(Debug, Deserialize)]
+pub struct AppsAnswer {
+    #[serde(rename = "type")]
+    _kind: AppsTag,
+    pub apps: Vec<AppInfo>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum AppsTag {
+    Apps,
+}
+
 /// Daemon → CLI.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -385,6 +402,33 @@ mod tests {
     fn unknown_request_is_an_error() {
         let e = serde_json::from_str::<Request>(r#"{"type":"explode"}"#).unwrap_err();
         assert!(e.to_string().contains("explode"), "{e}");
+    }
+
+    #[test]
+    fn an_apps_answer_reads_as_the_response_does_and_nothing_else_does() {
+        let line = json!({"type": "apps", "apps": [{
+            "id": 0, "name": "s1", "mode": "fork", "status": "online", "supervisor_pid": 5,
+            "workers": [{"id": 1, "slot": 0, "pid": 6, "state": "ready", "uptime_ms": 10,
+                         "restarts": 0, "cpu_percent": 0.0, "memory_bytes": 1}],
+            "uptime_ms": 10, "restarts": 0, "cpu_percent": 0.0, "memory_bytes": 1,
+            "listen": [], "out_log": "/o", "err_log": "/e", "spec": {"name": "s1"}
+        }]})
+        .to_string();
+        let fast: AppsAnswer = serde_json::from_str(&line).unwrap();
+        let Response::Apps { apps } = serde_json::from_str(&line).unwrap() else {
+            panic!("not apps")
+        };
+        assert_eq!(fast.apps, apps);
+        assert_eq!(fast.apps[0].workers[0].pid, Some(6));
+        for other in [
+            r#"{"type":"done","message":"ok","apps":[]}"#,
+            r#"{"type":"error","message":"no"}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<AppsAnswer>(other).is_err(),
+                "{other}"
+            );
+        }
     }
 
     #[test]

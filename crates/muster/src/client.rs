@@ -53,10 +53,16 @@ impl Client {
             .send(req)
             .await
             .map_err(|e| anyhow::anyhow!("sending the request to the daemon: {e:#}"))?;
-        self.conn
-            .recv()
+        let line = self
+            .conn
+            .recv_line()
             .await?
-            .context("the daemon closed the connection without answering")
+            .context("the daemon closed the connection without answering")?;
+        // `list` and `show` answers (the big ones) without serde's detour for tagged enums.
+        if let Ok(answer) = serde_json::from_slice::<muster_proto::AppsAnswer>(line) {
+            return Ok(Response::Apps { apps: answer.apps });
+        }
+        crate::wire::parse(line)
     }
 }
 

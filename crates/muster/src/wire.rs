@@ -128,6 +128,14 @@ impl Conn {
 
     /// The next message; `Ok(None)` at EOF. Errors are [`WireError`]s (or I/O errors).
     pub async fn recv<T: DeserializeOwned>(&mut self) -> anyhow::Result<Option<T>> {
+        match self.recv_line().await? {
+            Some(text) => parse(text).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The next line, without its LF; `Ok(None)` at EOF. Bounded as [`Conn::recv`].
+    pub async fn recv_line(&mut self) -> anyhow::Result<Option<&[u8]>> {
         self.line.clear();
         if self.line.capacity() > 64 << 10 {
             // A big message came before: an idle connection keeps no big buffer.
@@ -159,14 +167,20 @@ impl Conn {
                 break;
             }
         }
-        let text = self.line.strip_suffix(b"\n").unwrap_or(&self.line);
-        let msg = serde_json::from_slice(text).map_err(|source| WireError::Malformed {
+        Ok(Some(self.line.strip_suffix(b"\n").unwrap_or(&self.line)))
+    }
+}
+
+/// One line as a message; a [`WireError::Malformed`] names its length and first bytes.
+pub fn parse<T: DeserializeOwned>(text: &[u8]) -> anyhow::Result<T> {
+    serde_json::from_slice(text).map_err(|source| {
+        WireError::Malformed {
             len: text.len(),
             excerpt: excerpt(text),
             source,
-        })?;
-        Ok(Some(msg))
-    }
+        }
+        .into()
+    })
 }
 
 /// The first bytes of a bad line, for logs and error messages (never the whole line).
