@@ -20,9 +20,9 @@ pub use listen::{ListenAddr, NamedListen};
 pub use liveness::{HealthCheck, HealthProbe, HealthReport, OnUnresponsive};
 pub use log_health::LogHealth;
 pub use protocol::{
-    AppInfo, ApplyAction, AppsAnswer, HEARTBEAT_MS, MAX_REQUEST_BYTES, PROTOCOL_VERSION, Request,
-    Response, SupervisorRequest, SupervisorResponse, Target, UNRESPONSIVE_AFTER_MS, WorkerInfo,
-    WorkerSample,
+    AppInfo, ApplyAction, AppsAnswer, HEARTBEAT_MS, MAX_REQUEST_BYTES, PROTOCOL_VERSION,
+    RawAppsAnswer, Request, Response, SupervisorRequest, SupervisorResponse, Target,
+    UNRESPONSIVE_AFTER_MS, WorkerInfo, WorkerSample,
 };
 pub use signal::{parse_signal, signal_name, signal_number};
 pub use status::{AppStatus, LOG_ERROR_MARKER, WorkerStatus};

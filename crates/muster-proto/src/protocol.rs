@@ -201,6 +201,16 @@ pub struct AppsAnswer {
     pub apps: Vec<AppInfo>,
 }
 
+/// The same answer with its apps left as the daemon wrote them: `list --json` prints them as
+/// they came, without parsing 100 apps only to write them out again.
+#[derive(Debug, Deserialize)]
+pub struct RawAppsAnswer<'a> {
+    #[serde(rename = "type")]
+    _kind: AppsTag,
+    #[serde(borrow)]
+    pub apps: &'a serde_json::value::RawValue,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum AppsTag {
@@ -420,6 +430,9 @@ mod tests {
         };
         assert_eq!(fast.apps, apps);
         assert_eq!(fast.apps[0].workers[0].pid, Some(6));
+        let raw: RawAppsAnswer = serde_json::from_str(&line).unwrap();
+        let again: Vec<AppInfo> = serde_json::from_str(raw.apps.get()).unwrap();
+        assert_eq!(again, apps);
         for other in [
             r#"{"type":"done","message":"ok","apps":[]}"#,
             r#"{"type":"error","message":"no"}"#,

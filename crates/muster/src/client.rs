@@ -40,6 +40,16 @@ impl Client {
     }
 
     pub async fn request(&mut self, req: &Request) -> anyhow::Result<Response> {
+        let line = self.request_line(req).await?;
+        // `list` and `show` answers (the big ones) without serde's detour for tagged enums.
+        if let Ok(answer) = serde_json::from_slice::<muster_proto::AppsAnswer>(line) {
+            return Ok(Response::Apps { apps: answer.apps });
+        }
+        crate::wire::parse(line)
+    }
+
+    /// Sends `req` and returns the answer's line as the daemon wrote it (without its LF).
+    pub async fn request_line(&mut self, req: &Request) -> anyhow::Result<&[u8]> {
         let len = serde_json::to_vec(req)?.len();
         if len > MAX_REQUEST_BYTES {
             anyhow::bail!(
@@ -53,16 +63,10 @@ impl Client {
             .send(req)
             .await
             .map_err(|e| anyhow::anyhow!("sending the request to the daemon: {e:#}"))?;
-        let line = self
-            .conn
+        self.conn
             .recv_line()
             .await?
-            .context("the daemon closed the connection without answering")?;
-        // `list` and `show` answers (the big ones) without serde's detour for tagged enums.
-        if let Ok(answer) = serde_json::from_slice::<muster_proto::AppsAnswer>(line) {
-            return Ok(Response::Apps { apps: answer.apps });
-        }
-        crate::wire::parse(line)
+            .context("the daemon closed the connection without answering")
     }
 }
 

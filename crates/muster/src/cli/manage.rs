@@ -205,6 +205,17 @@ async fn ask(home: Home, cmd: Manage, out: Output) -> anyhow::Result<i32> {
         }
         Err(e) => return Err(e),
     };
+    if out.json && matches!(req, Request::List | Request::Show { .. }) {
+        let line = client.request_line(&req).await?;
+        if let Ok(answer) = serde_json::from_slice::<muster_proto::RawAppsAnswer>(line) {
+            // The apps as the daemon wrote them: the same bytes `AppsJson` would write.
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "{{\"schema\":1,\"apps\":{}}}", answer.apps.get())?;
+            return Ok(0);
+        }
+        let resp = crate::wire::parse(line)?;
+        return print_response(&resp, out, is_show);
+    }
     let resp = client.request(&req).await?;
     print_response(&resp, out, is_show)
 }
