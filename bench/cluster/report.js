@@ -220,8 +220,8 @@ if (served.length) {
     'node-rr-1': 'Node cluster SCHED_RR',
   };
   console.log([pad('system', 22), lpad('median', 7), lpad('min', 7), lpad('max', 7),
-    lpad('primary', 8), lpad('failed in flight', 17), lpad('failed after', 13), lpad('served', 7),
-    '  all'].join(' '));
+    lpad('seen', 7), lpad('primary', 8), lpad('failed in flight', 17), lpad('failed after', 13),
+    lpad('served', 7), '  all'].join(' '));
   const med = {};
   const byIter = {};
   for (const s of Object.keys(names)) {
@@ -232,7 +232,8 @@ if (served.length) {
     byIter[s] = Object.fromEntries(rs.map((r) => [r.iter, r.ms]));
     const sum = (k) => rs.reduce((a, r) => a + r[k], 0);
     console.log([pad(names[s], 22), lpad(fmt(med[s], 1), 7), lpad(fmt(Math.min(...v), 1), 7),
-      lpad(fmt(Math.max(...v), 1), 7), lpad(fmt(median(rs.map((r) => r.back_ms)), 1), 8),
+      lpad(fmt(Math.max(...v), 1), 7), lpad(fmt(median(rs.map((r) => r.seen_ms)), 1), 7),
+      lpad(fmt(median(rs.map((r) => r.back_ms)), 1), 8),
       lpad(sum('failed_inflight'), 17),
       lpad(sum('failed_after'), 13), lpad(sum('ok'), 7),
       '  ' + v.map((x) => fmt(x, 1)).join(' ')].join(' '));
@@ -266,6 +267,10 @@ if (served.length) {
   console.log('after 300 ms the worker that answers is SIGKILLed; the figure runs from right after the');
   console.log('kill to the end of the first 200 answered by another pid. "failed in flight": failed');
   console.log('requests sent before the kill (inside the killed worker); "failed after": sent after it.');
+  console.log('"seen" (median): from the kill to the primary\'s line saying the worker died: muster\'s');
+  console.log('disconnect event (the channel closed, the earliest a parent can know: the kernel closes a');
+  console.log('killed process\'s descriptors once its memory is torn down), Node\'s exit. With a spare,');
+  console.log('"primary" - "seen" is what the promotion itself costs.');
   console.log('"primary" (median): from the kill to the primary\'s line putting a worker back in service,');
   console.log('stamped on arrival: muster\'s promote (spare) or ready (replacement), Node\'s listening; the');
   console.log('rest of "median" is the worker answering its first connection (a cold Node process).');

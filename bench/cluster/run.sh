@@ -452,7 +452,7 @@ done
 SSYS=()
 [ "$SERVED" -gt 0 ] && SSYS=(muster-rr-1 muster-rr-1-spare node-rr-1)
 declare -A SPID_ SLOG_ SPORT_
-printf 'system\titer\tms\tvictim\tnew_pid\tfailed_inflight\tfailed_after\tok\tkill_at\tback_ms\n' >"$WORK/served.tsv"
+printf 'system\titer\tms\tvictim\tnew_pid\tfailed_inflight\tfailed_after\tok\tkill_at\tback_ms\tseen_ms\n' >"$WORK/served.tsv"
 [ ${#SSYS[@]} -gt 0 ] && echo "== kill -9 under load -> served again (-i 1, rr): $SERVED per system; load: $(uptime)" >&2
 for s in "${SSYS[@]}"; do
   next_port
@@ -493,6 +493,15 @@ for ((it = 1; it <= (${#SSYS[@]} ? SERVED : 0); it++)); do
       node-rr-1) back_re=' listening ' ;;
     esac
     nback=$(grep -c "$back_re" "${SLOG_[$s]}" || true)
+    # The primary's line saying the worker died: muster's disconnect (its channel closed, the
+    # earliest a parent can know: the kernel closes a killed process's descriptors after
+    # tearing down its memory), Node's exit (its cluster primary emits no disconnect for a
+    # killed worker).
+    case $s in
+      node-rr-1) seen_re=' exit ' ;;
+      *) seen_re='"event":"disconnect"' ;;
+    esac
+    nseen=$(grep -cE "$seen_re" "${SLOG_[$s]}" || true)
     line=$(timeout -k 2 30 node "$HERE/node/served-again.js" "${SPORT_[$s]}" 4 300) ||
       { echo "run.sh: $s: not served again within 10 s ($line)" >&2; cat "${SLOG_[$s]}" >&2; exit 1; }
     kill_at=$(cut -f7 <<<"$line")
@@ -505,8 +514,17 @@ for ((it = 1; it <= (${#SSYS[@]} ? SERVED : 0); it++)); do
       fi
       sleep 0.01
     done
-    printf '%s\t%d\t%s\t%s\n' "$s" "$it" "$line" "$back_ms" >>"$WORK/served.tsv"
-    echo "   $s kill $it: served again after $(cut -f1 <<<"$line") ms, back in service (primary) after $back_ms ms" >&2
+    seen_ms=-
+    for ((i = 0; i < 1000; i++)); do # up to 10 s for the line to arrive
+      t_seen=$({ grep -E "$seen_re" "${SLOG_[$s]}" || true; } | sed -n "$((nseen + 1))p" | cut -d' ' -f1)
+      if [ -n "$t_seen" ]; then
+        seen_ms=$(awk -v a="$kill_at" -v b="$t_seen" 'BEGIN { printf "%.2f", (b - a) * 1000 }')
+        break
+      fi
+      sleep 0.01
+    done
+    printf '%s\t%d\t%s\t%s\t%s\n' "$s" "$it" "$line" "$back_ms" "$seen_ms" >>"$WORK/served.tsv"
+    echo "   $s kill $it: served again after $(cut -f1 <<<"$line") ms, death seen (channel closed) after $seen_ms ms, back in service (primary) after $back_ms ms" >&2
   done
   sleep 1.2
 done

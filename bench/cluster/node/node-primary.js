@@ -6,6 +6,8 @@
 //
 // Prints one line per event on stdout, with a wall-clock timestamp in ms (fractional):
 //   listening <ms> <worker pid> <address>:<port>
+//   disconnect <ms> <worker pid>     (its IPC channel closed; Node emits none for a worker
+//                                     that was killed: its exit comes instead)
 //   exit <ms> <worker pid> <code> <signal>
 const cluster = require('node:cluster');
 const path = require('node:path');
@@ -26,6 +28,9 @@ let stopping = false;
 
 cluster.on('listening', (w, a) => {
   console.log(`listening ${now()} ${w.process.pid} ${a.address}:${a.port}`);
+});
+cluster.on('disconnect', (w) => {
+  console.log(`disconnect ${now()} ${w.process.pid}`);
 });
 cluster.on('exit', (w, code, signal) => {
   console.log(`exit ${now()} ${w.process.pid} ${code} ${signal}`);
