@@ -51,6 +51,17 @@ impl Stat {
         };
         state.next().is_none().then_some(stat)
     }
+
+    /// Stopped (`SIGSTOP`, `SIGTSTP`: state `T`) or stopped by a tracer (`t`): it runs none
+    /// of its code until continued.
+    pub fn is_stopped(&self) -> bool {
+        matches!(self.state, 'T' | 't')
+    }
+}
+
+/// Whether process `pid` is stopped ([`Stat::is_stopped`]); false when it is gone.
+pub fn is_stopped(pid: u32) -> bool {
+    Stat::read(pid).is_some_and(|s| s.is_stopped())
 }
 
 /// Clock ticks per second of `/proc` times (`sysconf(_SC_CLK_TCK)`).

@@ -99,6 +99,20 @@ fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
+/// The environment `spec` gives its workers (and its health-check commands): the app's own
+/// `env` over what it inherited from the shell that started it, `MUSTER_APP_NAME`, and none
+/// of the variables systemd addresses to muster itself.
+pub fn app_env(spec: &AppSpec) -> Vec<(String, String)> {
+    spec.inherited_env
+        .iter()
+        .filter(|(k, _)| !spec.env.contains_key(*k))
+        .chain(&spec.env)
+        .filter(|(k, _)| !crate::systemd::PRIVATE_VARS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .chain([("MUSTER_APP_NAME".to_owned(), spec.name.clone())])
+        .collect()
+}
+
 /// The primary's configuration for `spec` (stdio is left to the caller).
 pub fn primary_config(spec: &AppSpec) -> anyhow::Result<PrimaryConfig> {
     let (program, args) = command_line(spec);
@@ -107,17 +121,10 @@ pub fn primary_config(spec: &AppSpec) -> anyhow::Result<PrimaryConfig> {
     let mut config = PrimaryConfig::new(program);
     config.args = args;
     config.cwd = spec.cwd.clone();
-    // The app's own `env` wins over what it inherited from the shell that started it.
-    config.env = spec
-        .inherited_env
-        .iter()
-        .filter(|(k, _)| !spec.env.contains_key(*k))
-        .chain(&spec.env)
+    config.env = app_env(spec)
+        .into_iter()
         .map(|(k, v)| (k.into(), v.into()))
         .collect();
-    config
-        .env
-        .push(("MUSTER_APP_NAME".into(), spec.name.clone().into()));
     config.env_remove = crate::systemd::PRIVATE_VARS
         .iter()
         .map(Into::into)

@@ -20,11 +20,6 @@ pub fn cpu_ticks(pid: u32) -> Option<u64> {
     Stat::read(pid).map(|s| s.cpu_ticks)
 }
 
-/// The process's state letter from `/proc/<pid>/stat` (`R`, `S`, `T` stopped, `Z`…).
-pub fn state(pid: u32) -> Option<char> {
-    Stat::read(pid).map(|s| s.state)
-}
-
 /// One sample of a process, from one read of `/proc/<pid>/stat`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sample {
@@ -65,7 +60,7 @@ impl CpuSampler {
         Some(Sample {
             cpu_percent,
             rss_bytes: stat.rss_pages * page_size(),
-            stopped: stat.state == 'T' || stat.state == 't',
+            stopped: stat.is_stopped(),
         })
     }
 

@@ -304,12 +304,12 @@ fn node_app_every_command_in_fork_and_cluster_mode() {
     h.ok(&["delete", "nf"]);
     assert!(h.apps().is_empty());
     let exit = h.wait("the exit event of nf's worker", WAIT, || {
-        events_of(&h, "nf")
+        h.events("nf")
             .into_iter()
             .find(|e| e["event"] == "exit" && e["pid"] == fork[0])
     });
     assert_eq!(exit["signal"], stop_signal, "{exit}");
-    let all = events_of(&h, "nf");
+    let all = h.events("nf");
     assert!(
         !all.iter().any(|e| e["event"] == "kill-timeout"),
         "{all:#?}"
@@ -1228,7 +1228,7 @@ fn supervisor_kill_9_leaves_no_worker_behind_and_the_app_comes_back() {
         assert!(answers(&h, port, 2).is_subset(&set(&new)));
         // It came back because the daemon saw its supervisor die and started it again.
         assert!(
-            events_of(&h, name)
+            h.events(name)
                 .iter()
                 .any(|e| e["event"] == "supervisor-restart"),
             "{}",
@@ -1512,15 +1512,6 @@ fn broken_configs_exit_1_with_file_line_column_and_start_nothing() {
 // ---------------------------------------------------------------------------------------------
 // The control plane: a supervisor that hangs, and `muster events`
 // ---------------------------------------------------------------------------------------------
-
-/// Every kept event of `app`, oldest first.
-fn events_of(h: &Home, app: &str) -> Vec<Value> {
-    h.ok(&["events", app, "--json", "--no-follow", "--last", "1000"])
-        .stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
 
 /// The `muster start` arguments of the built-in demo worker as app `name` on `port`.
 fn hello_app<'a>(name: &'a str, listen: &'a str) -> [&'a str; 7] {
@@ -1875,7 +1866,7 @@ fn a_worker_that_stops_reading_its_channel_is_not_reading_until_it_reads_again()
             (w["state"] == "ready").then_some(())
         },
     );
-    let events = events_of(&h, "nr");
+    let events = h.events("nr");
     let pid = &worker["pid"];
     let names: Vec<&str> = events
         .iter()

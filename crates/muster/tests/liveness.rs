@@ -17,13 +17,24 @@ use std::time::Duration;
 /// Longest wait for an app to come up, a mark to show, a process to go.
 const WAIT: Duration = Duration::from_secs(20);
 
-fn events_of(h: &Home, app: &str) -> Vec<Value> {
-    h.ok(&["events", app, "--json", "--no-follow", "--last", "1000"])
-        .stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
+/// An http check quick enough for a test: every 200 ms, 150 ms to answer, 2 failures mark.
+const QUICK_HTTP_CHECK: [&str; 6] = [
+    "--health-interval",
+    "200",
+    "--health-timeout",
+    "150",
+    "--health-failures",
+    "2",
+];
+/// A command check quick enough for a test (`sh` starts slower than a GET answers).
+const QUICK_CMD_CHECK: [&str; 6] = [
+    "--health-interval",
+    "300",
+    "--health-timeout",
+    "250",
+    "--health-failures",
+    "2",
+];
 
 /// Where the first event matching `pred` is in `events`.
 fn position(events: &[Value], what: &str, pred: impl Fn(&Value) -> bool) -> usize {
@@ -84,7 +95,7 @@ fn with_replace_a_sigstopped_worker_is_replaced_and_its_process_ends() {
         let (_, pid) = get(port).expect("the app serves");
         assert!(after.contains(&pid), "{pid} answered; serving: {after:?}");
     }
-    let events = events_of(&h, "lr");
+    let events = h.events("lr");
     let new = *after
         .iter()
         .find(|p| !before.contains(p))
@@ -150,7 +161,7 @@ fn with_replace_a_worker_whose_event_loop_is_stuck_in_rr_is_replaced() {
     for c in clients {
         let _ = c.join();
     }
-    let events = events_of(&h, "ls");
+    let events = h.events("ls");
     let i = position(&events, "unresponsive event of the stuck worker", |e| {
         e["event"] == "unresponsive" && e["pid"] == pid
     });
@@ -198,7 +209,7 @@ fn with_mark_a_sigstopped_worker_keeps_its_pid_and_is_ready_again_after_sigcont(
         before,
         "nothing was replaced"
     );
-    let events = events_of(&h, "lm");
+    let events = h.events("lm");
     let marked = position(&events, "unresponsive event", |e| {
         e["event"] == "unresponsive" && e["pid"] == frozen
     });
@@ -245,7 +256,7 @@ fn by_default_a_sigstopped_worker_is_only_shown_unresponsive_at_the_heartbeat() 
         before,
         "nothing was replaced"
     );
-    let events = events_of(&h, "lo");
+    let events = h.events("lo");
     assert!(
         !events.iter().any(|e| e["event"] == "unresponsive"),
         "no liveness events without on_unresponsive: {events:#?}"
@@ -263,17 +274,11 @@ fn under_rr_an_http_health_check_probes_each_worker_and_replace_replaces_the_fai
         port,
         "2",
         &[
-            "--health-http",
-            "/healthz",
-            "--health-interval",
-            "200",
-            "--health-timeout",
-            "150",
-            "--health-failures",
-            "2",
-            "--on-unresponsive",
-            "replace",
-        ],
+            &["--health-http", "/healthz"][..],
+            &QUICK_HTTP_CHECK,
+            &["--on-unresponsive", "replace"],
+        ]
+        .concat(),
     );
     let before = h.wait_online("lh", 2, WAIT);
     h.wait("a passing probe shown", WAIT, || {
@@ -307,7 +312,7 @@ fn under_rr_an_http_health_check_probes_each_worker_and_replace_replaces_the_fai
         let a = h.app("lh")?;
         (a["health"]["ok"] == true && a["health"]["failures"] == 0).then_some(())
     });
-    let events = events_of(&h, "lh");
+    let events = h.events("lh");
     let i = position(&events, "unresponsive event of the failing worker", |e| {
         e["event"] == "unresponsive" && e["pid"] == pid
     });
@@ -333,22 +338,21 @@ fn in_fork_mode_an_http_health_check_is_per_app_and_marks_its_worker() {
     let url = format!("http://127.0.0.1:{port}/healthz");
     let script = fixture("liveness_app.js");
     let port_env = format!("PORT={port}");
+    let script = script.to_str().expect("UTF-8 path");
     h.ok(&[
-        "start",
-        script.to_str().expect("UTF-8 path"),
-        "--name",
-        "lf",
-        "--env",
-        &port_env,
-        "--health-http",
-        &url,
-        "--health-interval",
-        "200",
-        "--health-timeout",
-        "150",
-        "--health-failures",
-        "2",
-    ]);
+        &[
+            "start",
+            script,
+            "--name",
+            "lf",
+            "--env",
+            &port_env,
+            "--health-http",
+            &url,
+        ][..],
+        &QUICK_HTTP_CHECK,
+    ]
+    .concat());
     let pids = h.wait_online("lf", 1, WAIT);
     h.wait("a passing probe shown", WAIT, || {
         let a = h.app("lf")?;
@@ -400,17 +404,10 @@ test ! -e "$PROBES/sick-$MUSTER_WORKER_PID""#;
         port,
         "2",
         &[
-            "--env",
-            &dir_env,
-            "--health-cmd",
-            cmd,
-            "--health-interval",
-            "300",
-            "--health-timeout",
-            "250",
-            "--health-failures",
-            "2",
-        ],
+            &["--env", &dir_env, "--health-cmd", cmd][..],
+            &QUICK_CMD_CHECK,
+        ]
+        .concat(),
     );
     let pids = h.wait_online("lc", 2, WAIT);
     // Each worker's probe saw its own pid and instance.
@@ -466,7 +463,7 @@ test ! -e "$PROBES/sick-$MUSTER_WORKER_PID""#;
     h.wait("the hung probe killed", WAIT, || {
         (!running(hung)).then_some(())
     });
-    let events = events_of(&h, "lc");
+    let events = h.events("lc");
     let marked = position(&events, "unresponsive event of the sick worker", |e| {
         e["event"] == "unresponsive" && e["pid"] == sick
     });
@@ -528,19 +525,16 @@ fn with_replace_a_worker_failing_its_command_check_is_replaced() {
         port,
         "2",
         &[
-            "--env",
-            &dir_env,
-            "--health-cmd",
-            r#"test ! -e "$PROBES/sick-$MUSTER_WORKER_PID""#,
-            "--health-interval",
-            "300",
-            "--health-timeout",
-            "250",
-            "--health-failures",
-            "2",
-            "--on-unresponsive",
-            "replace",
-        ],
+            &[
+                "--env",
+                &dir_env,
+                "--health-cmd",
+                r#"test ! -e "$PROBES/sick-$MUSTER_WORKER_PID""#,
+            ][..],
+            &QUICK_CMD_CHECK,
+            &["--on-unresponsive", "replace"],
+        ]
+        .concat(),
     );
     let before = h.wait_online("lcr", 2, WAIT);
     let sick = before[1];
@@ -553,7 +547,7 @@ fn with_replace_a_worker_failing_its_command_check_is_replaced() {
     h.wait("the failing worker's process gone", WAIT, || {
         (!running(sick)).then_some(())
     });
-    let events = events_of(&h, "lcr");
+    let events = h.events("lcr");
     let i = position(&events, "unresponsive event of the failing worker", |e| {
         e["event"] == "unresponsive" && e["pid"] == sick
     });

@@ -11,12 +11,8 @@ use std::io;
 use std::sync::Arc;
 use tokio::signal::unix::{SignalKind, signal};
 
-/// How an owned child ended: its exit code, or the signal that ended it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChildExit {
-    pub code: Option<i32>,
-    pub signal: Option<i32>,
-}
+/// How an owned child ended: the reaper's own record (its pid, exit code or signal).
+pub use super::reap::Exit as ChildExit;
 
 /// A child spawned through the reaper; see the module's documentation.
 #[derive(Debug)]
@@ -52,11 +48,7 @@ impl OwnedChild {
                 return Ok(exit);
             }
             reap::reap();
-            if let Some(e) = self.exits.take().into_iter().next() {
-                self.exit = Some(ChildExit {
-                    code: e.code,
-                    signal: e.signal,
-                });
+            if self.collect() {
                 continue;
             }
             tokio::select! {
@@ -69,17 +61,26 @@ impl OwnedChild {
     /// `SIGKILL` to the child's process group, unless it has already been seen to end (its
     /// pid may then belong to someone else).
     pub fn kill_group(&mut self) {
-        if self.exit.is_none()
-            && let Some(e) = self.exits.take().into_iter().next()
-        {
-            self.exit = Some(ChildExit {
-                code: e.code,
-                signal: e.signal,
-            });
-        }
-        if self.exit.is_none() {
+        if !self.collect() {
             signal_group(self.pid, rustix::process::Signal::KILL.as_raw());
         }
+    }
+
+    /// Takes the exit the reaper left, if any; whether the child is known to have ended.
+    fn collect(&mut self) -> bool {
+        if self.exit.is_none() {
+            self.exit = self.exits.take().into_iter().next();
+        }
+        self.exit.is_some()
+    }
+}
+
+/// A child still running when its owner lets go of it (a probe cancelled because its app is
+/// stopping) is killed, group and all: nothing it started outlives the process that asked for
+/// it.
+impl Drop for OwnedChild {
+    fn drop(&mut self) {
+        self.kill_group();
     }
 }
 
@@ -97,13 +98,8 @@ mod tests {
             .await
             .expect("an exit within 10 s")
             .unwrap();
-        assert_eq!(
-            exit,
-            ChildExit {
-                code: Some(3),
-                signal: None
-            }
-        );
+        assert_eq!((exit.code, exit.signal), (Some(3), None));
+        assert_eq!(exit.pid, child.pid());
     }
 
     #[tokio::test]
@@ -117,5 +113,28 @@ mod tests {
             .expect("an exit within 10 s")
             .unwrap();
         assert_eq!(exit.signal, Some(rustix::process::Signal::KILL.as_raw()));
+    }
+
+    #[test]
+    fn a_child_let_go_of_while_running_is_killed() {
+        let mut cmd = Command::new("sleep");
+        cmd.arg("30").process_group(0);
+        let child = OwnedChild::spawn(&mut cmd).unwrap();
+        let pid = child.pid();
+        drop(child);
+        // Killed: a zombie until someone reaps it, or already reaped (gone).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match crate::procstat::Stat::read(pid) {
+                None => break,
+                Some(s) if s.state == 'Z' => break,
+                Some(_) => {}
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "sleep {pid} still runs"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }

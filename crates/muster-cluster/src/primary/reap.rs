@@ -25,9 +25,10 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
-/// How a process ended: (exit code, terminating signal).
+/// How a process ended: (exit code, terminating signal). Public as
+/// [`ChildExit`](super::ChildExit), what [`OwnedChild::wait`](super::OwnedChild::wait) returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Exit {
+pub struct Exit {
     pub pid: u32,
     pub code: Option<i32>,
     pub signal: Option<i32>,

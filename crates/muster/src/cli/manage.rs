@@ -220,25 +220,13 @@ async fn ask(home: Home, cmd: Manage, out: Output) -> anyhow::Result<i32> {
     print_response(&resp, out, is_show)
 }
 
-/// `list --json` and `show --json`: `{"schema":1,"apps":[...]}`.
-#[derive(serde::Serialize)]
-struct AppsJson<'a> {
-    schema: u32,
-    apps: &'a [AppInfo],
-}
-
 fn print_response(resp: &Response, out: Output, detailed: bool) -> anyhow::Result<i32> {
     let mut stdout = std::io::stdout().lock();
     if out.json {
-        if let Response::Apps { apps } = resp {
-            // Written as it is read: through a `Value` tree, 100 apps cost a few thousand
-            // allocations more (the output is the same, key for key).
-            serde_json::to_writer(&mut stdout, &AppsJson { schema: 1, apps })?;
-            writeln!(stdout)?;
-            return Ok(0);
-        }
         let v = match resp {
-            Response::Apps { .. } => unreachable!("written above"),
+            // `ask` prints the apps of `list --json` and `show --json` as the daemon wrote
+            // them; this is the same shape for any other apps answer.
+            Response::Apps { apps } => serde_json::json!({"schema": 1, "apps": apps}),
             Response::Done { message, apps } => {
                 serde_json::json!({"schema": 1, "ok": true, "message": message, "apps": apps})
             }

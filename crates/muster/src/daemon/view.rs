@@ -70,7 +70,7 @@ impl View {
         let silent = now.duration_since(self.heard_at);
         let late = Duration::from_millis(HEARTBEAT_MS) + Duration::from_secs(1);
         if silent >= Duration::from_millis(UNRESPONSIVE_AFTER_MS)
-            || (silent >= late && is_stopped(self.pid))
+            || (silent >= late && muster_cluster::procstat::is_stopped(self.pid))
         {
             Some(silent)
         } else {
@@ -95,9 +95,4 @@ impl View {
         }
         Some(app)
     }
-}
-
-/// The process is stopped (`SIGSTOP`, `SIGTSTP`; `/proc` state `T`) or traced (`t`).
-pub fn is_stopped(pid: u32) -> bool {
-    crate::procstat::state(pid).is_some_and(|s| s == 'T' || s == 't')
 }

@@ -78,28 +78,19 @@ impl Health {
             Ok(target) => probe_http::get(&target, self.timeout()).await,
             Err(e) => Err(e),
         };
-        let detail = match &result {
-            Ok(d) | Err(d) => d.clone(),
-        };
-        if result.is_ok() {
-            self.app_failures = 0;
+        let (ok, detail) = split(result);
+        let failures = count(&mut self.app_failures, ok, self.check.failures, replacing);
+        if ok {
             self.marks.clear();
-        } else {
-            self.app_failures += 1;
-        }
-        let failures = self.app_failures;
-        if failures >= self.check.failures {
+        } else if failures >= self.check.failures {
             for w in serving {
                 self.marks.insert(
                     w.id.0,
                     format!("the app's health check failed {failures} time(s) in a row: {detail}"),
                 );
             }
-            if replacing {
-                self.app_failures = 0;
-            }
         }
-        report(result.is_ok(), detail, None, failures)
+        report(ok, detail, None, failures)
     }
 
     /// Under `rr` each worker gets its own probe connection: a failure is that worker's.
@@ -139,12 +130,7 @@ impl Health {
         let probe = std::sync::Arc::new(Probe {
             command,
             cwd: spec.cwd.clone(),
-            env: spec
-                .inherited_env
-                .iter()
-                .chain(&spec.env)
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            env: crate::app::app_env(&spec),
         });
         // Every worker at once: a round takes one timeout at most, whatever the count.
         let mut probes = tokio::task::JoinSet::new();
@@ -170,31 +156,42 @@ impl Health {
         let mut last: Option<HealthReport> = None;
         while let Some(done) = probes.join_next().await {
             let Ok((id, result)) = done else { continue };
-            let detail = match &result {
-                Ok(d) | Err(d) => d.clone(),
-            };
-            let failures = self.worker_failures.entry(id).or_insert(0);
-            if result.is_ok() {
-                *failures = 0;
+            let (ok, detail) = split(result);
+            let streak = self.worker_failures.entry(id).or_insert(0);
+            let n = count(streak, ok, self.check.failures, replacing);
+            if ok {
                 self.marks.remove(&id);
-            } else {
-                *failures += 1;
-            }
-            let n = *failures;
-            if n >= self.check.failures {
+            } else if n >= self.check.failures {
                 self.marks.insert(
                     id,
                     format!("its health check failed {n} time(s) in a row: {detail}"),
                 );
-                if replacing {
-                    *failures = 0;
-                }
             }
-            if last.as_ref().is_none_or(|l| l.ok || result.is_err()) {
-                last = Some(report(result.is_ok(), detail, Some(id), n));
+            if last.as_ref().is_none_or(|l| l.ok || !ok) {
+                last = Some(report(ok, detail, Some(id), n));
             }
         }
         last.unwrap_or_else(|| report(false, "no probe finished".into(), None, 0))
+    }
+}
+
+/// Counts one probe result into `streak` (the failures in a row): a pass resets it, a
+/// failure adds one. Returns the streak; once it reaches `threshold` and the marked workers are
+/// being replaced, it starts again for their successors.
+fn count(streak: &mut u32, ok: bool, threshold: u32, replacing: bool) -> u32 {
+    *streak = if ok { 0 } else { *streak + 1 };
+    let n = *streak;
+    if n >= threshold && replacing {
+        *streak = 0;
+    }
+    n
+}
+
+/// A probe's result as (passed, what it said).
+fn split(result: Result<String, String>) -> (bool, String) {
+    match result {
+        Ok(detail) => (true, detail),
+        Err(detail) => (false, detail),
     }
 }
 
@@ -275,4 +272,23 @@ pub(super) fn listening_addr(
         Some(a) => a.parse().ok()?,
     };
     Some(SocketAddr::new(ip, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count;
+
+    #[test]
+    fn failures_in_a_row_reach_the_threshold_and_a_pass_resets_them() {
+        let mut streak = 0;
+        assert_eq!(count(&mut streak, false, 2, false), 1);
+        assert_eq!(count(&mut streak, true, 2, false), 0, "a pass resets");
+        assert_eq!(count(&mut streak, false, 2, false), 1);
+        assert_eq!(count(&mut streak, false, 2, false), 2, "the threshold");
+        assert_eq!(count(&mut streak, false, 2, false), 3, "marking goes on");
+        // Replacing: the successor starts from nothing.
+        let mut streak = 1;
+        assert_eq!(count(&mut streak, false, 2, true), 2);
+        assert_eq!(streak, 0);
+    }
 }

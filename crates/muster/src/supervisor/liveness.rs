@@ -16,13 +16,16 @@
 use super::Ctx;
 use super::health::Health;
 use muster_cluster::policy::{WorkerId, WorkerState};
-use muster_cluster::procstat::Stat;
+use muster_cluster::procstat;
 use muster_proto::OnUnresponsive;
 use muster_proto::liveness::{LIVENESS_CHECK_MS, NOT_READING_LIMIT_MS, UNANSWERED_LIMIT_MS};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tokio::time::{Instant, MissedTickBehavior, interval_at};
+
+/// Why a stopped worker is unresponsive: shown by `show` with or without the watch.
+pub(super) const STOPPED_REASON: &str = "its process is stopped (SIGSTOP: /proc state T)";
 
 /// What the watch remembers between looks.
 #[derive(Debug, Default)]
@@ -114,7 +117,7 @@ fn look_at(
         }
         let Some(pid) = w.pid else { continue };
         live.insert(w.id.0, (pid, w.state));
-        let is_stopped = Stat::read(pid).is_some_and(|s| s.state == 'T');
+        let is_stopped = procstat::is_stopped(pid);
         if is_stopped {
             stopped.insert(w.id.0);
         }
@@ -125,7 +128,7 @@ fn look_at(
             Duration::ZERO
         };
         let reason = if is_stopped {
-            Some("its process is stopped (SIGSTOP: /proc state T)".to_owned())
+            Some(STOPPED_REASON.to_owned())
         // The reasons name the limit, not the time so far: a reason that changes is said
         // again as a new event.
         } else if policy.is_some() && not_reading_for >= limit {

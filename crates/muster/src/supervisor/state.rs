@@ -19,7 +19,7 @@ pub(super) async fn app_info(ctx: &Ctx) -> Option<AppInfo> {
         let unresponsive_reason = t.marks.get(&w.id.0).cloned().or_else(|| {
             t.stopped
                 .contains(&w.id.0)
-                .then(|| "its process is stopped (SIGSTOP: /proc state T)".to_owned())
+                .then(|| super::liveness::STOPPED_REASON.to_owned())
         });
         workers.push(WorkerInfo {
             id: w.id.0,
@@ -140,8 +140,7 @@ pub(super) async fn recheck_stopped(ctx: &Ctx) {
             .iter()
             .find(|w| w.id.0 == *id)
             .and_then(|w| w.pid)
-            .and_then(muster_cluster::procstat::Stat::read)
-            .is_some_and(|s| s.state == 'T')
+            .is_some_and(muster_cluster::procstat::is_stopped)
     });
     if t.stopped.len() != before {
         drop(t);

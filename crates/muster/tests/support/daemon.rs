@@ -252,6 +252,15 @@ impl Home {
         self.apps().into_iter().find(|a| a["name"] == name)
     }
 
+    /// Every kept event of `app` (`muster events --json`), oldest first.
+    pub fn events(&self, app: &str) -> Vec<Value> {
+        self.ok(&["events", app, "--json", "--no-follow", "--last", "1000"])
+            .stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
     /// One app from `list --json`, which must be listed.
     pub fn must_app(&self, name: &str) -> Value {
         self.app(name)

@@ -80,7 +80,7 @@ impl Control {
         // A stopped worker (SIGSTOP, `/proc` state `T`: the liveness check replaces such
         // workers) would act on none of this until SIGKILL at the kill timeout: it is
         // continued, with what it is told to do already queued, so that it can drain.
-        if crate::procstat::Stat::read(w.pid).is_some_and(|s| s.state == 'T') {
+        if crate::procstat::is_stopped(w.pid) {
             signal_group(w.pid, rustix::process::Signal::CONT.as_raw());
         }
         if (w.disconnected && !w.leaving_on_its_own) || self.config.stop_grace.is_zero() {
