@@ -168,12 +168,13 @@ if [ -n "$MUSTER_PREBUILT" ]; then
   SRC=$MUSTER_PREBUILT
   MUSTER_NOTE="prebuilt: $SRC"
 else
-  SRC=$ROOT/target/release/muster
+  # As ./install.sh builds it: statically linked, non-PIE (scripts/build-static.sh).
+  SRC=${CARGO_TARGET_DIR:-$ROOT/target}/static/muster
   if [ "$BUILD" = 1 ]; then
-    say "== cargo build --release -p muster"
-    if ! (cd "$ROOT" && cargo build --release -p muster) >&2; then
+    say "== scripts/build-static.sh"
+    if ! "$ROOT/scripts/build-static.sh" >&2; then
       say "run.sh: building muster failed (another edit in progress?). Point MUSTER=/path/to/muster"
-      say "        at a build, or use --no-build for target/release/muster as it is."
+      say "        at a build, or use --no-build for target/static/muster as it is."
       exit 1
     fi
   else
@@ -182,8 +183,10 @@ else
 fi
 [ -x "$SRC" ] || { say "run.sh: no muster binary at $SRC"; exit 2; }
 cp "$SRC" "$WORK/bin/muster"
-# The daemon starts each app's supervisor from beside its own executable.
-[ -x "$(dirname "$SRC")/muster-supervisor" ] && cp "$(dirname "$SRC")/muster-supervisor" "$WORK/bin/"
+# The CLI starts the daemon, and the daemon each app's supervisor, from beside itself.
+for b in muster-daemon muster-supervisor; do
+  [ -x "$(dirname "$SRC")/$b" ] && cp "$(dirname "$SRC")/$b" "$WORK/bin/"
+done
 MUSTER=$WORK/bin/muster
 
 if [ ! -x "$PM2_DIR/node_modules/.bin/pm2" ]; then

@@ -23,7 +23,7 @@ own_pids() {
     grep -qasF "$home" "$d/environ" 2>/dev/null || continue
     exe=$(readlink "$d/exe" 2>/dev/null) || continue
     case $1:$exe in
-      muster:$MUSTER_BIN_DIR/muster | muster:$MUSTER_BIN_DIR/muster-supervisor) echo "$pid" ;;
+      muster:$MUSTER_BIN_DIR/muster | muster:$MUSTER_BIN_DIR/muster-daemon | muster:$MUSTER_BIN_DIR/muster-supervisor) echo "$pid" ;;
       # pm2's own node processes; the app is node too, told apart by its pid.
       pm2:*/node) [ "$pid" != "${APP_PID:-}" ] && echo "$pid" ;;
     esac

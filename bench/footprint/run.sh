@@ -84,21 +84,24 @@ yesno() { awk -v a="$1" -v b="$2" 'BEGIN { print (a <= b) ? "yes" : "no" }'; }
 # The binaries: built from this tree (release profile, as the README installs them), then copied
 # so that a rebuild mid-run cannot swap them.
 
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 NOTE="$(cd "$ROOT" && git rev-parse --short HEAD)"
-[ -n "$(cd "$ROOT" && git status --porcelain -- crates Cargo.toml Cargo.lock bench/footprint/floor 2>/dev/null)" ] &&
+[ -n "$(cd "$ROOT" && git status --porcelain -- crates Cargo.toml Cargo.lock bench/footprint/floor scripts 2>/dev/null)" ] &&
   NOTE+=" + uncommitted changes"
 if [ -n "${MUSTER_BIN:-}" ]; then
   NOTE="prebuilt: $MUSTER_BIN"
   cp "$MUSTER_BIN"/muster "$BIN/"
-  [ -x "$MUSTER_BIN/muster-supervisor" ] && cp "$MUSTER_BIN/muster-supervisor" "$BIN/"
+  for b in muster-daemon muster-supervisor; do
+    [ -x "$MUSTER_BIN/$b" ] && cp "$MUSTER_BIN/$b" "$BIN/"
+  done
 else
-  if [ "$BUILD" = 1 ]; then
-    (cd "$ROOT" && cargo build --release --locked -p muster >&2)
-  fi
-  cp "$ROOT/target/release/muster" "$ROOT/target/release/muster-supervisor" "$BIN/"
+  # As ./install.sh builds them: statically linked, non-PIE (scripts/build-static.sh).
+  [ "$BUILD" = 1 ] && "$ROOT/scripts/build-static.sh" >&2
+  cp "$TARGET/static/muster" "$TARGET/static/muster-daemon" "$TARGET/static/muster-supervisor" "$BIN/"
 fi
-[ "$BUILD" = 1 ] && (cd "$ROOT" && cargo build --release --locked -p footprint-floor >&2)
-cp "$ROOT/target/release/floor-empty" "$ROOT/target/release/floor-tokio" "$BIN/"
+# The floors are linked as muster-supervisor is.
+[ "$BUILD" = 1 ] && "$ROOT/scripts/build-static.sh" -p footprint-floor floor-empty floor-tokio >&2
+cp "$TARGET/static/floor-empty" "$TARGET/static/floor-tokio" "$BIN/"
 
 if [ ! -x "$PM2_DIR/node_modules/.bin/pm2" ]; then
   mkdir -p "$PM2_DIR"
@@ -114,7 +117,7 @@ say "pm2:      $PM2_VERSION, node $(node --version)"
 say "machine:  $(uname -srm), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 say "date:     $(date -u '+%Y-%m-%d %H:%M UTC')"
 say "uptime:   $(uptime)"
-say "binaries: muster $(du -k "$BIN/muster" | cut -f1) kB$([ -x "$BIN/muster-supervisor" ] && echo ", muster-supervisor $(du -k "$BIN/muster-supervisor" | cut -f1) kB")"
+say "binaries: $(for b in muster muster-daemon muster-supervisor; do [ -x "$BIN/$b" ] && printf '%s %s kB (%s), ' "$b" "$(du -k "$BIN/$b" | cut -f1)" "$(file -b "$BIN/$b" | grep -o -m1 -e 'statically linked' -e 'dynamically linked')"; done)"
 say
 
 # ---------------------------------------------------------------------------------------------
@@ -138,7 +141,7 @@ own_pids() {
     grep -qasF "$home" "$d/environ" 2>/dev/null || continue
     exe=$(readlink "$d/exe" 2>/dev/null) || continue
     case $1:$exe in
-      muster:$BIN/muster | muster:$BIN/muster-supervisor) echo "$pid" ;;
+      muster:$BIN/muster | muster:$BIN/muster-daemon | muster:$BIN/muster-supervisor) echo "$pid" ;;
       pm2:*/node) echo "$pid" ;;
     esac
   done
@@ -256,7 +259,8 @@ m ping >/dev/null
 sleep 2
 DAEMON_PID=$(own_pids muster | head -1)
 DAEMON_RSS=$(field "$DAEMON_PID" VmRSS)
-say "## The idle daemon, no apps: RSS $DAEMON_RSS kB, PSS $(field "$DAEMON_PID" Pss) kB, $(threads "$DAEMON_PID") threads"
+say "## The idle daemon ($(readlink "/proc/$DAEMON_PID/exe" | xargs basename)), no apps: RSS $DAEMON_RSS kB" \
+  "(anonymous $(field "$DAEMON_PID" Anonymous) kB, the rest the executable's pages), PSS $(field "$DAEMON_PID" Pss) kB, $(threads "$DAEMON_PID") threads"
 say
 
 ladder muster
@@ -275,6 +279,7 @@ SUPS=$(own_pids muster | grep -vx "$DAEMON_PID" | tr '\n' ' ')
 read -r sp st _ < <(sum_mem $SUPS)
 NSUP=$(wc -w <<<"$SUPS")
 SUP_EACH=$(((sp + st) / NSUP))
+SUP_PSS_EACH=$((sp / NSUP))
 DAEMON_AT_TOP=$(($(field "$DAEMON_PID" Pss) + $(field "$DAEMON_PID" VmPTE)))
 m kill >/dev/null 2>&1 || true
 sweep
@@ -292,7 +297,7 @@ for n in $COUNTS; do
 done
 say
 say "## Against the targets (issue 10)"
-say "one supervisor at $TOP apps: $SUP_EACH kB PSS+PTE (mean of $NSUP; target 300: $(yesno "$SUP_EACH" 300));" \
+say "one supervisor at $TOP apps: $SUP_PSS_EACH kB PSS (mean of $NSUP; target 300: $(yesno "$SUP_PSS_EACH" 300)), $SUP_EACH kB PSS+PTE (300: $(yesno "$SUP_EACH" 300));" \
   "floor-tokio $FLOOR_floor_tokio_100 kB, floor-empty $FLOOR_floor_empty_100 kB, /bin/sleep $FLOOR__bin_sleep_100 kB (100 copies);" \
   "supervisor/floor-tokio $(ratio "$SUP_EACH" "$FLOOR_floor_tokio_100")"
 say "the daemon at $TOP apps: $DAEMON_AT_TOP kB PSS+PTE"

@@ -59,6 +59,8 @@ mod message;
 mod nofile;
 mod outbox;
 mod outgoing;
+#[cfg(feature = "tokio")]
+pub mod signal;
 mod spawn;
 mod sys;
 

@@ -205,7 +205,7 @@ pub(crate) fn exited_now(pid: u32) -> io::Result<bool> {
 /// every [`EXIT_BACKSTOP`] in case a signal was coalesced with one for another child.
 #[derive(Debug)]
 pub(crate) struct ExitWatch {
-    sigchld: tokio::signal::unix::Signal,
+    sigchld: muster_ipc::signal::SignalListener,
 }
 
 /// The longest an exit can go unnoticed if its SIGCHLD was missed.
@@ -214,7 +214,7 @@ const EXIT_BACKSTOP: Duration = Duration::from_millis(100);
 impl ExitWatch {
     pub fn new() -> io::Result<ExitWatch> {
         Ok(ExitWatch {
-            sigchld: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())?,
+            sigchld: muster_ipc::signal::listen(muster_ipc::Signal::CHILD)?,
         })
     }
 

@@ -75,10 +75,20 @@ async fn start_daemon(home: &Home) -> anyhow::Result<UnixStream> {
     // The daemon outlives this command: a descriptor our caller left open (the write end of
     // a pipe it waits on) must not live on in it.
     muster_ipc::close_on_exec_inherited(&[]).context("marking inherited descriptors")?;
-    let exe = std::env::current_exe().context("finding the muster executable")?;
     let log = home.open_append(&home.daemon_log())?;
-    std::process::Command::new(exe)
-        .arg("daemon")
+    // `muster-daemon` beside this executable; without one (a copy of `muster` alone), this
+    // executable serves as the daemon (`muster daemon`).
+    let daemon = crate::exe::daemon().context("finding the muster executable")?;
+    let mut command = if daemon.is_file() {
+        std::process::Command::new(daemon)
+    } else {
+        let mut own = std::process::Command::new(
+            std::env::current_exe().context("finding the muster executable")?,
+        );
+        own.arg("daemon");
+        own
+    };
+    command
         .env("MUSTER_HOME", home.root())
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)

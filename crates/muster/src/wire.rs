@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
@@ -87,12 +87,24 @@ impl Drop for Draw<'_> {
 /// One end of a control connection.
 #[derive(Debug)]
 pub struct Conn {
-    reader: BufReader<OwnedReadHalf>,
+    reader: OwnedReadHalf,
     writer: OwnedWriteHalf,
-    line: Vec<u8>,
+    /// Bytes read and not yet consumed: the line being assembled and whatever came after it
+    /// in the same read. Allocated at the first read and let go whenever it holds nothing, so
+    /// an idle connection keeps no buffer: the daemon holds one link per app, each idle for
+    /// minutes at a time (bench/README.md, "Footprint").
+    buf: Vec<u8>,
+    /// The length of the line the last `recv_line` lent out, with its LF: dropped at the
+    /// next read.
+    lent: usize,
     limit: usize,
     budget: Option<Arc<Budget>>,
 }
+
+/// The first read of a line asks for this much; a longer line doubles it each read.
+const FIRST_READ: usize = 4 << 10;
+/// No single read asks for more than this.
+const MAX_READ: usize = 1 << 20;
 
 impl Conn {
     pub fn new(stream: UnixStream) -> Conn {
@@ -104,9 +116,10 @@ impl Conn {
     pub fn with_limit(stream: UnixStream, limit: usize, budget: Option<Arc<Budget>>) -> Conn {
         let (r, w) = stream.into_split();
         Conn {
-            reader: BufReader::with_capacity(8 << 10, r),
+            reader: r,
             writer: w,
-            line: Vec::new(),
+            buf: Vec::new(),
+            lent: 0,
             limit,
             budget,
         }
@@ -123,7 +136,13 @@ impl Conn {
     /// Resolves when the peer sends anything or closes: for streams, where the peer has
     /// nothing more to say and only its going matters.
     pub async fn closed(&mut self) {
-        let _ = self.reader.fill_buf().await;
+        if self.buf.len() > self.lent {
+            return;
+        }
+        // A read, not only readiness: readiness stays set after a read that did not drain the
+        // socket, so waiting on it alone would return at once. What is read is kept for the
+        // next `recv_line`.
+        let _ = read_more(&self.reader, &mut self.buf, FIRST_READ).await;
     }
 
     /// The next message; `Ok(None)` at EOF. Errors are [`WireError`]s (or I/O errors).
@@ -134,40 +153,76 @@ impl Conn {
         }
     }
 
-    /// The next line, without its LF; `Ok(None)` at EOF. Bounded as [`Conn::recv`].
+    /// The next line, without its LF; `Ok(None)` at EOF. Bounded as [`Conn::recv`]: a line
+    /// past the limit is refused once `limit + 1` bytes of it are held, not read to its end.
     pub async fn recv_line(&mut self) -> anyhow::Result<Option<&[u8]>> {
-        self.line.clear();
-        if self.line.capacity() > 64 << 10 {
-            // A big message came before: an idle connection keeps no big buffer.
-            self.line = Vec::new();
+        self.buf.drain(..self.lent);
+        self.lent = 0;
+        if self.buf.is_empty() {
+            // Nothing pending: wait holding no memory.
+            self.buf = Vec::new();
         }
         let mut draw = Draw {
             budget: self.budget.as_deref(),
             held: 0,
         };
+        draw.take(self.buf.len())?;
+        let mut scanned = 0;
         loop {
-            let buf = self.reader.fill_buf().await?;
-            if buf.is_empty() {
-                if self.line.is_empty() {
+            if let Some(i) = self.buf[scanned..].iter().position(|&b| b == b'\n') {
+                let end = scanned + i;
+                if end > self.limit {
+                    return Err(WireError::TooLong { limit: self.limit }.into());
+                }
+                self.lent = end + 1;
+                if self.lent == self.buf.len() && self.buf.capacity() - self.lent >= 1024 {
+                    // The line is all there is: the spare room would be held for as long as
+                    // the caller waits with the line (a `watch` stream, for the stream's life).
+                    self.buf.shrink_to_fit();
+                }
+                return Ok(Some(&self.buf[..end]));
+            }
+            scanned = self.buf.len();
+            if scanned > self.limit {
+                return Err(WireError::TooLong { limit: self.limit }.into());
+            }
+            let want = scanned
+                .clamp(FIRST_READ, MAX_READ)
+                .min(self.limit + 1 - scanned);
+            let n = read_more(&self.reader, &mut self.buf, want).await?;
+            if n == 0 {
+                if self.buf.is_empty() {
                     return Ok(None);
                 }
                 return Err(WireError::Truncated.into());
             }
-            let (n, done) = match buf.iter().position(|&b| b == b'\n') {
-                Some(i) => (i + 1, true),
-                None => (buf.len(), false),
-            };
-            if self.line.len() + n > self.limit.saturating_add(1) {
-                return Err(WireError::TooLong { limit: self.limit }.into());
-            }
             draw.take(n)?;
-            self.line.extend_from_slice(&buf[..n]);
-            self.reader.consume(n);
-            if done {
-                break;
+        }
+    }
+}
+
+/// Reads at most `want` more bytes onto `buf`; 0 at EOF.
+async fn read_more(
+    reader: &OwnedReadHalf,
+    buf: &mut Vec<u8>,
+    want: usize,
+) -> std::io::Result<usize> {
+    let start = buf.len();
+    loop {
+        reader.readable().await?;
+        buf.resize(start + want, 0);
+        match reader.try_read(&mut buf[start..]) {
+            Ok(n) => {
+                buf.truncate(start + n);
+                return Ok(n);
+            }
+            Err(e) => {
+                buf.truncate(start);
+                if e.kind() != std::io::ErrorKind::WouldBlock {
+                    return Err(e);
+                }
             }
         }
-        Ok(Some(self.line.strip_suffix(b"\n").unwrap_or(&self.line)))
     }
 }
 
@@ -212,6 +267,7 @@ pub fn check_peer(stream: &UnixStream) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
     use tokio::io::AsyncWriteExt;
 
     fn pair(limit: usize, budget: Option<Arc<Budget>>) -> (Conn, UnixStream) {
@@ -228,7 +284,24 @@ mod tests {
             matches!(e.downcast_ref(), Some(WireError::TooLong { limit: 100 })),
             "{e}"
         );
-        assert!(conn.line.len() <= 101, "{}", conn.line.len());
+        assert!(conn.buf.len() <= 101, "{}", conn.buf.len());
+    }
+
+    #[tokio::test]
+    async fn closed_waits_for_the_peer_after_a_read_that_left_the_socket_readable() {
+        let (mut conn, mut peer) = pair(MAX_LINE, None);
+        // A short read (the socket drained, but no WouldBlock seen): readiness stays set.
+        peer.write_all(b"1\n").await.unwrap();
+        assert_eq!(conn.recv_line().await.unwrap(), Some(&b"1"[..]));
+        let idle = tokio::time::timeout(Duration::from_millis(100), conn.closed()).await;
+        assert!(idle.is_err(), "closed() returned while the peer was quiet");
+        // Whatever the peer then sends ends the wait and is not lost.
+        peer.write_all(b"2\n").await.unwrap();
+        conn.closed().await;
+        assert_eq!(conn.recv_line().await.unwrap(), Some(&b"2"[..]));
+        drop(peer);
+        conn.closed().await;
+        assert_eq!(conn.recv_line().await.unwrap(), None);
     }
 
     #[tokio::test]

@@ -227,14 +227,18 @@ pub(crate) enum Command {
 /// Controls a running primary; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct PrimaryHandle {
-    tx: mpsc::UnboundedSender<Command>,
+    // Boxed: a tokio channel allocates its slots 32 at a time, each the size of the largest
+    // variant, at creation; a supervisor keeps the channel for life (bench/README.md,
+    // "Footprint").
+    tx: mpsc::UnboundedSender<Box<Command>>,
 }
 
 /// A running primary.
 #[derive(Debug)]
 pub struct Primary {
     handle: PrimaryHandle,
-    events: mpsc::UnboundedReceiver<Event>,
+    // Boxed, as `tx`.
+    events: mpsc::UnboundedReceiver<Box<Event>>,
 }
 
 impl Primary {
@@ -258,14 +262,14 @@ impl Primary {
     /// The next event; `None` once the primary has stopped (every worker gone after
     /// [`PrimaryHandle::stop`]).
     pub async fn next_event(&mut self) -> Option<Event> {
-        self.events.recv().await
+        self.events.recv().await.map(|e| *e)
     }
 }
 
 impl PrimaryHandle {
     /// Rolling reload: one slot at a time, the new worker ready before the old one drains.
     pub fn reload(&self) {
-        let _ = self.tx.send(Command::Reload);
+        let _ = self.tx.send(Box::new(Command::Reload));
     }
 
     /// Rolling reload whose replacements are started from `config`: pm2's startOrReload of an
@@ -274,16 +278,18 @@ impl PrimaryHandle {
     /// worker is stopped; listeners, schedule, mode and the restart policy stay those the
     /// primary started with (changing them takes a new primary).
     pub fn reload_with(&self, config: PrimaryConfig) {
-        let _ = self.tx.send(Command::ReloadWith(Box::new(config)));
+        let _ = self
+            .tx
+            .send(Box::new(Command::ReloadWith(Box::new(config))));
     }
 
     /// Graceful stop: every worker drains; the event stream ends when all are gone.
     pub fn stop(&self) {
-        let _ = self.tx.send(Command::Stop);
+        let _ = self.tx.send(Box::new(Command::Stop));
     }
 
     pub fn scale(&self, instances: usize) {
-        let _ = self.tx.send(Command::Scale(instances));
+        let _ = self.tx.send(Box::new(Command::Scale(instances)));
     }
 
     /// Sends a user message to one worker, or to every connected worker with `None`. Returns
@@ -293,11 +299,11 @@ impl PrimaryHandle {
     pub async fn send(&self, worker: Option<WorkerId>, message: Value) -> Result<usize, SendError> {
         let (done, rx) = oneshot::channel();
         self.tx
-            .send(Command::Send {
+            .send(Box::new(Command::Send {
                 worker,
                 message,
                 done,
-            })
+            }))
             .map_err(|_| SendError::Stopped)?;
         rx.await.map_err(|_| SendError::Stopped)?
     }
@@ -305,12 +311,12 @@ impl PrimaryHandle {
     /// Replaces one worker the zero-downtime way (its replacement first, then it drains): for a
     /// worker over its memory limit.
     pub fn replace(&self, worker: WorkerId) {
-        let _ = self.tx.send(Command::Replace(worker));
+        let _ = self.tx.send(Box::new(Command::Replace(worker)));
     }
 
     /// Sends a signal to every worker.
     pub fn signal(&self, signal: i32) {
-        let _ = self.tx.send(Command::Signal { signal });
+        let _ = self.tx.send(Box::new(Command::Signal { signal }));
     }
 
     /// Hands `conn` (an accepted, non-blocking TCP connection) to `worker` as a round-robin
@@ -323,14 +329,14 @@ impl PrimaryHandle {
     ) -> Result<(), HandError> {
         let (done, rx) = oneshot::channel();
         self.tx
-            .send(Command::HandProbe { worker, conn, done })
+            .send(Box::new(Command::HandProbe { worker, conn, done }))
             .map_err(|_| HandError::NoSuchWorker)?;
         rx.await.map_err(|_| HandError::NoSuchWorker)?
     }
 
     pub async fn status(&self) -> Option<Status> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Command::Status(tx)).ok()?;
+        self.tx.send(Box::new(Command::Status(tx))).ok()?;
         rx.await.ok()
     }
 }

@@ -46,10 +46,16 @@ impl NotifySocket {
         let tx = to_control.clone();
         let task = tokio::spawn(async move {
             let me = rustix::process::getuid();
-            let mut buf = vec![0u8; MAX_DATAGRAM];
             loop {
-                let Ok((n, uid)) = socket
-                    .async_io(Interest::READABLE, || recv_with_uid(&socket, &mut buf))
+                // The buffer lives only while a datagram is read: a worker that never
+                // notifies (most) costs its supervisor no 4 KiB for life.
+                let Ok((buf, uid)) = socket
+                    .async_io(Interest::READABLE, || {
+                        let mut buf = vec![0u8; MAX_DATAGRAM];
+                        let (n, uid) = recv_with_uid(&socket, &mut buf)?;
+                        buf.truncate(n);
+                        Ok((buf, uid))
+                    })
                     .await
                 else {
                     return;
@@ -57,7 +63,7 @@ impl NotifySocket {
                 if uid != Some(me) {
                     continue; // not from the worker's user: someone else found the name
                 }
-                let text = String::from_utf8_lossy(&buf[..n]);
+                let text = String::from_utf8_lossy(&buf);
                 if text.lines().any(|l| l == "READY=1")
                     && tx.send(FromWorker::Notified(id)).await.is_err()
                 {

@@ -9,7 +9,6 @@ use super::reap::{self, Mailbox, spawn_owned};
 use super::worker::signal_group;
 use std::io;
 use std::sync::Arc;
-use tokio::signal::unix::{SignalKind, signal};
 
 /// How an owned child ended: the reaper's own record (its pid, exit code or signal).
 pub use super::reap::Exit as ChildExit;
@@ -42,7 +41,7 @@ impl OwnedChild {
     /// Waits for the child to end. Reaps itself on SIGCHLD as well, so it does not depend on
     /// a primary's control task running in the same process. Cancel-safe.
     pub async fn wait(&mut self) -> io::Result<ChildExit> {
-        let mut sigchld = signal(SignalKind::child())?;
+        let mut sigchld = muster_ipc::signal::listen(muster_ipc::Signal::CHILD)?;
         loop {
             if let Some(exit) = self.exit {
                 return Ok(exit);

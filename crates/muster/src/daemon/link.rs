@@ -119,7 +119,7 @@ impl Daemon {
         if !self.exe.is_file() {
             anyhow::bail!(
                 "the supervisor executable {} is missing: muster needs it beside itself \
-                 (`cargo install --locked --path crates/muster` installs both)",
+                 (`./install.sh` installs all three side by side)",
                 self.exe.display()
             );
         }

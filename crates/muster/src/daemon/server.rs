@@ -47,6 +47,7 @@ pub(super) async fn serve(home: Home) -> anyhow::Result<i32> {
         home,
     });
     daemon.clone().adopt_or_restart().await;
+    muster_ipc::release_free_heap();
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let budget = Budget::new(REQUEST_BUDGET);
     let bad = Arc::new(BadLog::default());
@@ -68,8 +69,8 @@ pub(super) async fn serve(home: Home) -> anyhow::Result<i32> {
                     continue;
                 };
                 let (d, budget, bad) = (daemon.clone(), budget.clone(), bad.clone());
+                let slots = slots.clone();
                 tokio::spawn(async move {
-                    let _permit = permit;
                     if let Err(e) = check_peer(&stream) {
                         bad.log(|| format!("{e:#}"));
                         return;
@@ -77,6 +78,13 @@ pub(super) async fn serve(home: Home) -> anyhow::Result<i32> {
                     let conn = Conn::with_limit(stream, MAX_REQUEST_BYTES, Some(budget));
                     if let Err(e) = d.client(conn, &bad).await {
                         tracing::debug!("a client connection ended: {e:#}");
+                    }
+                    drop(permit);
+                    if slots.available_permits() == MAX_CONNECTIONS {
+                        // The last client is gone: what its commands allocated (a start's
+                        // specs and registry copies, a list's answer) goes back to the
+                        // kernel instead of staying as the idle daemon's high-water mark.
+                        muster_ipc::release_free_heap();
                     }
                 });
             }

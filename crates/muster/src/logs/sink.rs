@@ -72,11 +72,9 @@ impl LogSink {
         let runtime = Handle::try_current().map_err(|_| LogError::NoRuntime)?;
         // A log file reaching `RLIMIT_FSIZE` must fail the write (EFBIG, reported and
         // counted), not kill the supervisor with SIGXFSZ: a handler replaces the default
-        // action for the process's life (tokio never uninstalls it, so the stream itself may
-        // go). Workers get the default back at exec.
-        let xfsz = rustix::process::Signal::XFSZ.as_raw();
-        let _ = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(xfsz))
-            .map_err(LogError::Writer)?;
+        // action for the process's life. Workers get the default back at exec.
+        muster_ipc::signal::catch(muster_ipc::Signal::XFSZ)
+            .map_err(|e| LogError::Writer(e.into()))?;
         let time = match &config.timestamps {
             Some(format) => Some(Arc::new(TimeFormat::parse(format).map_err(|reason| {
                 LogError::TimeFormat {

@@ -237,7 +237,7 @@ async fn run_app(
         out_log,
         err_log,
     };
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut term = muster_ipc::signal::listen(muster_ipc::Signal::TERM)?;
     let heartbeat = heartbeat::Heartbeat::new(Duration::from_millis(HEARTBEAT_MS))?;
     let mut memory_check = tokio::time::interval(Duration::from_secs(1));
     let mut log_failing = false;

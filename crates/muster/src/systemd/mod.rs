@@ -44,7 +44,7 @@ pub async fn daemon_service(
             std::future::pending::<()>().await;
         }
     };
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut term = muster_ipc::signal::listen(muster_ipc::Signal::TERM)?;
     tokio::pin!(serve);
     tokio::pin!(ready);
     let code = tokio::select! {

@@ -31,7 +31,6 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
 use timers::{Due, Timers, sleep_until};
-use tokio::signal::unix::{Signal as SignalStream, SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -45,7 +44,7 @@ const FROM_WORKERS_QUEUE: usize = 1024;
 pub(crate) struct Control {
     config: PrimaryConfig,
     policy: Policy,
-    events: mpsc::UnboundedSender<Event>,
+    events: mpsc::UnboundedSender<Box<Event>>,
     workers: BTreeMap<WorkerId, WorkerProc>,
     from_workers_tx: mpsc::Sender<FromWorker>,
     from_workers: mpsc::Receiver<FromWorker>,
@@ -60,7 +59,7 @@ pub(crate) struct Control {
     /// `listen` under `reuseport`: the addresses (ports resolved) and each slot's sockets.
     listen_reuse: Vec<(String, ListenAddr)>,
     reuse_slots: BTreeMap<usize, Vec<(String, OwnedFd)>>,
-    sigchld: SignalStream,
+    sigchld: muster_ipc::signal::SignalListener,
     /// Exits of our workers, left by the process's one reaper.
     exits: Arc<Mailbox>,
     /// The worker whose channel is polled first next time (see `poll_workers`).
@@ -79,12 +78,13 @@ pub(super) const NEWCONN_SILENCE: Duration = Duration::from_secs(5);
 impl Control {
     pub fn new(
         config: PrimaryConfig,
-        events: mpsc::UnboundedSender<Event>,
+        events: mpsc::UnboundedSender<Box<Event>>,
     ) -> Result<Control, StartError> {
         // Bounded: a worker that floods the primary with messages is slowed down through its
         // channel (its reader task waits), instead of growing the primary's memory.
         let (from_workers_tx, from_workers) = mpsc::channel(FROM_WORKERS_QUEUE);
-        let sigchld = signal(SignalKind::child()).map_err(StartError::Signals)?;
+        let sigchld = muster_ipc::signal::listen(muster_ipc::Signal::CHILD)
+            .map_err(|e| StartError::Signals(e.into()))?;
         if config.subreaper {
             reap::enable_subreaper(OrphanPolicy {
                 stop_signal: config
@@ -119,7 +119,7 @@ impl Control {
         Ok(c)
     }
 
-    pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+    pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Box<Command>>) {
         self.feed(Input::Start);
         let mut commands_open = true;
         // A safety net, not the mechanism: SIGCHLD drives reaping, but a wake-up lost between
@@ -142,7 +142,7 @@ impl Control {
                 _ = self.sigchld.recv() => self.on_sigchld(),
                 _ = self.exits.changed() => self.on_reap(),
                 cmd = commands.recv(), if commands_open => match cmd {
-                    Some(cmd) => self.on_command(cmd),
+                    Some(cmd) => self.on_command(*cmd),
                     None => {
                         // Every handle was dropped: nobody can stop us later, so stop now.
                         commands_open = false;
@@ -263,7 +263,7 @@ impl Control {
     }
 
     fn emit(&self, event: Event) {
-        let _ = self.events.send(event);
+        let _ = self.events.send(Box::new(event));
     }
 
     fn on_from_worker(&mut self, fw: FromWorker) {
