@@ -7,7 +7,8 @@ use std::task::{Context, Poll, ready};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
-/// A non-blocking socket registered with the tokio reactor.
+/// A non-blocking socket (or any pollable descriptor: a pidfd, an eventfd) registered with
+/// the tokio reactor.
 #[derive(Debug)]
 pub struct AsyncSocket {
     fd: AsyncFd<OwnedFd>,

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -46,8 +47,10 @@ pub struct AppSpec {
     pub env: BTreeMap<String, String>,
     /// The environment of the shell that started the app (as pm2 passes it on), under `env`.
     /// Kept in muster's private state files; never printed (`list`/`show` leave it out).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub inherited_env: BTreeMap<String, String>,
+    /// Shared: apps started from one shell hold one copy in the daemon (see
+    /// [`share_inherited_env`](AppSpec::share_inherited_env)), which is most of a spec's size.
+    #[serde(skip_serializing_if = "is_empty_env")]
+    pub inherited_env: Arc<BTreeMap<String, String>>,
     /// How many workers to run.
     pub instances: Instances,
     /// Warm spares: extra workers started, their code loaded, given no traffic, each promoted
@@ -167,6 +170,16 @@ impl AppSpec {
         same == *self
     }
 
+    /// Makes this spec hold `other`'s copy of the inherited environment when the two are
+    /// equal: a daemon keeps one copy per distinct environment, not one per app.
+    pub fn share_inherited_env(&mut self, other: &AppSpec) {
+        if !Arc::ptr_eq(&self.inherited_env, &other.inherited_env)
+            && self.inherited_env == other.inherited_env
+        {
+            self.inherited_env = other.inherited_env.clone();
+        }
+    }
+
     /// The program that runs the script, from `interpreter` or the script's extension.
     pub fn resolved_interpreter(&self) -> Interpreter {
         Interpreter::resolve(self.interpreter.as_deref(), &self.script)
@@ -183,7 +196,7 @@ impl Default for AppSpec {
             interpreter_args: Vec::new(),
             cwd: None,
             env: BTreeMap::new(),
-            inherited_env: BTreeMap::new(),
+            inherited_env: Arc::default(),
             instances: Instances::default(),
             spares: 0,
             exec_mode: ExecMode::default(),
@@ -223,6 +236,10 @@ impl Default for AppSpec {
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+fn is_empty_env(env: &Arc<BTreeMap<String, String>>) -> bool {
+    env.is_empty()
 }
 
 /// How the workers relate to each other.

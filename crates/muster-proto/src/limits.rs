@@ -227,7 +227,7 @@ pub fn check_limits(spec: &AppSpec) -> Result<(), LimitError> {
         )?;
         health_probe(&check.probe)?;
     }
-    for (k, v) in spec.env.iter().chain(&spec.inherited_env) {
+    for (k, v) in spec.env.iter().chain(spec.inherited_env.iter()) {
         if k.is_empty() || k.contains('=') {
             return Err(LimitError::Exec {
                 field: format!("env {k:?}"),

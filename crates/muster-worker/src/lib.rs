@@ -105,7 +105,6 @@ use std::sync::{Arc, Mutex};
 
 use muster_ipc::{Channel, Message, Received, SendError};
 use serde_json::{Value, json};
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 
 use env::{Contract, RawEnv};
@@ -392,8 +391,10 @@ impl Worker {
     }
 
     fn handle_signals(&self) -> Result<(), WorkerError> {
-        let mut term = signal(SignalKind::terminate()).map_err(WorkerError::Signal)?;
-        let mut int = signal(SignalKind::interrupt()).map_err(WorkerError::Signal)?;
+        let mut term = muster_ipc::signal::listen(muster_ipc::Signal::TERM)
+            .map_err(|e| WorkerError::Signal(e.into()))?;
+        let mut int = muster_ipc::signal::listen(muster_ipc::Signal::INT)
+            .map_err(|e| WorkerError::Signal(e.into()))?;
         let shared = Arc::clone(&self.shared);
         tokio::spawn(async move {
             // Only a second *signal* forces: the primary drains with `disconnect` and its stop
@@ -401,8 +402,8 @@ impl Worker {
             let mut signalled = false;
             loop {
                 let reason = tokio::select! {
-                    Some(()) = term.recv() => ShutdownReason::Terminate,
-                    Some(()) = int.recv() => ShutdownReason::Interrupt,
+                    Ok(()) = term.recv() => ShutdownReason::Terminate,
+                    Ok(()) = int.recv() => ShutdownReason::Interrupt,
                     else => return,
                 };
                 if signalled {

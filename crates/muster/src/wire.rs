@@ -221,6 +221,11 @@ async fn read_more(
                 if e.kind() != std::io::ErrorKind::WouldBlock {
                     return Err(e);
                 }
+                if start == 0 {
+                    // The readiness was stale (the last read did not drain the socket) and
+                    // the wait now is real: a link waits for minutes holding no buffer.
+                    *buf = Vec::new();
+                }
             }
         }
     }

@@ -215,6 +215,14 @@ fn node_fork_mode_app_gets_its_stop_signal_from_muster_stop() {
         std::thread::sleep(Duration::from_millis(20));
     }
     h.ok(&["stop", "fork"]);
+    // The line the app printed as it stopped is in its log once `stop` has returned: the
+    // supervisor drains the pipes before it reports the app stopped.
+    let out = std::fs::read_to_string(h.path("logs/fork-out.log")).unwrap_or_default();
+    assert!(
+        out.contains(&format!("stop_handler {pid}: stopping on SIGINT")),
+        "the last line is missing from the log:\n{out}\n{}",
+        h.report("")
+    );
     // `stop` returned and the kill timeout (120 s) cannot have fired within the test: the
     // handler ended it.
     let end = Instant::now() + WAIT;

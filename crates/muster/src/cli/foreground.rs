@@ -6,7 +6,6 @@
 use muster_cluster::policy::PolicyEvent;
 use muster_cluster::primary::{Event, Primary, signal_name};
 use std::io::Write;
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 /// One primary to run, with the name its events are printed under (none for a single app).
@@ -35,9 +34,9 @@ pub async fn serve(apps: Vec<ForegroundApp>, json: bool) -> anyhow::Result<i32> 
         });
     }
     drop(tx);
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = muster_ipc::signal::listen(muster_ipc::Signal::HUP)?;
+    let mut term = muster_ipc::signal::listen(muster_ipc::Signal::TERM)?;
+    let mut int = muster_ipc::signal::listen(muster_ipc::Signal::INT)?;
     let mut stopping = false;
     let mut clean = true;
     let mut gave_up = false;

@@ -16,7 +16,6 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::signal::unix::{SignalKind, signal};
 
 /// After the child exited, how long the channel may stay silent before we stop reading it.
 /// What the child wrote before exiting is already buffered and arrives at once; a longer
@@ -51,8 +50,10 @@ async fn bridge(args: IpcArgs) -> anyhow::Result<i32> {
     let (program, rest) = args.command.split_first().context("no command given")?;
     // Installed before the child exists, so a signal that arrives right after the spawn is
     // forwarded instead of killing us and leaving the child behind.
-    let mut sigint = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
+    let mut sigint =
+        muster_ipc::signal::listen(Signal::INT).context("installing a SIGINT handler")?;
+    let mut sigterm =
+        muster_ipc::signal::listen(Signal::TERM).context("installing a SIGTERM handler")?;
 
     let spawned = match Spawn::new(program).args(rest).stdin(Stdio::null()).spawn() {
         Ok(s) => s,
@@ -90,8 +91,8 @@ async fn bridge(args: IpcArgs) -> anyhow::Result<i32> {
                     .context("waiting for the child")?;
                 break;
             }
-            Some(()) = sigint.recv() => forward(pid, Signal::INT),
-            Some(()) = sigterm.recv() => forward(pid, Signal::TERM),
+            Ok(()) = sigint.recv() => forward(pid, Signal::INT),
+            Ok(()) = sigterm.recv() => forward(pid, Signal::TERM),
         }
     }
     // The child is gone; print what it wrote before it went.

@@ -185,6 +185,7 @@ async fn logs(home: Home, args: LogsArgs) -> anyhow::Result<i32> {
         };
         crate::client::events(&home, &query).await.ok()
     };
+    let mut int = muster_ipc::signal::listen(muster_ipc::Signal::INT)?;
     loop {
         tokio::select! {
             line = follower.next() => {
@@ -197,7 +198,7 @@ async fn logs(home: Home, args: LogsArgs) -> anyhow::Result<i32> {
                 // The daemon went away: the logs go on without events.
                 None => events = None,
             },
-            _ = tokio::signal::ctrl_c() => return Ok(0),
+            _ = int.recv() => return Ok(0),
         }
     }
 }

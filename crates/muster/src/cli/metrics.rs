@@ -39,7 +39,8 @@ async fn serve(home: Home, addr: SocketAddr) -> anyhow::Result<i32> {
         "muster: serving Prometheus metrics on http://{}/metrics",
         listener.local_addr()?
     );
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut term = muster_ipc::signal::listen(muster_ipc::Signal::TERM)?;
+    let mut int = muster_ipc::signal::listen(muster_ipc::Signal::INT)?;
     loop {
         tokio::select! {
             conn = listener.accept() => {
@@ -49,7 +50,7 @@ async fn serve(home: Home, addr: SocketAddr) -> anyhow::Result<i32> {
                     let _ = tokio::time::timeout(CONNECTION_DEADLINE, answer(&home, stream)).await;
                 });
             }
-            _ = tokio::signal::ctrl_c() => return Ok(0),
+            _ = int.recv() => return Ok(0),
             _ = term.recv() => return Ok(0),
         }
     }

@@ -5,6 +5,10 @@ use super::foreground::{self, ForegroundApp};
 use super::start::{AppArgs, specs};
 use crate::logs::{LogConfig, LogSink, Prefix};
 use muster_cluster::primary::Primary;
+use std::time::Duration;
+
+/// How long `muster run` waits, once its apps have stopped, for their last output to be written.
+const SINK_DRAIN: Duration = Duration::from_secs(2);
 
 /// Arguments of `muster run`: those of `muster start`, plus `--json` events.
 #[derive(Debug, clap::Args)]
@@ -133,17 +137,26 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             task.abort();
         }
         notifier.stopping();
-        drop(sinks);
+        // The workers' last lines ("stopping…") may still be in their pipes or on their way
+        // to the terminal: the sinks finish them before the run exits. Within a deadline: a
+        // descendant that kept a pipe open must not hold the exit.
+        let drain = async {
+            for sink in sinks {
+                sink.close().await;
+            }
+        };
+        if tokio::time::timeout(SINK_DRAIN, drain).await.is_err() {
+            tracing::warn!("the workers' last output was not all written within {SINK_DRAIN:?}");
+        }
         code
     })
 }
 
 /// Says STOPPING=1 when SIGTERM or SIGINT arrives (foreground::serve acts on them too).
 async fn notify_stop(notifier: std::sync::Arc<crate::systemd::Notifier>) {
-    use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
+        muster_ipc::signal::listen(muster_ipc::Signal::TERM),
+        muster_ipc::signal::listen(muster_ipc::Signal::INT),
     ) else {
         return;
     };

@@ -232,17 +232,18 @@ fn default_schedule(spec: &mut AppSpec, args: &AppArgs) {
 /// Workers see the environment of the shell that started them (as with pm2), under what the
 /// app sets itself; muster's own variables stay out.
 fn inherit_caller_env(apps: &mut [AppSpec]) {
-    for (k, v) in std::env::vars() {
-        if k == "MUSTER_HOME"
-            || k.starts_with("NODE_CHANNEL")
-            || k == "NODE_UNIQUE_ID"
-            || crate::systemd::PRIVATE_VARS.contains(&k.as_str())
-        {
-            continue;
-        }
-        for spec in apps.iter_mut() {
-            spec.inherited_env.insert(k.clone(), v.clone());
-        }
+    let env: std::sync::Arc<std::collections::BTreeMap<String, String>> = std::sync::Arc::new(
+        std::env::vars()
+            .filter(|(k, _)| {
+                !(k == "MUSTER_HOME"
+                    || k.starts_with("NODE_CHANNEL")
+                    || k == "NODE_UNIQUE_ID"
+                    || crate::systemd::PRIVATE_VARS.contains(&k.as_str()))
+            })
+            .collect(),
+    );
+    for spec in apps.iter_mut() {
+        spec.inherited_env = env.clone();
     }
 }
 

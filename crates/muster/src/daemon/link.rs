@@ -10,6 +10,7 @@ use crate::wire::Conn;
 use anyhow::Context;
 use muster_proto::{AppInfo, AppSpec, PROTOCOL_VERSION, SupervisorRequest, SupervisorResponse};
 use std::future::Future;
+use std::os::unix::process::CommandExt;
 use std::pin::Pin;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -18,6 +19,8 @@ use tokio::net::UnixStream;
 
 /// The deadline of a short request (status, scale, send, signal, flush) and of a hello.
 pub const ASK_DEADLINE: Duration = Duration::from_secs(10);
+/// How long after answering `shutdown` a supervisor's link may take to close.
+const LINK_END_DEADLINE: Duration = Duration::from_secs(2);
 
 impl Daemon {
     /// After a (re)start: adopt every supervisor still running; start those that should run
@@ -123,7 +126,7 @@ impl Daemon {
                 self.exe.display()
             );
         }
-        let mut child = tokio::process::Command::new(&self.exe)
+        let child = std::process::Command::new(&self.exe)
             .arg(&spec.name)
             .env("MUSTER_HOME", self.home.root())
             .env(crate::nofile::VAR, crate::nofile::for_supervisors())
@@ -139,7 +142,7 @@ impl Daemon {
         let name = spec.name.clone();
         let (ended_tx, mut ended) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
-            match child.wait().await {
+            match super::child::wait(child).await {
                 Ok(status) => {
                     tracing::debug!("the supervisor of {name} ended: {status}");
                     let _ = ended_tx.send(status);
@@ -225,7 +228,7 @@ impl Daemon {
                 let views = self.views.lock().expect("views lock");
                 views
                     .get(name)
-                    .and_then(|v| v.app.as_ref())
+                    .and_then(|v| v.app.as_deref())
                     .is_some_and(&until)
             };
             if done {
@@ -268,14 +271,15 @@ impl Daemon {
                     self.events.lock().expect("events lock").push(&name, event);
                     continue;
                 }
+                let status = matches!(msg, SupervisorResponse::Status { .. });
                 let mut views = self.views.lock().expect("views lock");
                 match views.get_mut(&name) {
-                    Some(v) if v.generation == generation => v.update(&msg),
+                    Some(v) if v.generation == generation => v.update(msg),
                     _ => break, // replaced
                 }
                 drop(views);
                 self.changed.send_modify(|n| *n += 1);
-                if matches!(msg, SupervisorResponse::Status { .. }) {
+                if status {
                     crate::triggers::apps_changed(); // not on heartbeats: they change no spec
                 }
             }
@@ -393,7 +397,28 @@ impl Daemon {
             .await?
         {
             SupervisorResponse::Error { message } => anyhow::bail!(message),
-            _ => Ok(()),
+            _ => {
+                // The supervisor ended its link before it answered, but the link's task may
+                // not have read that yet: `stop`'s reply must show the app stopped, not the
+                // last state the link pushed ("stopping", with workers).
+                self.wait_unlinked(name, tokio::time::Instant::now() + LINK_END_DEADLINE)
+                    .await;
+                Ok(())
+            }
+        }
+    }
+
+    /// Waits until the app's link has closed (its view is gone), or the deadline.
+    async fn wait_unlinked(&self, name: &str, deadline: tokio::time::Instant) {
+        let mut changed = self.changed.subscribe();
+        while self.linked(name) {
+            match tokio::time::timeout_at(deadline, changed.changed()).await {
+                Ok(Ok(())) => {}
+                _ => {
+                    tracing::warn!("the link of {name} stayed open after its shutdown answer");
+                    return;
+                }
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 //! A daemon that was killed is replaced on the next CLI call; the new one adopts the running
 //! supervisors through their sockets, with their workers, restart counts and logs untouched.
 
+mod child;
 mod commands;
 mod dispatch;
 pub mod events;

@@ -73,7 +73,7 @@ impl Daemon {
         loop {
             let (up, errored) = {
                 let views = self.views.lock().expect("views lock");
-                match views.get(&spec.name).and_then(|v| v.app.as_ref()) {
+                match views.get(&spec.name).and_then(|v| v.app.as_deref()) {
                     Some(a) => (
                         a.status == AppStatus::Online
                             && started.elapsed() >= min_uptime.saturating_sub(youngest(a)),

@@ -12,8 +12,9 @@ pub struct View {
     /// The link's generation: a link that was replaced must not touch its successor's view.
     pub generation: u64,
     pub pid: u32,
-    /// The last state pushed; `None` until the first arrives.
-    pub app: Option<AppInfo>,
+    /// The last state pushed; `None` until the first arrives. Boxed: the map of views is
+    /// sized for 2^n apps, and a view without its state is a few words.
+    pub app: Option<Box<AppInfo>>,
     /// When `app`'s uptimes were true.
     pub state_at: Instant,
     /// The last message of any kind.
@@ -33,12 +34,11 @@ impl View {
     }
 
     /// Takes in one pushed message; events are not kept here.
-    pub fn update(&mut self, msg: &SupervisorResponse) {
+    pub fn update(&mut self, msg: SupervisorResponse) {
         let now = Instant::now();
         self.heard_at = now;
         match msg {
-            SupervisorResponse::Status { app } => {
-                let mut app = (**app).clone();
+            SupervisorResponse::Status { mut app } => {
                 // `list` shows the registry's spec (current after a `scale`), never this copy:
                 // an empty one keeps `list` from copying 100 environments per call.
                 app.spec = Default::default();
@@ -48,7 +48,7 @@ impl View {
             SupervisorResponse::Heartbeat { uptime_ms, workers } => {
                 let Some(app) = &mut self.app else { return };
                 let since = now.duration_since(self.state_at).as_millis() as u64;
-                app.uptime_ms = *uptime_ms;
+                app.uptime_ms = uptime_ms;
                 for w in &mut app.workers {
                     w.uptime_ms += since;
                     if let Some(s) = workers.iter().find(|s| s.id == w.id) {
@@ -81,7 +81,7 @@ impl View {
     /// The app as `list` shows it now: uptimes moved on since the last push, and
     /// `unresponsive` when its supervisor is.
     pub fn app_now(&self, now: Instant) -> Option<AppInfo> {
-        let mut app = self.app.clone()?;
+        let mut app = AppInfo::clone(self.app.as_deref()?);
         let since = now.duration_since(self.state_at).as_millis() as u64;
         app.uptime_ms += since;
         for w in &mut app.workers {

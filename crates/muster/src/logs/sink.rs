@@ -36,16 +36,21 @@ const BUSY_PIPE: usize = 256 * 1024;
 /// Messages (each one read's worth of lines) queued per file before readers wait.
 const QUEUE: usize = 64;
 
+/// A writer's queue of batches of whole lines.
+type Queue = mpsc::Sender<Vec<u8>>;
+
 /// One app's log capture. Dropping it is fine: the writers finish what the workers still
 /// send and stop when the last pipe closes; [`close`](LogSink::close) waits for that.
 #[derive(Debug)]
 pub struct LogSink {
-    out: mpsc::Sender<Vec<u8>>,
-    err: mpsc::Sender<Vec<u8>>,
+    /// The writers' queues, until [`close`](LogSink::close): the pipe readers hold them too,
+    /// each until its pipe ends, and a writer stops once every holder has let go.
+    senders: Mutex<Option<[Queue; 2]>>,
     capture: Capture,
     /// The log files, once each, for [`flush`](LogSink::flush).
     files: Vec<Arc<Mutex<RotatingFile>>>,
-    done: Vec<oneshot::Receiver<()>>,
+    /// Fired by each writer when it stops; taken by [`close`](LogSink::close).
+    done: Mutex<Vec<oneshot::Receiver<()>>>,
     health: Health,
     /// What [`health_changed`](LogSink::health_changed) saw last.
     reported: Mutex<muster_proto::LogHealth>,
@@ -138,10 +143,9 @@ impl LogSink {
                 time,
                 runtime,
             },
-            out,
-            err,
+            senders: Mutex::new(Some([out, err])),
             files,
-            done,
+            done: Mutex::new(done),
             health,
             reported: Mutex::default(),
         })
@@ -196,16 +200,17 @@ impl LogSink {
     /// Waits until every line of every worker is written: until all workers' pipes are
     /// closed (the workers and anything they started with the pipes have exited) and the
     /// writers have drained their queues. No worker can be given pipes afterwards.
-    pub async fn close(self) {
-        let LogSink {
-            out,
-            err,
-            capture,
-            done,
-            ..
-        } = self;
-        capture.closed.store(true, Ordering::Release);
-        drop((out, err));
+    /// A second call returns at once. Callers bound it with a deadline: a descendant of a
+    /// worker may hold a pipe open for as long as it lives.
+    pub async fn close(&self) {
+        self.capture.closed.store(true, Ordering::Release);
+        drop(
+            self.senders
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+        let done = std::mem::take(&mut *self.done.lock().unwrap_or_else(PoisonError::into_inner));
         for d in done {
             let _ = d.await;
         }

@@ -40,6 +40,8 @@ use tokio::sync::{Notify, broadcast, watch};
 
 /// How long an answered `shutdown` may take to be written before the supervisor exits anyway.
 const REPLY_DEADLINE: Duration = Duration::from_secs(2);
+/// How long a stopping supervisor waits for its workers' last output to reach the log files.
+const LOG_DRAIN: Duration = Duration::from_secs(1);
 
 /// How long after a log write failed (or worked again) the supervisor looks at the log's
 /// health: at most one look (and one push) per this, however many lines fail.
@@ -309,6 +311,19 @@ async fn run_app(
             }
             _ = term.recv() => ctx.primary.stop(),
         }
+    }
+    // The workers are gone; their last lines ("shutting down…") may still be in their pipes.
+    // They are written before anyone hears `stopped`, so that `muster logs` right after
+    // `muster stop` shows them. Within a deadline: a descendant that kept a pipe open (and
+    // outlived the orphan sweep) must not hold the stop.
+    if tokio::time::timeout(LOG_DRAIN, ctx.sink.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "the workers' last output was not all written within {} ms",
+            LOG_DRAIN.as_millis()
+        );
     }
     // The socket goes first: once `shutdown` is answered, a new supervisor for this app may
     // bind it at once (a restart) and must not find ours still there.
