@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# ./install.sh [DIR]: builds muster (scripts/build-static.sh: release profile, statically
-# linked) and installs its three executables side by side into DIR, by default ~/.cargo/bin
-# (on the PATH of anyone who has installed Rust with rustup). They must stay together: `muster`
-# starts `muster-daemon` from beside itself, and the daemon starts `muster-supervisor`.
+# ./install.sh [DIR]: builds muster (scripts/build-static.sh: release profile with LTO,
+# statically linked) and installs its three executables side by side into DIR, by default
+# ~/.cargo/bin (on the PATH of anyone who has installed Rust with rustup). They must stay
+# together: `muster` starts `muster-daemon` from beside itself, and the daemon starts
+# `muster-supervisor`.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 DIR=${1:-${CARGO_HOME:-$HOME/.cargo}/bin}

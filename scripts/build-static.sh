@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/build-static.sh: muster's executables as ./install.sh installs them and the benchmarks
-# measure them: the release profile, linked statically against the C library and at a fixed
-# address (non-PIE), copied into target/static/.
+# measure them: the `dist` profile (the release profile with whole-program LTO, Cargo.toml),
+# linked statically against the C library and at a fixed address (non-PIE), copied into
+# target/static/.
 #
 #   scripts/build-static.sh                       muster, muster-daemon, muster-supervisor
 #   scripts/build-static.sh -p PACKAGE BIN...     other binaries of the workspace, the same way
@@ -39,10 +40,10 @@ if ! printf 'int main(void) { return 0; }\n' | cc -x c - -static -o "$probe/a" 2
 fi
 
 for bin in "${BINS[@]}"; do
-  (cd "$ROOT" && cargo rustc --release --locked -p "$PKG" --bin "$bin" -- \
+  (cd "$ROOT" && cargo rustc --profile dist --locked -p "$PKG" --bin "$bin" -- \
     -C target-feature=+crt-static -C relocation-model=static)
   # Copied under a temporary name and renamed: a running copy is never written over.
-  cp "$TARGET/release/$bin" "$OUT/.$bin.new"
+  cp "$TARGET/dist/$bin" "$OUT/.$bin.new"
   mv -f "$OUT/.$bin.new" "$OUT/$bin"
 done
 echo "built in $OUT: ${BINS[*]}" >&2
