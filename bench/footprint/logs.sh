@@ -2,7 +2,8 @@
 # bench/footprint/logs.sh: the log burst of bench/footprint/run.sh (which runs it, with its
 # homes, binaries and clean-up): one fork-mode app (bench/daemon/apps/burst.js) prints BURST
 # lines as fast as console.log goes; for each tool, the CPU its own processes spend meanwhile
-# (muster: daemon + supervisor; pm2: its node processes), and in the out log: lines kept, lost,
+# (muster: daemon + supervisor; pm2: its node processes) and the read and write system calls
+# they make (/proc/PID/io: how large the batches are), and in the out log: lines kept, lost,
 # torn (not one whole line as printed) and out of order.
 #
 # Needs: MUSTER_BIN_DIR, PM2, BURST, WORK, MH (MUSTER_HOME), PH (PM2_HOME), all set by run.sh.
@@ -43,6 +44,18 @@ cpu_ms() {
   echo $((t * 1000 / CLK_TCK))
 }
 
+# syscalls PIDS...: "reads writes", the read and write system calls the processes made (all
+# their threads, dead ones included: /proc/PID/io's syscr and syscw).
+syscalls() {
+  local r=0 w=0 p k v
+  for p in "$@"; do
+    while read -r k v; do
+      case $k in syscr:) r=$((r + v)) ;; syscw:) w=$((w + v)) ;; esac
+    done <"/proc/$p/io" 2>/dev/null || continue
+  done
+  echo "$r $w"
+}
+
 # check FILE: "kept lost torn disorder" for the burst's lines in FILE.
 check() {
   awk -v n="$BURST" '
@@ -58,7 +71,7 @@ check() {
 }
 
 echo "## Log burst: $BURST lines from one fork-mode app (console.log), one tool at a time"
-printf '%-7s %10s %10s %10s %8s %8s %10s %10s\n' tool "CPU ms" "drain ms" kept lost torn disorder "app pid"
+printf '%-7s %10s %10s %9s %9s %10s %8s %8s %10s %10s\n' tool "CPU ms" "drain ms" reads writes kept lost torn disorder "app pid"
 declare -A CPU
 for t in muster pm2; do
   go=$WORK/go-$t
@@ -74,6 +87,7 @@ for t in muster pm2; do
   sleep 2
   pids=$(own_pids "$t" | tr '\n' ' ')
   c0=$(cpu_ms $pids)
+  read -r r0 w0 < <(syscalls $pids)
   t0=$EPOCHREALTIME
   : >"$go"
   # Until every line is in the file, or it stops growing for 10 s, or 300 s.
@@ -91,16 +105,18 @@ for t in muster pm2; do
   drain=$(awk -v a="$last_change" -v b="$t0" 'BEGIN { printf "%d", (a - b) * 1000 }')
   sleep 1 # what the tool does right after the last line counts too
   c1=$(cpu_ms $pids)
+  read -r r1 w1 < <(syscalls $pids)
   CPU[$t]=$((c1 - c0))
   read -r kept lost torn disorder < <(check "$out")
   CPU[$t.lost]=$lost CPU[$t.torn]=$torn
-  printf '%-7s %10d %10d %10d %8d %8d %10d %10s\n' "$t" "${CPU[$t]}" "$drain" "$kept" "$lost" "$torn" "$disorder" "$APP_PID"
+  printf '%-7s %10d %10d %9d %9d %10d %8d %8d %10d %10s\n' "$t" "${CPU[$t]}" "$drain" $((r1 - r0)) $((w1 - w0)) \
+    "$kept" "$lost" "$torn" "$disorder" "$APP_PID"
   if [ "$t" = muster ]; then m delete burst >/dev/null; else p2 delete burst >/dev/null; fi
 done
-# The floor: the same burst through a plain pipe into `dd`, which copies it to a file in 64 KiB
-# blocks (iflag=fullblock: each read waits for a full block, the fewest system calls possible)
-# and does nothing else. What dd spends is what moving these bytes from a pipe into a file costs
-# on this machine, with none of muster's code in the way.
+# A plain copy: the same burst through a pipe into `dd`, which copies it to a file in 64 KiB
+# blocks and does nothing else. Not a floor: iflag=fullblock writes whole blocks, but each of
+# its reads returns what the pipe holds at once, so while dd keeps up with the writer it makes
+# a read per line printed; muster's reader lets lines gather first (logs/sink.rs, SETTLE).
 floor_out=$WORK/floor-out.log
 mkfifo "$WORK/fifo"
 # dd's CPU as its parent shell's `times` reports it once dd has exited (after the app's EOF).
@@ -116,10 +132,12 @@ FLOOR=$(awk 'NR == 2 {
     split($1, u, /[ms]/); split($2, s, /[ms]/)
     printf "%d", (u[1] * 60 + u[2] + s[1] * 60 + s[2]) * 1000 }' "$WORK/dd-times")
 read -r kept lost torn disorder < <(check "$floor_out")
-printf '%-7s %10d %10s %10d %8d %8d %10d %10s\n' "dd" "$FLOOR" "-" "$kept" "$lost" "$torn" "$disorder" "-"
-echo "(dd: the floor, the same lines through a plain pipe copied into a file in 64 KiB blocks by dd)"
+printf '%-7s %10d %10s %9s %9s %10d %8d %8d %10d %10s\n' "dd" "$FLOOR" "-" "-" "-" "$kept" "$lost" "$torn" "$disorder" "-"
+echo "(dd: the same lines through a plain pipe copied into a file by dd in 64 KiB blocks; not a lower"
+echo " bound: dd reads as soon as bytes arrive, so a writer that prints a line per write costs it a"
+echo " read per line while it keeps up, where muster waits 10 ms after a read that emptied the pipe)"
 ratio=$(awk -v a="${CPU[muster]}" -v b="${CPU[pm2]}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }')
 met=$(awk -v a="${CPU[muster]}" -v b="${CPU[pm2]}" -v l="${CPU[muster.lost]}" -v t="${CPU[muster.torn]}" \
   'BEGIN { print (b > 0 && a * 5 <= b && l == 0 && t == 0) ? "yes" : "no" }')
-echo "muster/pm2 CPU: $ratio (target ≤ 0.20 with 0 lost and 0 torn: $met); dd/pm2 CPU (the floor): $(awk -v a="$FLOOR" -v b="${CPU[pm2]}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'); muster/dd: $(awk -v a="${CPU[muster]}" -v b="$FLOOR" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }')"
+echo "muster/pm2 CPU: $ratio (target ≤ 0.20 with 0 lost and 0 torn: $met); dd/pm2 CPU (a plain copy): $(awk -v a="$FLOOR" -v b="${CPU[pm2]}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'); muster/dd: $(awk -v a="${CPU[muster]}" -v b="$FLOOR" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }')"
 echo
