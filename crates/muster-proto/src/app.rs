@@ -47,8 +47,8 @@ pub struct AppSpec {
     pub env: BTreeMap<String, String>,
     /// The environment of the shell that started the app (as pm2 passes it on), under `env`.
     /// Kept in muster's private state files; never printed (`list`/`show` leave it out).
-    /// Shared: apps started from one shell hold one copy in the daemon (see
-    /// [`share_inherited_env`](AppSpec::share_inherited_env)), which is most of a spec's size.
+    /// Shared: apps started from one shell hold one copy (the CLI builds one, the daemon's
+    /// registry keeps equal ones as one), which is most of a spec's size.
     #[serde(skip_serializing_if = "is_empty_env")]
     pub inherited_env: Arc<BTreeMap<String, String>>,
     /// How many workers to run.
@@ -168,16 +168,6 @@ impl AppSpec {
         same.increment_var.clone_from(&self.increment_var);
         same.max_memory_restart = self.max_memory_restart;
         same == *self
-    }
-
-    /// Makes this spec hold `other`'s copy of the inherited environment when the two are
-    /// equal: a daemon keeps one copy per distinct environment, not one per app.
-    pub fn share_inherited_env(&mut self, other: &AppSpec) {
-        if !Arc::ptr_eq(&self.inherited_env, &other.inherited_env)
-            && self.inherited_env == other.inherited_env
-        {
-            self.inherited_env = other.inherited_env.clone();
-        }
     }
 
     /// The program that runs the script, from `interpreter` or the script's extension.

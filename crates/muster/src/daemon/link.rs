@@ -222,21 +222,28 @@ impl Daemon {
         deadline: tokio::time::Instant,
         until: impl Fn(&AppInfo) -> bool,
     ) {
+        self.wait_views(name, deadline, |v| {
+            v.and_then(|v| v.app.as_deref()).is_some_and(&until)
+        })
+        .await;
+    }
+
+    /// Waits until the app's view (`None` once its link closed) satisfies `until`; false at
+    /// the deadline.
+    async fn wait_views(
+        &self,
+        name: &str,
+        deadline: tokio::time::Instant,
+        until: impl Fn(Option<&View>) -> bool,
+    ) -> bool {
         let mut changed = self.changed.subscribe();
         loop {
-            let done = {
-                let views = self.views.lock().expect("views lock");
-                views
-                    .get(name)
-                    .and_then(|v| v.app.as_deref())
-                    .is_some_and(&until)
-            };
-            if done {
-                return;
+            if until(self.views.lock().expect("views lock").get(name)) {
+                return true;
             }
             match tokio::time::timeout_at(deadline, changed.changed()).await {
                 Ok(Ok(())) => {}
-                _ => return,
+                _ => return false,
             }
         }
     }
@@ -401,23 +408,11 @@ impl Daemon {
                 // The supervisor ended its link before it answered, but the link's task may
                 // not have read that yet: `stop`'s reply must show the app stopped, not the
                 // last state the link pushed ("stopping", with workers).
-                self.wait_unlinked(name, tokio::time::Instant::now() + LINK_END_DEADLINE)
-                    .await;
-                Ok(())
-            }
-        }
-    }
-
-    /// Waits until the app's link has closed (its view is gone), or the deadline.
-    async fn wait_unlinked(&self, name: &str, deadline: tokio::time::Instant) {
-        let mut changed = self.changed.subscribe();
-        while self.linked(name) {
-            match tokio::time::timeout_at(deadline, changed.changed()).await {
-                Ok(Ok(())) => {}
-                _ => {
+                let deadline = tokio::time::Instant::now() + LINK_END_DEADLINE;
+                if !self.wait_views(name, deadline, |v| v.is_none()).await {
                     tracing::warn!("the link of {name} stayed open after its shutdown answer");
-                    return;
                 }
+                Ok(())
             }
         }
     }

@@ -148,12 +148,13 @@ impl Registry {
 /// Gives `spec` the copy of its inherited environment an entry of `others` already holds, if
 /// one is equal: apps started from one shell (an ecosystem file of 100 apps) then cost one
 /// environment, not 100 (a few kB each).
+/// (`Arc`'s `==` compares the pointers first, so a shared copy costs no walk.)
 fn share_env(spec: &mut AppSpec, others: &[Entry]) {
     if let Some(e) = others
         .iter()
         .find(|e| e.spec.inherited_env == spec.inherited_env)
     {
-        spec.share_inherited_env(&e.spec);
+        spec.inherited_env = e.spec.inherited_env.clone();
     }
 }
 
@@ -196,6 +197,44 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("nope"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn equal_inherited_environments_are_held_once_after_upsert_and_load() {
+        let dir = std::env::temp_dir().join(format!("muster-reg-env-{}", std::process::id()));
+        let home = Home::at(&dir);
+        home.ensure().unwrap();
+        let env = |pairs: &[(&str, &str)]| {
+            std::sync::Arc::new(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<std::collections::BTreeMap<_, _>>(),
+            )
+        };
+        let mut r = Registry::load(&home).unwrap();
+        for (name, e) in [
+            ("a", env(&[("PATH", "/bin")])),
+            ("b", env(&[("PATH", "/bin")])), // equal, a copy of its own
+            ("c", env(&[("PATH", "/usr/bin")])),
+        ] {
+            let mut spec = AppSpec::new(name, "x.js");
+            spec.inherited_env = e;
+            r.upsert(spec);
+        }
+        let held = |r: &Registry, n: &str| r.get(n).unwrap().spec.inherited_env.clone();
+        assert!(std::sync::Arc::ptr_eq(&held(&r, "a"), &held(&r, "b")));
+        assert!(!std::sync::Arc::ptr_eq(&held(&r, "a"), &held(&r, "c")));
+        r.save().unwrap();
+        // Read back from the file, each app's copy is parsed apart: the load shares them.
+        let back = Registry::load(&home).unwrap();
+        assert!(std::sync::Arc::ptr_eq(&held(&back, "a"), &held(&back, "b")));
+        assert!(!std::sync::Arc::ptr_eq(
+            &held(&back, "a"),
+            &held(&back, "c")
+        ));
+        assert_eq!(held(&back, "c").get("PATH").unwrap(), "/usr/bin");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
