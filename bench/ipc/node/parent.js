@@ -102,9 +102,17 @@ async function main() {
   const [mode, a, b, w] = process.argv.slice(2);
   const warmup = Number(w);
   const script = mode === 'oneway' ? 'count.js' : 'child.js';
+  // ipc-bench --placement two-cores: the child runs on another CPU than ours. Node cannot pin a
+  // process, so the child starts through taskset, which execs node in place (same pid, same
+  // channel descriptor).
+  const cpu = process.env.IPC_BENCH_CHILD_CPU;
+  const pinned = cpu === undefined
+    ? {}
+    : { execPath: 'taskset', execArgv: ['-c', cpu, process.execPath, ...process.execArgv] };
   const child = fork(path.join(__dirname, script), [], {
     serialization: 'json',
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    ...pinned,
   });
   const exited = new Promise((resolve) => child.once('exit', resolve));
   let result;

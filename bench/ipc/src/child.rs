@@ -5,7 +5,8 @@
 //!   received since the last answer (one-way).
 //!
 //! `API` is `blocking` ([`BlockingChannel`]), `async` ([`Channel`] on a tokio current-thread
-//! runtime) or `raw` (no channel: plain reads and writes, see [`crate::raw`]). The child exits
+//! runtime), or one of the floors with no channel at all: `raw`, `epoll`, `raw-json` (see
+//! [`crate::raw`]) and `tokio-json` (see [`crate::tokio_floor`]). The child exits
 //! when the parent closes the channel.
 
 use crate::{Api, Result};
@@ -43,7 +44,7 @@ pub fn main(args: &[String]) -> Result<()> {
         args.first().and_then(|s| Role::parse(s)),
         args.get(1).and_then(|s| Api::parse(s)),
     ) else {
-        return Err("usage: ipc-bench child (echo|count) (blocking|async|raw|inline)".into());
+        return Err("usage: ipc-bench child (echo|count) (blocking|async|raw|epoll|raw-json|tokio-json)".into());
     };
     // Before any runtime exists: this reads and edits the environment.
     let fd = muster_ipc::channel_fd_from_env()?
@@ -56,7 +57,8 @@ pub fn main(args: &[String]) -> Result<()> {
             .block_on(nonblocking(fd, role)),
         Api::Raw => crate::raw::child(fd, role, crate::raw::Floor::Blocking),
         Api::Epoll => crate::raw::child(fd, role, crate::raw::Floor::Epoll),
-        Api::Inline => crate::inline::child(fd, role),
+        Api::RawJson => crate::raw::child(fd, role, crate::raw::Floor::BlockingJson),
+        Api::TokioJson => crate::tokio_floor::child(fd, role),
     }
 }
 

@@ -13,10 +13,11 @@
 //! is this binary re-executed as `ipc-bench child ROLE API`. See `bench/README.md`.
 
 mod child;
-mod inline;
 mod parent;
+mod placement;
 mod raw;
 mod report;
+mod tokio_floor;
 
 use muster_ipc::{Signal, Spawn};
 use std::io::Read;
@@ -37,8 +38,10 @@ pub enum Api {
     /// Not the channel either: the same bytes on a non-blocking socket, waiting in `epoll_wait`
     /// (the async API's floor).
     Epoll,
-    /// Not the channel either: an experiment with async I/O done inline (see `inline.rs`).
-    Inline,
+    /// Not the channel: the raw floor plus serde_json on every message (see `raw.rs`).
+    RawJson,
+    /// Not the channel: tokio plus serde_json on every message (see `tokio_floor.rs`).
+    TokioJson,
 }
 
 impl Api {
@@ -48,7 +51,8 @@ impl Api {
             Api::Async => "async",
             Api::Raw => "raw",
             Api::Epoll => "epoll",
-            Api::Inline => "inline",
+            Api::RawJson => "raw-json",
+            Api::TokioJson => "tokio-json",
         }
     }
 
@@ -58,7 +62,8 @@ impl Api {
             "async" => Some(Api::Async),
             "raw" => Some(Api::Raw),
             "epoll" => Some(Api::Epoll),
-            "inline" => Some(Api::Inline),
+            "raw-json" => Some(Api::RawJson),
+            "tokio-json" => Some(Api::TokioJson),
             _ => None,
         }
     }
@@ -85,8 +90,10 @@ pub struct Pair {
 pub const NODE_NODE: &str = "node-node";
 pub const RAW_FLOOR: &str = "raw-floor";
 pub const EPOLL_FLOOR: &str = "epoll-floor";
+pub const JSON_FLOOR: &str = "json-floor";
+pub const TOKIO_FLOOR: &str = "tokio-json-floor";
 
-pub const PAIRS: [Pair; 8] = [
+pub const PAIRS: [Pair; 9] = [
     Pair {
         id: "rust-rust-blocking",
         label: "Rust⇄Rust, blocking API",
@@ -137,11 +144,18 @@ pub const PAIRS: [Pair; 8] = [
         extra: false,
     },
     Pair {
-        id: "async-inline-experiment",
-        label: "experiment: async, inline I/O",
-        parent: Side::Rust(Api::Inline),
-        child: Side::Rust(Api::Inline),
-        extra: true,
+        id: JSON_FLOOR,
+        label: "raw + serde_json, no muster",
+        parent: Side::Rust(Api::RawJson),
+        child: Side::Rust(Api::RawJson),
+        extra: false,
+    },
+    Pair {
+        id: TOKIO_FLOOR,
+        label: "tokio + serde_json, no muster",
+        parent: Side::Rust(Api::TokioJson),
+        child: Side::Rust(Api::TokioJson),
+        extra: false,
     },
 ];
 
@@ -322,12 +336,15 @@ pub struct Config {
     pub metrics: Vec<Metric>,
     /// Longest one run may take before the whole benchmark gives up.
     pub case_timeout: Duration,
+    pub placement: placement::Placement,
+    /// The CPUs chosen for `placement` (set when the run starts; `None`: not pinned).
+    pub cpus: Option<placement::Cpus>,
 }
 
 const USAGE: &str = "\
 usage: ipc-bench [--quick] [--json] [--rounds N] [--secs S] [--msgs N] [--samples N]
                  [--node PATH | --no-node] [--node-dir DIR] [--only PAIR[,PAIR…]]
-                 [--metrics METRIC[,METRIC…]]
+                 [--metrics METRIC[,METRIC…]] [--placement one-core|two-cores|free]
 
   --quick        smoke run: 1 round, a few hundred messages per case, 3 × 1 MiB (seconds)
   --json         machine-readable results on stdout (progress still goes to stderr)
@@ -338,9 +355,12 @@ usage: ipc-bench [--quick] [--json] [--rounds N] [--secs S] [--msgs N] [--sample
   --node PATH    Node to use (default: node); --no-node skips every Node case
   --node-dir DIR where child.js, count.js and parent.js are (default: bench/ipc/node)
   --only IDS     only pairs whose id contains one of these (rust-rust-blocking, rust-rust-async,
-                 rust-node-blocking, rust-node-async, node-node, raw-floor, epoll-floor;
-                 async-inline-experiment runs only when named here)
+                 rust-node-blocking, rust-node-async, node-node, raw-floor, epoll-floor,
+                 json-floor, tokio-json-floor)
   --metrics IDS  only these metrics: round_trips, one_way, latency_1mib (default: all)
+  --placement P  one-core: parent and child pinned to one CPU; two-cores (default): parent on
+                 one CPU, child on another; free: left to the scheduler (round trips then
+                 vary up to 12× between runs with where the processes land)
 
 Ratios against Node⇄Node are reported, never asserted: the exit status is non-zero only
 when a case failed.";
@@ -356,6 +376,7 @@ fn parse_args(args: &[String]) -> Result<Option<Config>> {
     let mut node_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("node");
     let mut only = Vec::new();
     let mut metrics = Vec::new();
+    let mut placement = placement::Placement::TwoCores;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |name: &str| {
@@ -382,6 +403,12 @@ fn parse_args(args: &[String]) -> Result<Option<Config>> {
                         .ok_or_else(|| format!("unknown metric {id:?}"))?;
                     metrics.push(m);
                 }
+            }
+            "--placement" => {
+                let v = value(a)?;
+                placement = placement::Placement::parse(&v).ok_or_else(|| {
+                    format!("--placement {v:?}: expected one-core, two-cores or free")
+                })?;
             }
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -424,6 +451,8 @@ fn parse_args(args: &[String]) -> Result<Option<Config>> {
             metrics
         },
         case_timeout: Duration::from_secs(if quick { 60 } else { 180 }),
+        placement,
+        cpus: None,
     }))
 }
 
@@ -461,10 +490,12 @@ fn spawn_child(cfg: &Config, side: Side, metric: Metric) -> Result<muster_ipc::S
         Side::Node => Spawn::new(cfg.node.as_deref().ok_or("no node")?)
             .arg(cfg.node_dir.join(node_child_script(metric))),
     };
-    Ok(spawn
-        .stdin(Stdio::null())
-        .parent_death_signal(Signal::KILL)
-        .spawn()?)
+    placement::start_child(cfg.cpus, || {
+        Ok(spawn
+            .stdin(Stdio::null())
+            .parent_death_signal(Signal::KILL)
+            .spawn()?)
+    })
 }
 
 /// One run of a case with a Rust parent.
@@ -481,7 +512,8 @@ fn run_rust_parent(cfg: &Config, api: Api, child: Side, metric: Metric) -> Resul
         Api::Async => parent::run_async(fd, metric, cfg, budget),
         Api::Raw => raw::parent(fd, raw::Floor::Blocking, metric, cfg, budget),
         Api::Epoll => raw::parent(fd, raw::Floor::Epoll, metric, cfg, budget),
-        Api::Inline => inline::parent(fd, metric, cfg, budget),
+        Api::RawJson => raw::parent(fd, raw::Floor::BlockingJson, metric, cfg, budget),
+        Api::TokioJson => tokio_floor::parent(fd, metric, cfg, budget),
     };
     let status = spawned.child.wait()?;
     let result = result?;
@@ -513,10 +545,16 @@ fn run_node_parent(cfg: &Config, metric: Metric) -> Result<RunResult> {
             cfg.big_warmup.to_string(),
         ],
     };
-    let mut spawned = Spawn::new(node)
+    let mut spawn = Spawn::new(node)
         .arg(cfg.node_dir.join("parent.js"))
         .args(&args)
-        .channel_fd(None)
+        .channel_fd(None);
+    // The Node parent runs where ours does; it starts its child on the child's CPU
+    // (`taskset`, as Node cannot pin a process itself).
+    if let Some(c) = cfg.cpus.filter(|c| c.child != c.parent) {
+        spawn = spawn.env("IPC_BENCH_CHILD_CPU", c.child.to_string());
+    }
+    let mut spawned = spawn
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .parent_death_signal(Signal::KILL)
@@ -614,7 +652,7 @@ fn fmt_progress(r: &RunResult) -> String {
     }
 }
 
-fn run_all(cfg: &Config) -> Outcome {
+fn run_all(cfg: &mut Config) -> Outcome {
     let selected: Vec<&'static Pair> = PAIRS
         .iter()
         .filter(|p| {
@@ -640,6 +678,19 @@ fn run_all(cfg: &Config) -> Outcome {
     let mut errors = Vec::new();
     let load_start = load_average();
     let t0 = Instant::now();
+    // Before the watchdog thread starts: it inherits the parent's CPU.
+    match placement::pin_parent(cfg.placement) {
+        Ok(cpus) => cfg.cpus = cpus,
+        Err(e) => {
+            return Outcome {
+                cases,
+                errors: vec![format!("--placement {}: {e}", cfg.placement.as_str())],
+                load_start,
+                load_end: load_average(),
+                wall_secs: 0.0,
+            };
+        }
+    }
     start_watchdog(cfg.case_timeout);
     let n = cases.len();
     for round in 0..cfg.rounds {
@@ -690,7 +741,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    let cfg = match parse_args(&args) {
+    let mut cfg = match parse_args(&args) {
         Ok(Some(cfg)) => cfg,
         Ok(None) => return ExitCode::SUCCESS,
         Err(e) => {
@@ -698,7 +749,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let outcome = run_all(&cfg);
+    let outcome = run_all(&mut cfg);
     if cfg.json {
         println!("{}", report::json(&cfg, &outcome));
     } else {

@@ -9,10 +9,16 @@
 //! Two floors, one per API: plain blocking `read`/`write` (the blocking API's), and the same
 //! socket non-blocking, waiting in `epoll_wait` whenever a read or write would block (the async
 //! API's: what any event loop must do at least, with no runtime, no queues, no JSON).
+//!
+//! And a third, the blocking API's work with none of muster's code: the blocking floor plus
+//! what every JSON channel must do per message, each received line parsed into a
+//! `serde_json::Value` and each message serialized from one (`Floor::BlockingJson`). Its
+//! distance from the blocking floor is the JSON's cost, which no JSON channel avoids.
 
 use crate::child::Role;
 use crate::{Budget, Config, Meter, Metric, Result, RunResult};
 use rustix::event::epoll;
+use serde_json::Value;
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
@@ -25,6 +31,15 @@ pub enum Floor {
     Blocking,
     /// Non-blocking, waiting in `epoll_wait` (level-triggered, one socket registered).
     Epoll,
+    /// Blocking `read`/`write`, every line parsed into a `Value` and every message serialized
+    /// from one.
+    BlockingJson,
+}
+
+impl Floor {
+    fn json(self) -> bool {
+        self == Floor::BlockingJson
+    }
 }
 
 /// The socket as the floor uses it: plain, or non-blocking with its epoll.
@@ -39,7 +54,7 @@ impl Stream {
     fn new(fd: OwnedFd, floor: Floor) -> Result<Stream> {
         let s = UnixStream::from(fd);
         let ep = match floor {
-            Floor::Blocking => None,
+            Floor::Blocking | Floor::BlockingJson => None,
             Floor::Epoll => {
                 s.set_nonblocking(true)?;
                 let ep = epoll::create(epoll::CreateFlags::CLOEXEC)?;
@@ -93,91 +108,150 @@ impl Write for Stream {
 const CHUNK: usize = 64 * 1024;
 const DONE: &[u8] = b"{\"done\":true}";
 
-/// Reads whole lines from a stream, keeping the partial last one.
+/// Whole lines out of what a stream gave, keeping the partial last one.
 #[derive(Debug)]
-struct Lines {
+pub(crate) struct Lines {
     /// Allocated (and zeroed) once; `buf[start..end]` is read but not yet returned.
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// `buf[start..scanned]` holds no LF.
+    scanned: usize,
 }
 
 impl Lines {
-    fn new() -> Lines {
+    pub(crate) fn new() -> Lines {
         Lines {
             buf: vec![0; CHUNK],
             start: 0,
             end: 0,
+            scanned: 0,
         }
+    }
+
+    /// The next complete line already read (without its LF), as a range of [`Self::line`].
+    pub(crate) fn take(&mut self) -> Option<std::ops::Range<usize>> {
+        let i = self.buf[self.scanned..self.end]
+            .iter()
+            .position(|&b| b == b'\n')?;
+        let line = self.start..self.scanned + i;
+        self.start = self.scanned + i + 1;
+        self.scanned = self.start;
+        Some(line)
+    }
+
+    pub(crate) fn line(&self, r: std::ops::Range<usize>) -> &[u8] {
+        &self.buf[r]
+    }
+
+    /// Room to read into, after the partial line (moved to the front).
+    pub(crate) fn spare(&mut self) -> &mut [u8] {
+        self.buf.copy_within(self.start..self.end, 0);
+        self.end -= self.start;
+        self.start = 0;
+        self.scanned = self.end;
+        if self.buf.len() - self.end < CHUNK {
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        &mut self.buf[self.end..]
+    }
+
+    /// `n` bytes were read into [`Self::spare`].
+    pub(crate) fn filled(&mut self, n: usize) {
+        self.end += n;
     }
 
     /// The next complete line (without its LF), reading as needed; `None` at EOF.
     fn next<'a>(&'a mut self, s: &mut impl Read) -> Result<Option<&'a [u8]>> {
-        let mut scanned = self.start;
         loop {
-            if let Some(i) = self.buf[scanned..self.end].iter().position(|&b| b == b'\n') {
-                let line = self.start..scanned + i;
-                self.start = scanned + i + 1;
-                return Ok(Some(&self.buf[line]));
+            if let Some(r) = self.take() {
+                return Ok(Some(self.line(r)));
             }
-            // Keep only the partial line, at the front; make room for a full chunk after it.
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-            scanned = self.end;
-            if self.buf.len() - self.end < CHUNK {
-                self.buf.resize(self.buf.len() * 2, 0);
-            }
-            let n = s.read(&mut self.buf[self.end..])?;
+            let n = s.read(self.spare())?;
             if n == 0 {
                 return Ok(None);
             }
-            self.end += n;
+            self.filled(n);
         }
     }
 }
 
-fn seq_frame(out: &mut Vec<u8>, n: u64) {
+/// One message as a frame: `{"seq":n}` written directly, or serialized from a `Value`.
+fn seq_frame(out: &mut Vec<u8>, n: u64, json: bool) {
     out.clear();
-    // `write!` into a Vec cannot fail.
-    let _ = writeln!(out, "{{\"seq\":{n}}}");
+    if json {
+        // Serializing a Value into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, &serde_json::json!({ "seq": n }));
+        out.push(b'\n');
+    } else {
+        // `write!` into a Vec cannot fail.
+        let _ = writeln!(out, "{{\"seq\":{n}}}");
+    }
+}
+
+fn parse(line: &[u8]) -> Result<Value> {
+    Ok(serde_json::from_slice(line)?)
 }
 
 /// The raw child: `echo` writes every line back, `count` counts lines until `{"done":true}`.
+/// With JSON, every line is parsed and every answer serialized from the parsed value.
 pub fn child(fd: OwnedFd, role: Role, floor: Floor) -> Result<()> {
     let mut s = Stream::new(fd, floor)?;
     let mut lines = Lines::new();
     let mut count = 0u64;
     let mut out = Vec::with_capacity(64);
     while let Some(line) = lines.next(&mut s)? {
-        match role {
-            Role::Echo => {
-                out.clear();
-                out.extend_from_slice(line);
-                out.push(b'\n');
-                s.write_all(&out)?;
+        out.clear();
+        if floor.json() {
+            let v = parse(line)?;
+            match role {
+                Role::Echo => serde_json::to_writer(&mut out, &v)?,
+                Role::Count if v.get("done").and_then(Value::as_bool) == Some(true) => {
+                    serde_json::to_writer(&mut out, &serde_json::json!({ "count": count }))?;
+                    count = 0;
+                }
+                Role::Count => {
+                    count += 1;
+                    continue;
+                }
             }
-            Role::Count if line == DONE => {
-                out.clear();
-                let _ = writeln!(out, "{{\"count\":{count}}}");
-                s.write_all(&out)?;
-                count = 0;
+        } else {
+            match role {
+                Role::Echo => out.extend_from_slice(line),
+                Role::Count if line == DONE => {
+                    let _ = write!(out, "{{\"count\":{count}}}");
+                    count = 0;
+                }
+                Role::Count => {
+                    count += 1;
+                    continue;
+                }
             }
-            Role::Count => count += 1,
         }
+        out.push(b'\n');
+        s.write_all(&out)?;
     }
     Ok(())
 }
 
-fn round_trips(s: &mut Stream, lines: &mut Lines, budget: Budget) -> Result<RunResult> {
+/// Whether `line` answers `seq` (with JSON: parsed, as a channel would).
+fn is_echo(line: &[u8], frame: &[u8], seq: u64, json: bool) -> Result<bool> {
+    if json {
+        Ok(parse(line)?.get("seq").and_then(Value::as_u64) == Some(seq))
+    } else {
+        Ok(line == &frame[..frame.len() - 1])
+    }
+}
+
+fn round_trips(s: &mut Stream, lines: &mut Lines, json: bool, budget: Budget) -> Result<RunResult> {
     let mut frame = Vec::with_capacity(64);
     let t0 = Meter::start(&budget);
     let mut n = 0;
     loop {
-        seq_frame(&mut frame, n);
+        seq_frame(&mut frame, n, json);
         s.write_all(&frame)?;
         let line = lines.next(s)?.ok_or("child closed")?;
-        if line != &frame[..frame.len() - 1] {
+        if !is_echo(line, &frame, n, json)? {
             return Err(format!("raw echo {:?} for seq {n}", String::from_utf8_lossy(line)).into());
         }
         n += 1;
@@ -187,12 +261,12 @@ fn round_trips(s: &mut Stream, lines: &mut Lines, budget: Budget) -> Result<RunR
     }
 }
 
-fn one_way(s: &mut Stream, lines: &mut Lines, budget: Budget) -> Result<RunResult> {
+fn one_way(s: &mut Stream, lines: &mut Lines, json: bool, budget: Budget) -> Result<RunResult> {
     let mut frame = Vec::with_capacity(64);
     let t0 = Meter::start(&budget);
     let mut n = 0;
     loop {
-        seq_frame(&mut frame, n);
+        seq_frame(&mut frame, n, json);
         s.write_all(&frame)?;
         n += 1;
         if n % 16 == 0 && budget.done(n, t0.elapsed()) {
@@ -202,8 +276,12 @@ fn one_way(s: &mut Stream, lines: &mut Lines, budget: Budget) -> Result<RunResul
     s.write_all(DONE)?;
     s.write_all(b"\n")?;
     let line = lines.next(s)?.ok_or("child closed")?;
-    let want = format!("{{\"count\":{n}}}");
-    if line != want.as_bytes() {
+    let counted = if json {
+        parse(line)?.get("count").and_then(Value::as_u64) == Some(n)
+    } else {
+        line == format!("{{\"count\":{n}}}").as_bytes()
+    };
+    if !counted {
         return Err(format!(
             "raw child counted {:?}, sent {n}",
             String::from_utf8_lossy(line)
@@ -213,18 +291,41 @@ fn one_way(s: &mut Stream, lines: &mut Lines, budget: Budget) -> Result<RunResul
     Ok(t0.rate(n))
 }
 
-fn big(s: &mut Stream, lines: &mut Lines, bytes: usize, samples: usize) -> Result<Vec<f64>> {
+fn big(
+    s: &mut Stream,
+    lines: &mut Lines,
+    json: bool,
+    bytes: usize,
+    samples: usize,
+) -> Result<Vec<f64>> {
     let mut out = Vec::with_capacity(samples);
+    let mut message = crate::parent::big_message(bytes);
     let blob = "x".repeat(bytes);
     let mut frame = Vec::with_capacity(bytes + 64);
     for i in 0..samples {
-        frame.clear();
-        let _ = writeln!(frame, "{{\"seq\":{i},\"blob\":\"{blob}\"}}");
+        if !json {
+            frame.clear();
+            let _ = writeln!(frame, "{{\"seq\":{i},\"blob\":\"{blob}\"}}");
+        }
         let t0 = Instant::now();
+        if json {
+            // Serialized in the timed part, as a channel's `send` does.
+            frame.clear();
+            message["seq"] = Value::from(i);
+            serde_json::to_writer(&mut frame, &message)?;
+            frame.push(b'\n');
+        }
         s.write_all(&frame)?;
         let line = lines.next(s)?.ok_or("child closed")?;
+        let whole = if json {
+            let v = parse(line)?;
+            v.get("seq").and_then(Value::as_u64) == Some(i as u64)
+                && v.get("blob").and_then(Value::as_str).map(str::len) == Some(bytes)
+        } else {
+            line.len() + 1 == frame.len()
+        };
         out.push(t0.elapsed().as_secs_f64());
-        if line.len() + 1 != frame.len() {
+        if !whole {
             return Err(format!("raw 1 MiB echo {i}: {} bytes", line.len()).into());
         }
     }
@@ -241,20 +342,22 @@ pub fn parent(
 ) -> Result<RunResult> {
     let mut s = Stream::new(fd, floor)?;
     let mut lines = Lines::new();
+    let json = floor.json();
     match metric {
         Metric::RoundTrip => {
-            round_trips(&mut s, &mut lines, Budget::warmup(cfg.warmup))?;
-            round_trips(&mut s, &mut lines, budget)
+            round_trips(&mut s, &mut lines, json, Budget::warmup(cfg.warmup))?;
+            round_trips(&mut s, &mut lines, json, budget)
         }
         Metric::OneWay => {
-            one_way(&mut s, &mut lines, Budget::warmup(cfg.warmup))?;
-            one_way(&mut s, &mut lines, budget)
+            one_way(&mut s, &mut lines, json, Budget::warmup(cfg.warmup))?;
+            one_way(&mut s, &mut lines, json, budget)
         }
         Metric::BigLatency => {
-            big(&mut s, &mut lines, cfg.big_bytes, cfg.big_warmup)?;
+            big(&mut s, &mut lines, json, cfg.big_bytes, cfg.big_warmup)?;
             Ok(RunResult::Latency(big(
                 &mut s,
                 &mut lines,
+                json,
                 cfg.big_bytes,
                 cfg.big_samples,
             )?))
