@@ -44,7 +44,10 @@ pub fn main(args: &[String]) -> Result<()> {
         args.first().and_then(|s| Role::parse(s)),
         args.get(1).and_then(|s| Api::parse(s)),
     ) else {
-        return Err("usage: ipc-bench child (echo|count) (blocking|async|raw|epoll|raw-json|tokio-json)".into());
+        return Err(
+            "usage: ipc-bench child (echo|count) (blocking|async|raw|epoll|raw-json|tokio-json)"
+                .into(),
+        );
     };
     // Before any runtime exists: this reads and edits the environment.
     let fd = muster_ipc::channel_fd_from_env()?

@@ -72,7 +72,9 @@ pub fn pin_parent(placement: Placement) -> Result<Option<Cpus>> {
     }
     let allowed = sched_getaffinity(None)?;
     let mut usable = (0..CpuSet::MAX_CPU).filter(|&c| allowed.is_set(c));
-    let parent = usable.next().ok_or("no CPU in this process's affinity mask")?;
+    let parent = usable
+        .next()
+        .ok_or("no CPU in this process's affinity mask")?;
     let child = match placement {
         Placement::TwoCores => usable.next().ok_or(
             "--placement two-cores needs 2 CPUs in this process's affinity mask; it has 1",
