@@ -337,6 +337,8 @@ pub struct Config {
     /// Longest one run may take before the whole benchmark gives up.
     pub case_timeout: Duration,
     pub placement: placement::Placement,
+    /// CPUs this process may use, counted before it pins itself.
+    pub machine_cpus: usize,
     /// The CPUs chosen for `placement` (set when the run starts; `None`: not pinned).
     pub cpus: Option<placement::Cpus>,
 }
@@ -452,6 +454,7 @@ fn parse_args(args: &[String]) -> Result<Option<Config>> {
         },
         case_timeout: Duration::from_secs(if quick { 60 } else { 180 }),
         placement,
+        machine_cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
         cpus: None,
     }))
 }

@@ -1,8 +1,8 @@
 //! The table, the ratios against Node⇄Node, and the `--json` document.
 
 use crate::{
-    CaseResults, Config, EPOLL_FLOOR, Metric, NODE_NODE, Outcome, PAIRS, RAW_FLOOR, RunResult,
-    median,
+    CaseResults, Config, EPOLL_FLOOR, JSON_FLOOR, Metric, NODE_NODE, Outcome, PAIRS, RAW_FLOOR,
+    RunResult, TOKIO_FLOOR, median,
 };
 use serde_json::{Value, json};
 use std::fmt::Write;
@@ -40,8 +40,10 @@ const fn vs_floor(
 }
 
 /// Targets from issue 10: round trips at ≥ 0.9× each API's floor (blocking read/write for the
-/// blocking API, epoll for the async one), one-way ≥ 5× Node⇄Node with both.
-const RATIOS: [RatioSpec; 18] = [
+/// blocking API, epoll for the async one), one-way ≥ 5× Node⇄Node with both. Beside each floor,
+/// the same work with none of muster's code (its JSON floor) against it: how far any channel
+/// can reach; and each API against its JSON floor: what muster's own code costs.
+const RATIOS: [RatioSpec; 24] = [
     vs_node("rust-rust-blocking", Metric::RoundTrip, None),
     vs_node("rust-rust-async", Metric::RoundTrip, None),
     vs_node("rust-rust-blocking", Metric::OneWay, Some(5.0)),
@@ -63,8 +65,14 @@ const RATIOS: [RatioSpec; 18] = [
     vs_floor("rust-rust-async", RAW_FLOOR, Metric::RoundTrip, None),
     vs_floor("rust-rust-blocking", RAW_FLOOR, Metric::OneWay, None),
     vs_floor("rust-rust-async", RAW_FLOOR, Metric::OneWay, None),
+    vs_floor(JSON_FLOOR, RAW_FLOOR, Metric::RoundTrip, None),
     vs_floor("rust-rust-async", EPOLL_FLOOR, Metric::RoundTrip, Some(0.9)),
     vs_floor("rust-rust-async", EPOLL_FLOOR, Metric::OneWay, None),
+    vs_floor(TOKIO_FLOOR, EPOLL_FLOOR, Metric::RoundTrip, None),
+    vs_floor("rust-rust-blocking", JSON_FLOOR, Metric::RoundTrip, None),
+    vs_floor("rust-rust-blocking", JSON_FLOOR, Metric::OneWay, None),
+    vs_floor("rust-rust-async", TOKIO_FLOOR, Metric::RoundTrip, None),
+    vs_floor("rust-rust-async", TOKIO_FLOOR, Metric::OneWay, None),
 ];
 
 /// Median, min and max of a case's successful runs.
@@ -216,10 +224,6 @@ fn fmt_load(l: Option<[f64; 3]>) -> String {
     }
 }
 
-fn cpus() -> usize {
-    std::thread::available_parallelism().map_or(0, |n| n.get())
-}
-
 fn kernel() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_owned())
@@ -260,13 +264,19 @@ pub fn text(cfg: &Config, o: &Outcome) -> String {
     );
     let _ = writeln!(
         s,
+        "placement: {} ({}).",
+        cfg.placement.describe(cfg.cpus),
+        cfg.placement.as_str()
+    );
+    let _ = writeln!(
+        s,
         "1 MiB: round trip of {{\"seq\":n,\"blob\":\"x…\"}} ({} bytes of blob), median of {} per run.",
         cfg.big_bytes, cfg.big_samples
     );
     let _ = writeln!(
         s,
         "machine: {} CPUs, Linux {}, node {}; load average (1/5/15 min) at start {}, at end {}; took {:.0} s",
-        cpus(),
+        cfg.machine_cpus,
         kernel(),
         cfg.node_version.as_deref().unwrap_or("(not run)"),
         fmt_load(o.load_start),
@@ -352,6 +362,14 @@ pub fn text(cfg: &Config, o: &Outcome) -> String {
         (
             EPOLL_FLOOR,
             "against the epoll floor (the same bytes on a non-blocking socketpair, waiting in epoll_wait, one write per message, no JSON):",
+        ),
+        (
+            JSON_FLOOR,
+            "against the blocking API's work without muster (the raw floor plus serde_json: every line parsed into a Value, every message serialized from one):",
+        ),
+        (
+            TOKIO_FLOOR,
+            "against the async API's work without muster (tokio current-thread + serde_json, socket registered for reading only, one write per message):",
         ),
     ] {
         let group: Vec<&Ratio> = rs.iter().filter(|r| r.spec.against == against).collect();
@@ -450,6 +468,8 @@ pub fn json(cfg: &Config, o: &Outcome) -> Value {
     json!({
         "benchmark": "muster-ipc",
         "payload": "{\"seq\":n}",
+        "placement": cfg.placement.as_str(),
+        "cpus_pinned": cfg.cpus.map(|c| json!({ "parent": c.parent, "child": c.child })),
         "quick": cfg.quick,
         "rounds": cfg.rounds,
         "min_secs": cfg.budget.min_secs,
@@ -457,7 +477,7 @@ pub fn json(cfg: &Config, o: &Outcome) -> Value {
         "big_bytes": cfg.big_bytes,
         "big_samples": cfg.big_samples,
         "machine": {
-            "cpus": cpus(),
+            "cpus": cfg.machine_cpus,
             "kernel": kernel(),
             "node": cfg.node_version,
             "load_start": o.load_start,

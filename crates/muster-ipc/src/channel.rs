@@ -5,13 +5,21 @@
 //! writes them (many small frames coalesce into one `send`), reads, answers handle ACK/NACKs,
 //! and hands decoded events to the receiver through another bounded queue.
 //!
-//! Two exceptions, where waiting for the driver task to be scheduled is all the cost: a message
-//! that finds nothing queued before it is written by `send`/`try_send` itself, in the caller's
-//! task, if it carries a socket (the round-robin hand-off: a handle frame goes in a `sendmsg`
-//! of its own anyway, so nothing is lost to coalescing) or if it is the first plain message
-//! since the driver last ran (a request or an answer; the rest of a burst is left to the
-//! driver, which writes it in one `send`). Whatever the socket does not take at once is left to
-//! the driver. The bounds are
+//! Three exceptions, where waiting for the driver task to be scheduled is all the cost: a
+//! message that finds nothing queued before it is written by `send`/`try_send` itself, in the
+//! caller's task, if it carries a socket (the round-robin hand-off: a handle frame goes in a
+//! `sendmsg` of its own anyway, so nothing is lost to coalescing) or if it is the first plain
+//! message since the driver last ran or the receiver last read a message (a request or an
+//! answer; the rest of a burst is left to the driver, which writes it in one `send`). Whatever
+//! the socket does not take at once is left to the driver. And a receiver that finds nothing
+//! delivered reads the socket itself, in its own task: the socket's readiness then wakes the
+//! receiver, not the driver (tokio keeps one reader waker per descriptor: whichever of the two
+//! polled last is woken), and the driver reads again once it polls the socket again (it runs
+//! for sends, replies owed and the channel's end, and when the receiver is dropped). Both read
+//! under one lock, and the receiver takes what the driver delivered before what it reads, so
+//! events keep their order. A receiver that read for itself and is then left unpolled leaves
+//! its peer's messages in the socket until it is polled or the driver next runs, as a full
+//! queue would. The bounds are
 //! back-pressure: a peer that does not read makes `send` wait and `try_send` fail with
 //! [`SendError::Full`], a peer that does not read the ACK/NACKs it is owed stops being read, and
 //! a receiver that does not keep up makes the driver stop reading, instead of memory growing.
@@ -32,6 +40,9 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 
 /// Events waiting between the driver and the receiver, at most.
 const RECV_QUEUE: usize = 1024;
+/// Reads a receiver makes in one poll before it lets other tasks run (each read takes up to
+/// 64 KiB; a frame longer than that takes several).
+const INLINE_READS: usize = 32;
 /// The driver stops taking messages from senders while this much is unwritten: it holds at most
 /// this much plus one message.
 pub(crate) const OUTBOX_HIGH_WATER: usize = 1 << 20;
@@ -45,7 +56,8 @@ struct Shared {
     core: Mutex<Core>,
     /// A sender wrote directly and left something for the driver (unwritten bytes, an error).
     wake: Notify,
-    /// A plain message was written directly since the driver last ran (see `write_directly`).
+    /// A plain message was written directly since the driver last ran or the receiver last
+    /// read a message itself (see `write_directly`).
     plain_direct: AtomicBool,
 }
 
@@ -111,6 +123,7 @@ pub struct Sender {
 /// The receiving half.
 #[derive(Debug)]
 pub struct Receiver {
+    shared: Arc<Shared>,
     rx: mpsc::Receiver<(Received, usize)>,
     /// One permit per byte of room in the receive queue (events charged their size estimate);
     /// given back as events are received.
@@ -161,6 +174,11 @@ impl Channel {
         };
         tokio::spawn(driver.run());
         Ok(Channel {
+            receiver: Receiver {
+                shared: Arc::clone(&shared),
+                rx: in_rx,
+                unread,
+            },
             sender: Sender {
                 shared,
                 tx: out_tx,
@@ -168,7 +186,6 @@ impl Channel {
                 max_queued,
                 refused: Arc::new(AtomicBool::new(false)),
             },
-            receiver: Receiver { rx: in_rx, unread },
         })
     }
 
@@ -263,8 +280,9 @@ impl Sender {
     /// gives it back otherwise. What the socket does not take stays in the outbox for the
     /// driver, which is woken for it.
     fn write_directly(&self, message: Outgoing) -> Result<(), Outgoing> {
-        // Plain frames: only the first since the driver last ran (a request, an answer); the
-        // rest of a burst waits for the driver, which writes it in one `send`.
+        // Plain frames: only the first since the driver last ran or the receiver last read a
+        // message itself (a request, an answer); the rest of a burst waits for the driver,
+        // which writes it in one `send`.
         if !message.has_handle() && self.shared.plain_direct.swap(true, Ordering::Relaxed) {
             return Err(message);
         }
@@ -342,15 +360,96 @@ impl Receiver {
 
     /// [`recv`](Self::recv) for a caller that polls several channels in one task (the primary
     /// reads its workers' replies in the task that hands them connections).
+    ///
+    /// When the driver has handed over nothing, the socket is read here, in the caller's task
+    /// (see the module's notes): a message then costs no wake-up of the driver's task.
     pub fn poll_recv(
         &mut self,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Received>> {
-        let Some((event, cost)) = std::task::ready!(self.rx.poll_recv(cx)) else {
-            return std::task::Poll::Ready(None);
-        };
-        self.unread.add_permits(cost);
-        std::task::Poll::Ready(Some(event))
+        use std::task::Poll;
+        // Under the lock, so that the driver cannot move events from `core.events` into the
+        // queue between the looks below: what it delivered comes first, in order. `try_recv`,
+        // not `poll_recv`, which may answer `Pending` with events queued (tokio's cooperative
+        // budget) and so let a later event overtake them.
+        let mut core = self.shared.core();
+        match self.rx.try_recv() {
+            Ok((event, cost)) => {
+                self.unread.add_permits(cost);
+                return Poll::Ready(Some(event));
+            }
+            // The driver is gone: what it left, then the end.
+            Err(mpsc::error::TryRecvError::Disconnected) => {
+                return Poll::Ready(core.events.pop_front());
+            }
+            Err(mpsc::error::TryRecvError::Empty) => {}
+        }
+        if let Some(event) = core.events.pop_front() {
+            return Poll::Ready(Some(event));
+        }
+        let sock = self.shared.fd.get_ref().as_fd();
+        for _ in 0..INLINE_READS {
+            if !core.may_read() {
+                // The end, or replies owed that the peer does not read: the driver's business,
+                // and what it delivers wakes us.
+                return wait_for_driver(&mut self.rx, &self.unread, cx, &mut core);
+            }
+            // The descriptor's reader slot takes our waker in place of the driver's: the
+            // readiness wakes us, not the driver, until the driver polls it again.
+            let mut guard = match self.shared.fd.poll_read_ready(cx) {
+                Poll::Ready(Ok(guard)) => guard,
+                Poll::Ready(Err(_)) | Poll::Pending => {
+                    return wait_for_driver(&mut self.rx, &self.unread, cx, &mut core);
+                }
+            };
+            match core.read_once(sock) {
+                Ok(ReadOutcome::WouldBlock | ReadOutcome::Drained) => guard.clear_ready(),
+                Ok(ReadOutcome::Data | ReadOutcome::Eof) => {}
+                Err(_) => {
+                    let core = &mut *core;
+                    core.eof = true;
+                    core.inbox.on_eof(&mut core.events);
+                }
+            }
+            if core.eof || core.outbox.has_ready() {
+                // The end of the channel, or ACK/NACK replies to write: the driver's.
+                self.shared.wake.notify_one();
+            }
+            if let Some(event) = core.events.pop_front() {
+                // A message came in: the next one out is an answer, written at once.
+                self.shared.plain_direct.store(false, Ordering::Relaxed);
+                return Poll::Ready(Some(event));
+            }
+        }
+        // Reads that brought only parts of a frame: let other tasks run, then go on.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// Registers the receiver for what the driver delivers (nothing can be delivered while `core`
+/// is held).
+fn wait_for_driver(
+    rx: &mut mpsc::Receiver<(Received, usize)>,
+    unread: &Semaphore,
+    cx: &mut std::task::Context<'_>,
+    core: &mut Core,
+) -> std::task::Poll<Option<Received>> {
+    match rx.poll_recv(cx) {
+        std::task::Poll::Ready(Some((event, cost))) => {
+            unread.add_permits(cost);
+            std::task::Poll::Ready(Some(event))
+        }
+        std::task::Poll::Ready(None) => std::task::Poll::Ready(core.events.pop_front()),
+        std::task::Poll::Pending => std::task::Poll::Pending,
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        // The driver may have left the reading to us: it reads again (and discards), so that
+        // ACKs and the channel's end are still seen.
+        self.shared.wake.notify_one();
     }
 }
 
@@ -383,11 +482,12 @@ impl Driver {
         let mut write_watch: Option<WriteWatch> = None;
         let mut write_shut = false;
         let mut write_failed = false;
-        // Events decoded but not yet taken by the receiver (at most one read's worth).
-        let mut backlog: VecDeque<Received> = VecDeque::new();
+        // Kept across turns (and made anew only after it fires), so that waiting for a wake-up
+        // does not link and unlink a waiter on every turn.
+        let mut woken = std::pin::pin!(shared.wake.notified());
         loop {
             shared.plain_direct.store(false, Ordering::Relaxed);
-            let (want_read, want_write, want_frames) = {
+            let (want_read, want_write, want_frames, waiting_event) = {
                 let mut core = shared.core();
                 // Take what senders queued, while the outbox is not over its high water.
                 while senders_open && core.outbox.queued_bytes() < OUTBOX_HIGH_WATER {
@@ -411,10 +511,11 @@ impl Driver {
                     let _ = rustix::net::shutdown(sock, rustix::net::Shutdown::Write);
                     write_shut = true;
                 }
-                // Hand decoded events to the receiver without waiting where possible.
-                backlog.append(&mut core.events);
-                deliver(&in_tx, &unread, &cost, &mut backlog);
-                if core.eof && backlog.is_empty() {
+                // Hand decoded events to the receiver without waiting where possible; what
+                // does not fit waits in `core.events` (at most one read's worth), where the
+                // receiver also looks.
+                deliver(&in_tx, &unread, &cost, &mut core.events);
+                if core.eof && core.events.is_empty() {
                     // The peer is gone and everything it sent was delivered. Close the send
                     // queue before the receiver sees its end, so that a send made after
                     // `recv()` returned `None` fails with `Closed` instead of vanishing.
@@ -427,10 +528,11 @@ impl Driver {
                 }
                 (
                     // Not while we owe the peer more replies than it reads (`MAX_OWED`).
-                    backlog.is_empty() && core.may_read(),
+                    core.events.is_empty() && core.may_read(),
                     // Something is still ready after the write above: the socket was full.
                     !write_failed && core.outbox.has_ready(),
                     senders_open && core.outbox.queued_bytes() < OUTBOX_HIGH_WATER,
+                    core.events.front().map(&cost),
                 )
             };
             if want_write && write_watch.is_none() {
@@ -447,16 +549,17 @@ impl Driver {
             }
             let mut failure = None;
             tokio::select! {
-                room_for = receive_room(&unread, &in_tx, backlog.front().map_or(1, &cost)), if !backlog.is_empty() => match room_for {
-                    Some((bytes, slot)) => {
-                        let ev = backlog.pop_front().expect("checked");
-                        let c = bytes.num_permits();
-                        bytes.forget();
-                        slot.send((ev, c));
+                // Room for the event that waits: given back at once, the loop's top delivers
+                // (the receiver may have taken that event meanwhile).
+                room_for = receive_room(&unread, &in_tx, waiting_event.unwrap_or(1)), if waiting_event.is_some() => {
+                    if room_for.is_none() {
+                        shared.core().events.clear(); // receiver dropped: discard
                     }
-                    None => backlog.clear(), // receiver dropped: discard
                 },
-                guard = fd.readable(), if want_read => {
+                // The reader slot, not the waiters' list: nothing else polls this descriptor
+                // for reading, and the slot is kept from turn to turn instead of a waiter
+                // being linked and unlinked each time.
+                guard = std::future::poll_fn(|cx| fd.poll_read_ready(cx)), if want_read => {
                     let Ok(mut guard) = guard else {
                         out_rx.close();
                         return;
@@ -489,7 +592,7 @@ impl Driver {
                     None => senders_open = false,
                 },
                 // A sender's direct write left something behind: the loop's top deals with it.
-                () = shared.wake.notified() => {}
+                () = &mut woken => woken.set(shared.wake.notified()),
             }
             if let Some(e) = failure {
                 on_write_failure(&mut shared.core(), &mut out_rx, &room, e);
@@ -668,5 +771,69 @@ mod tests {
             drop(sender);
             reader.join().unwrap();
         });
+    }
+
+    /// The receiver reads the socket itself while the driver also reads and delivers (each
+    /// send that waits for the driver makes it take the socket back): whoever reads, events
+    /// arrive in the order they were sent, none lost, none twice.
+    #[test]
+    fn events_keep_their_order_whether_the_receiver_or_the_driver_reads() {
+        const N: u64 = 20_000;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (ours, peer) = UnixStream::pair().unwrap();
+        let mut peer_reader = peer.try_clone().unwrap();
+        let writer = std::thread::spawn(move || {
+            use std::io::Write;
+            let mut peer = peer;
+            let mut batch = Vec::new();
+            for i in 0..N {
+                batch.extend_from_slice(format!("{{\"seq\":{i}}}\n").as_bytes());
+                // Writes of varied sizes, so that frames are split across reads.
+                if batch.len() > 1 + (i as usize * 7919) % 3000 {
+                    peer.write_all(&batch).unwrap();
+                    batch.clear();
+                }
+            }
+            peer.write_all(&batch).unwrap();
+            peer.shutdown(std::net::Shutdown::Write).unwrap();
+        });
+        // Reads and drops what we send, so that our sends never block.
+        let drain = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 1 << 16];
+            while peer_reader.read(&mut buf).is_ok_and(|n| n > 0) {}
+        });
+        rt.block_on(async {
+            let (tx, mut rx) = Channel::from_fd(ours.into()).unwrap().split();
+            let mut next = 0;
+            while let Some(ev) = rx.recv().await {
+                let Received::Message { message, .. } = ev else {
+                    panic!("problem: {ev:?}");
+                };
+                let seq = message
+                    .value()
+                    .get("seq")
+                    .and_then(serde_json::Value::as_u64);
+                assert_eq!(seq, Some(next), "event out of order");
+                next += 1;
+                // Bursts of sends: the first is written here, the rest go through the
+                // driver, which then reads (and delivers) while the receiver reads too.
+                if next % 5 == 0 {
+                    for k in 0..3 {
+                        // `Closed` once the driver has seen the peer's end and delivered all.
+                        let _ = tx.send(&serde_json::json!({ "ack": next, "k": k })).await;
+                    }
+                }
+                if next % 97 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+            assert_eq!(next, N, "every event delivered once");
+            drop(tx);
+        });
+        writer.join().unwrap();
+        drain.join().unwrap();
     }
 }
