@@ -44,6 +44,28 @@ cpu_ms() {
   echo $((t * 1000 / CLK_TCK))
 }
 
+# thread_ns PIDS...: "TID NS" per live thread of the processes: its time on a CPU in ns
+# (/proc/PID/task/TID/schedstat, first field), exact where /proc/PID/stat counts 10 ms ticks.
+thread_ns() {
+  local p f v rest tid
+  for p in "$@"; do
+    for f in /proc/"$p"/task/*/schedstat; do
+      read -r v rest <"$f" 2>/dev/null || continue
+      tid=${f%/schedstat}
+      echo "${tid##*/} $v"
+    done
+  done
+}
+
+# ns_ms BEFORE AFTER: "MS GONE", the CPU time (ms, 0.1 precision) the threads spent between two
+# thread_ns lists (a thread new since BEFORE counts from 0), and how many threads of BEFORE
+# were gone by AFTER (their time after BEFORE is missing from MS: the tick count has it).
+ns_ms() {
+  awk 'NR == FNR { s[$1] = $2; next }
+    { d += $2 - (($1 in s) ? s[$1] : 0); seen[$1] = 1 }
+    END { g = 0; for (t in s) if (!(t in seen)) g++; printf "%.1f %d\n", d / 1e6, g }' "$1" "$2"
+}
+
 # syscalls PIDS...: "reads writes", the read and write system calls the processes made (all
 # their threads, dead ones included: /proc/PID/io's syscr and syscw).
 syscalls() {
@@ -71,7 +93,7 @@ check() {
 }
 
 echo "## Log burst: $BURST lines from one fork-mode app (console.log), one tool at a time"
-printf '%-7s %10s %10s %9s %9s %10s %8s %8s %10s %10s\n' tool "CPU ms" "drain ms" reads writes kept lost torn disorder "app pid"
+printf '%-7s %10s %12s %10s %9s %9s %10s %8s %8s %10s %10s\n' tool "CPU ms" "CPU ms (ns)" "drain ms" reads writes kept lost torn disorder "app pid"
 declare -A CPU
 for t in muster pm2; do
   go=$WORK/go-$t
@@ -87,6 +109,7 @@ for t in muster pm2; do
   sleep 2
   pids=$(own_pids "$t" | tr '\n' ' ')
   c0=$(cpu_ms $pids)
+  thread_ns $pids >"$WORK/ns0-$t"
   read -r r0 w0 < <(syscalls $pids)
   t0=$EPOCHREALTIME
   : >"$go"
@@ -105,11 +128,14 @@ for t in muster pm2; do
   drain=$(awk -v a="$last_change" -v b="$t0" 'BEGIN { printf "%d", (a - b) * 1000 }')
   sleep 1 # what the tool does right after the last line counts too
   c1=$(cpu_ms $pids)
+  thread_ns $pids >"$WORK/ns1-$t"
   read -r r1 w1 < <(syscalls $pids)
   CPU[$t]=$((c1 - c0))
+  read -r ns gone < <(ns_ms "$WORK/ns0-$t" "$WORK/ns1-$t")
+  CPU[$t.ns]=$ns CPU[$t.gone]=$gone
   read -r kept lost torn disorder < <(check "$out")
   CPU[$t.lost]=$lost CPU[$t.torn]=$torn
-  printf '%-7s %10d %10d %9d %9d %10d %8d %8d %10d %10s\n' "$t" "${CPU[$t]}" "$drain" $((r1 - r0)) $((w1 - w0)) \
+  printf '%-7s %10d %12s %10d %9d %9d %10d %8d %8d %10d %10s\n' "$t" "${CPU[$t]}" "$ns" "$drain" $((r1 - r0)) $((w1 - w0)) \
     "$kept" "$lost" "$torn" "$disorder" "$APP_PID"
   if [ "$t" = muster ]; then m delete burst >/dev/null; else p2 delete burst >/dev/null; fi
 done
@@ -132,12 +158,20 @@ FLOOR=$(awk 'NR == 2 {
     split($1, u, /[ms]/); split($2, s, /[ms]/)
     printf "%d", (u[1] * 60 + u[2] + s[1] * 60 + s[2]) * 1000 }' "$WORK/dd-times")
 read -r kept lost torn disorder < <(check "$floor_out")
-printf '%-7s %10d %10s %9s %9s %10d %8d %8d %10d %10s\n' "dd" "$FLOOR" "-" "-" "-" "$kept" "$lost" "$torn" "$disorder" "-"
+printf '%-7s %10d %12s %10s %9s %9s %10d %8d %8d %10d %10s\n' "dd" "$FLOOR" "-" "-" "-" "-" "$kept" "$lost" "$torn" "$disorder" "-"
 echo "(dd: the same lines through a plain pipe copied into a file by dd in 64 KiB blocks; not a lower"
 echo " bound: dd reads as soon as bytes arrive, so a writer that prints a line per write costs it a"
 echo " read per line while it keeps up, where muster waits 10 ms after a read that emptied the pipe)"
 ratio=$(awk -v a="${CPU[muster]}" -v b="${CPU[pm2]}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }')
 met=$(awk -v a="${CPU[muster]}" -v b="${CPU[pm2]}" -v l="${CPU[muster.lost]}" -v t="${CPU[muster.torn]}" \
   'BEGIN { print (b > 0 && a * 5 <= b && l == 0 && t == 0) ? "yes" : "no" }')
+echo "(CPU ms: user + system from /proc/PID/stat, in 10 ms ticks per process; CPU ms (ns): time on a"
+echo " CPU from /proc/PID/task/TID/schedstat, to 0.1 ms; threads that exited during the burst, whose"
+echo " time the ns column misses: muster ${CPU[muster.gone]}, pm2 ${CPU[pm2.gone]})"
+ratio_ns=$(awk -v a="${CPU[muster.ns]}" -v b="${CPU[pm2.ns]}" 'BEGIN { if (b > 0) printf "%.3f", a / b; else printf "n/a" }')
+met_ns=$(awk -v a="${CPU[muster.ns]}" -v b="${CPU[pm2.ns]}" -v l="${CPU[muster.lost]}" -v t="${CPU[muster.torn]}" \
+  -v gm="${CPU[muster.gone]}" -v gp="${CPU[pm2.gone]}" \
+  'BEGIN { print (gm + gp > 0) ? "n/a, threads exited" : (b > 0 && a * 5 <= b && l == 0 && t == 0) ? "yes" : "no" }')
+echo "muster/pm2 CPU (ns): $ratio_ns (target ≤ 0.20 with 0 lost and 0 torn: $met_ns)"
 echo "muster/pm2 CPU: $ratio (target ≤ 0.20 with 0 lost and 0 torn: $met); dd/pm2 CPU (a plain copy): $(awk -v a="$FLOOR" -v b="${CPU[pm2]}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'); muster/dd: $(awk -v a="${CPU[muster]}" -v b="$FLOOR" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }')"
 echo
