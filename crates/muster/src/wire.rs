@@ -280,6 +280,27 @@ mod tests {
         (Conn::with_limit(a, limit, budget), b)
     }
 
+    /// A link's read buffer is let go while it waits: a read that found the readiness stale
+    /// (nothing to read after all) drops it instead of keeping its capacity for as long as the
+    /// peer stays quiet.
+    #[tokio::test]
+    async fn a_stale_readiness_drops_the_read_buffer_while_it_waits() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let (reader, _writer) = a.into_split();
+        b.write_all(&[b'x'; 64]).await.unwrap();
+        let mut buf = Vec::new();
+        // A read that fills what it asked for leaves the readiness set (no WouldBlock seen).
+        assert_eq!(read_more(&reader, &mut buf, 64).await.unwrap(), 64);
+        buf.clear();
+        assert!(buf.capacity() >= 64);
+        // The next read finds nothing: the buffer goes, then it waits (for ever: the peer is
+        // quiet), which the timeout ends.
+        let waited =
+            tokio::time::timeout(Duration::from_millis(50), read_more(&reader, &mut buf, 64)).await;
+        assert!(waited.is_err(), "nothing was there to read");
+        assert_eq!(buf.capacity(), 0, "the buffer was kept while waiting");
+    }
+
     #[tokio::test]
     async fn a_line_over_the_limit_is_refused_without_reading_it_all() {
         let (mut conn, mut peer) = pair(100, None);
