@@ -84,20 +84,23 @@ impl Read for Stream {
     }
 }
 
+/// One write to a socket that may be non-blocking, waiting in `poll` while it is full (rare:
+/// small frames). The tokio floor writes the same way.
+pub(crate) fn write_waiting(mut s: &UnixStream, buf: &[u8]) -> io::Result<usize> {
+    loop {
+        match s.write(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let mut fds = [rustix::event::PollFd::new(s, rustix::event::PollFlags::OUT)];
+                rustix::event::poll(&mut fds, None)?;
+            }
+            r => return r,
+        }
+    }
+}
+
 impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        loop {
-            match self.s.write(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let mut fds = [rustix::event::PollFd::new(
-                        &self.s,
-                        rustix::event::PollFlags::OUT,
-                    )];
-                    rustix::event::poll(&mut fds, None)?;
-                }
-                r => return r,
-            }
-        }
+        write_waiting(&self.s, buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -300,20 +303,23 @@ fn big(
 ) -> Result<Vec<f64>> {
     let mut out = Vec::with_capacity(samples);
     let mut message = crate::parent::big_message(bytes);
-    let blob = "x".repeat(bytes);
     let mut frame = Vec::with_capacity(bytes + 64);
     for i in 0..samples {
-        if !json {
+        // Serialized in the timed part with JSON, as a channel's `send` does; before it
+        // without.
+        let mut encode = |frame: &mut Vec<u8>| -> Result<()> {
             frame.clear();
-            let _ = writeln!(frame, "{{\"seq\":{i},\"blob\":\"{blob}\"}}");
+            message["seq"] = Value::from(i);
+            serde_json::to_writer(&mut *frame, &message)?;
+            frame.push(b'\n');
+            Ok(())
+        };
+        if !json {
+            encode(&mut frame)?;
         }
         let t0 = Instant::now();
         if json {
-            // Serialized in the timed part, as a channel's `send` does.
-            frame.clear();
-            message["seq"] = Value::from(i);
-            serde_json::to_writer(&mut frame, &message)?;
-            frame.push(b'\n');
+            encode(&mut frame)?;
         }
         s.write_all(&frame)?;
         let line = lines.next(s)?.ok_or("child closed")?;

@@ -14,7 +14,7 @@ use crate::raw::Lines;
 use crate::{Budget, Config, Meter, Metric, Result, RunResult};
 use serde_json::{Value, json};
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::time::Instant;
@@ -55,15 +55,9 @@ impl Conn {
         self.out.push(b'\n');
         let mut rest = &self.out[..];
         while !rest.is_empty() {
-            match self.s.get_ref().write(rest) {
+            match crate::raw::write_waiting(self.s.get_ref(), rest) {
+                Ok(0) => return Err("the socket took no bytes".into()),
                 Ok(n) => rest = &rest[n..],
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let mut fds = [rustix::event::PollFd::new(
-                        self.s.get_ref(),
-                        rustix::event::PollFlags::OUT,
-                    )];
-                    rustix::event::poll(&mut fds, None)?;
-                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e.into()),
             }

@@ -24,7 +24,7 @@
 //! [`SendError::Full`], a peer that does not read the ACK/NACKs it is owed stops being read, and
 //! a receiver that does not keep up makes the driver stop reading, instead of memory growing.
 
-use crate::core::{Core, ReadOutcome};
+use crate::core::Core;
 use crate::event::{Problem, Received, SendError};
 use crate::frame::DEFAULT_MAX_FRAME;
 use crate::outgoing::{DEFAULT_MAX_QUEUED, Outgoing};
@@ -120,7 +120,9 @@ pub struct Sender {
     refused: Arc<AtomicBool>,
 }
 
-/// The receiving half.
+/// The receiving half. It holds the socket too (it reads it itself, see the module's notes):
+/// once the channel has ended the socket is shut down, and it is closed when the last of the
+/// driver, the senders and the receiver is gone.
 #[derive(Debug)]
 pub struct Receiver {
     shared: Arc<Shared>,
@@ -374,10 +376,7 @@ impl Receiver {
         // budget) and so let a later event overtake them.
         let mut core = self.shared.core();
         match self.rx.try_recv() {
-            Ok((event, cost)) => {
-                self.unread.add_permits(cost);
-                return Poll::Ready(Some(event));
-            }
+            Ok(delivered) => return Poll::Ready(Some(taken(&self.unread, delivered))),
             // The driver is gone: what it left, then the end.
             Err(mpsc::error::TryRecvError::Disconnected) => {
                 return Poll::Ready(core.events.pop_front());
@@ -402,14 +401,8 @@ impl Receiver {
                     return wait_for_driver(&mut self.rx, &self.unread, cx, &mut core);
                 }
             };
-            match core.read_once(sock) {
-                Ok(ReadOutcome::WouldBlock | ReadOutcome::Drained) => guard.clear_ready(),
-                Ok(ReadOutcome::Data | ReadOutcome::Eof) => {}
-                Err(_) => {
-                    let core = &mut *core;
-                    core.eof = true;
-                    core.inbox.on_eof(&mut core.events);
-                }
+            if core.read_step(sock) {
+                guard.clear_ready();
             }
             if core.eof || core.outbox.has_ready() {
                 // The end of the channel, or ACK/NACK replies to write: the driver's.
@@ -436,13 +429,18 @@ fn wait_for_driver(
     core: &mut Core,
 ) -> std::task::Poll<Option<Received>> {
     match rx.poll_recv(cx) {
-        std::task::Poll::Ready(Some((event, cost))) => {
-            unread.add_permits(cost);
-            std::task::Poll::Ready(Some(event))
+        std::task::Poll::Ready(Some(delivered)) => {
+            std::task::Poll::Ready(Some(taken(unread, delivered)))
         }
         std::task::Poll::Ready(None) => std::task::Poll::Ready(core.events.pop_front()),
         std::task::Poll::Pending => std::task::Poll::Pending,
     }
+}
+
+/// An event taken from the receive queue: its bytes go back to the queue's room.
+fn taken(unread: &Semaphore, (event, cost): (Received, usize)) -> Received {
+    unread.add_permits(cost);
+    event
 }
 
 impl Drop for Receiver {
@@ -551,8 +549,8 @@ impl Driver {
             tokio::select! {
                 // Room for the event that waits: given back at once, the loop's top delivers
                 // (the receiver may have taken that event meanwhile).
-                room_for = receive_room(&unread, &in_tx, waiting_event.unwrap_or(1)), if waiting_event.is_some() => {
-                    if room_for.is_none() {
+                open = receive_room(&unread, &in_tx, waiting_event.unwrap_or(1)), if waiting_event.is_some() => {
+                    if !open {
                         shared.core().events.clear(); // receiver dropped: discard
                     }
                 },
@@ -564,16 +562,8 @@ impl Driver {
                         out_rx.close();
                         return;
                     };
-                    let mut core = shared.core();
-                    match core.read_once(sock) {
-                        Ok(ReadOutcome::WouldBlock | ReadOutcome::Drained) => guard.clear_ready(),
-                        Ok(_) => {}
-                        Err(_) => {
-                            // A read error other than EOF: the peer is as good as gone.
-                            let core = &mut *core;
-                            core.eof = true;
-                            core.inbox.on_eof(&mut core.events);
-                        }
+                    if shared.core().read_step(sock) {
+                        guard.clear_ready();
                     }
                 }
                 guard = WriteWatch::writable(write_watch.as_ref()), if want_write => {
@@ -670,19 +660,17 @@ fn on_write_failure(
     }
 }
 
-/// Room in the receive queue for an event of `cost` bytes: the bytes, then a slot. Dropped
-/// half-way (another branch of the select won), the bytes go back.
-async fn receive_room<'a>(
-    unread: &'a Semaphore,
-    in_tx: &'a mpsc::Sender<(Received, usize)>,
+/// Waits until the receive queue has room for an event of `cost` bytes (the bytes, then a
+/// slot), and gives the room back: [`deliver`] takes it. False once the receiver is gone.
+async fn receive_room(
+    unread: &Semaphore,
+    in_tx: &mpsc::Sender<(Received, usize)>,
     cost: usize,
-) -> Option<(
-    tokio::sync::SemaphorePermit<'a>,
-    mpsc::Permit<'a, (Received, usize)>,
-)> {
-    let bytes = unread.acquire_many(cost as u32).await.ok()?;
-    let slot = in_tx.reserve().await.ok()?;
-    Some((bytes, slot))
+) -> bool {
+    let Ok(_bytes) = unread.acquire_many(cost as u32).await else {
+        return false;
+    };
+    in_tx.reserve().await.is_ok()
 }
 
 /// Hands events to the receiver while its queue has room (in events and in bytes).

@@ -104,6 +104,21 @@ impl Core {
         }
     }
 
+    /// One read for an event loop (the async channel's driver and receiver): a read error
+    /// other than EOF ends the channel as EOF does, the peer being as good as gone. True when
+    /// the socket is empty now, so the caller clears its readiness.
+    pub fn read_step(&mut self, sock: BorrowedFd<'_>) -> bool {
+        match self.read_once(sock) {
+            Ok(ReadOutcome::WouldBlock | ReadOutcome::Drained) => true,
+            Ok(ReadOutcome::Data | ReadOutcome::Eof) => false,
+            Err(_) => {
+                self.eof = true;
+                self.inbox.on_eof(&mut self.events);
+                false
+            }
+        }
+    }
+
     /// Whether reading more from the peer is allowed: not while we owe it more than
     /// [`MAX_OWED`] bytes of replies it does not read.
     pub fn may_read(&self) -> bool {
