@@ -812,6 +812,10 @@ fn child_garbage() {
 /// closed it (its peer reads EOF).
 fn child_stray() {
     let mut raw = child_raw();
+    // Not before the parent has counted its descriptors: an async parent's driver reads on
+    // another thread, and the stray descriptor, open for the moment between its `recvmsg` and
+    // its close, must not be in that count.
+    assert_eq!(raw.read_frame().as_deref(), Some(&b"{\"go\":true}"[..]));
     let (x, y) = UnixStream::pair().expect("socketpair");
     raw.send_with_fd(b"{\"plain\":1}\n", &x);
     drop(x);
@@ -1206,6 +1210,7 @@ fn stray(parent: Api) {
     let (mut kid, fd) = Kid::spawn("stray", Api::Blocking, TestLock::exclusive());
     let mut ep = endpoint(parent, fd, muster_ipc::DEFAULT_MAX_FRAME);
     let before = fd_count();
+    ep.send(&json!({ "go": true })).unwrap();
     assert_eq!(recv_user(&mut *ep), json!({ "plain": 1 }));
     match ep.recv() {
         Some(Received::Problem(Problem::StrayFd { from: 0, to: 12 })) => {}

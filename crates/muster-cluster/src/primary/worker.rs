@@ -74,6 +74,12 @@ impl WorkerProc {
         self.disconnected && self.exit.is_some()
     }
 
+    /// May be sent a message: its channel is open and its process alive. (After its exit the
+    /// channel's end may not be read yet, and a send would go into a socket nobody reads.)
+    pub fn reachable(&self) -> bool {
+        !self.disconnected && self.exit.is_none()
+    }
+
     /// May be handed a connection now.
     pub fn takes_connections(&self) -> bool {
         self.routed && !self.disconnected && !self.exited_after_disconnect && self.exit.is_none()

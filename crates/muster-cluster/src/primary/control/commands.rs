@@ -98,7 +98,7 @@ impl Control {
         };
         let mut sent = 0;
         let mut refused = None;
-        for w in targets.into_iter().filter(|w| !w.disconnected) {
+        for w in targets.into_iter().filter(|w| w.reachable()) {
             match w.sender.try_send(message) {
                 Ok(()) => sent += 1,
                 Err(source) if worker.is_some() => {
