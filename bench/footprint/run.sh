@@ -11,7 +11,7 @@
 #   4. a log burst (bench/footprint/logs.sh): 1,000,000 lines from one fork-mode app, the CPU
 #      of each tool's processes, lines lost and lines torn.
 #
-#   bench/footprint/run.sh [--no-build] [--counts "1 10 100"] [--burst N] [--no-burst]
+#   bench/footprint/run.sh [--no-build] [--counts "1 10 100"] [--burst N] [--burst-rounds N] [--no-burst]
 #
 # Environment: MUSTER_BIN (a directory holding a prebuilt muster, and muster-supervisor if that
 # build has one, instead of building this tree: the "before" figures), PM2_DIR (where pm2 is
@@ -28,12 +28,14 @@ COUNTS="1 10 100"
 BURST=1000000
 BUILD=1
 DO_BURST=1
+BURST_ROUNDS=3
 PM2_DIR=${PM2_DIR:-/tmp/pm2-bench}
 while [ $# -gt 0 ]; do
   case $1 in
     --no-build) BUILD=0 ;;
     --counts) COUNTS=$2; shift ;;
     --burst) BURST=$2; shift ;;
+    --burst-rounds) BURST_ROUNDS=$2; shift ;;
     --no-burst) DO_BURST=0 ;;
     -h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
@@ -310,7 +312,7 @@ say
 # 4. The log burst.
 
 if [ "$DO_BURST" = 1 ]; then
-  MUSTER_BIN_DIR=$BIN PM2=$PM2 BURST=$BURST WORK=$WORK/burst MH=$MH PH=$PH \
+  MUSTER_BIN_DIR=$BIN PM2=$PM2 BURST=$BURST ROUNDS=$BURST_ROUNDS WORK=$WORK/burst MH=$MH PH=$PH \
     "$HERE/logs.sh"
 fi
 say "uptime after: $(uptime)"

@@ -281,16 +281,15 @@ impl Tracked {
     }
 
     fn take(&mut self, source: usize, data: &[u8], queue: &mut VecDeque<FollowedLine>) {
-        let mut out = Vec::new();
-        self.lines.push(data, b"", &mut out);
-        queue_lines(source, &out, queue);
+        self.lines
+            .push(data, |whole| queue_lines(source, whole, queue));
     }
 
     /// The file ended for good: a last line without LF is still a line.
     fn end_line(&mut self, source: usize, queue: &mut VecDeque<FollowedLine>) {
-        let mut out = Vec::new();
-        self.lines.finish(b"", &mut out);
-        queue_lines(source, &out, queue);
+        queue_lines(source, self.lines.last(), queue);
+        self.lines.taken();
+        self.lines.release_if_empty();
     }
 }
 

@@ -1,18 +1,27 @@
 //! Cutting a byte stream into whole lines.
 //!
-//! A pipe hands out bytes in whatever pieces the writer and the kernel chose, so a line may
-//! arrive over several reads; [`Lines`] keeps the unfinished tail until its LF comes (or the
-//! stream ends) and only ever emits whole lines. A line longer than [`MAX_LINE`] is cut into
-//! pieces of that size, each written as a line of its own, so one runaway worker cannot make
-//! us hold an unbounded buffer.
+//! A pipe or a growing file hands out bytes in whatever pieces the writer and the kernel chose,
+//! so a line may arrive over several reads. [`Lines`] is the buffer those reads go into: whole
+//! lines leave from its front as they are, with no copy (the capture writes them straight from
+//! it), and the unfinished line after them moves to the front to wait for its LF (or for the
+//! stream's end). A line longer than [`MAX_LINE`] is cut into pieces of that size, each a line
+//! of its own, so one runaway worker cannot make us hold an unbounded buffer.
 
 /// The longest line kept whole: 1 MiB.
 pub const MAX_LINE: usize = 1 << 20;
 
-/// The unfinished line of one stream.
+/// The bytes of one stream that are read and not yet taken: whole lines, then the start of an
+/// unfinished one.
 #[derive(Debug)]
 pub(crate) struct Lines {
-    partial: Vec<u8>,
+    /// Read bytes in `buf[..held]`; `buf.len()` is what was ever needed (zeroed once), so a
+    /// read into the room after `held` costs no fill.
+    buf: Vec<u8>,
+    held: usize,
+    /// How much of the front [`whole`](Lines::whole) handed out, until [`taken`](Lines::taken).
+    ready: usize,
+    /// The byte an overlong line's piece gave up for its LF; it starts what is held next.
+    carried: Option<u8>,
     max: usize,
 }
 
@@ -20,77 +29,112 @@ impl Lines {
     pub(crate) fn new(max: usize) -> Lines {
         assert!(max > 0, "a line must be allowed at least one byte");
         Lines {
-            partial: Vec::new(),
+            buf: Vec::new(),
+            held: 0,
+            ready: 0,
+            carried: None,
             max,
         }
     }
 
-    /// Appends to `out` every line that `data` completes, each as `head`, the line and an LF.
-    pub(crate) fn push(&mut self, mut data: &[u8], head: &[u8], out: &mut Vec<u8>) {
-        if !self.partial.is_empty() {
-            let Some(lf) = find_lf(data) else {
-                self.partial.extend_from_slice(data);
-                self.cut_long(head, out);
-                return;
-            };
-            self.partial.extend_from_slice(&data[..lf]);
-            emit(out, head, &self.partial, self.max);
-            self.partial.clear();
-            data = &data[lf + 1..];
+    /// Where the next read goes: room for up to `want` bytes after what is held, less while an
+    /// unfinished line nears the longest kept whole (never none: that line is cut first by
+    /// [`whole`](Lines::whole)). The buffer grows to what is asked for and stays.
+    pub(crate) fn room(&mut self, want: usize) -> &mut [u8] {
+        debug_assert_eq!(self.ready, 0, "take the whole lines before reading more");
+        let end = (self.held + want.max(1)).min(self.max + 1);
+        if self.buf.len() < end {
+            self.buf.resize(end, 0);
         }
-        if head.is_empty() && data.len() <= self.max {
-            // Undecorated and too short to hold an overlong line: copy the whole lines at once.
-            if let Some(last) = data.iter().rposition(|&b| b == b'\n') {
-                out.extend_from_slice(&data[..=last]);
-                data = &data[last + 1..];
-            }
-        } else {
-            while let Some(lf) = find_lf(data) {
-                emit(out, head, &data[..lf], self.max);
-                data = &data[lf + 1..];
-            }
-        }
-        self.partial.extend_from_slice(data);
-        self.cut_long(head, out);
+        &mut self.buf[self.held..end]
     }
 
-    /// The stream ended: a last line without LF is still a line.
-    pub(crate) fn finish(&mut self, head: &[u8], out: &mut Vec<u8>) {
-        if !self.partial.is_empty() {
-            emit(out, head, &self.partial, self.max);
-            self.partial.clear();
-        }
+    /// `n` bytes were read into [`room`](Lines::room).
+    pub(crate) fn filled(&mut self, n: usize) {
+        self.held += n;
+        debug_assert!(self.held <= self.buf.len());
     }
 
-    /// Emits full pieces of an overlong unfinished line.
-    fn cut_long(&mut self, head: &[u8], out: &mut Vec<u8>) {
-        if self.partial.len() > self.max {
-            let whole = self.partial.len() / self.max * self.max;
-            let whole = if whole == self.partial.len() {
-                whole - self.max
+    /// The whole lines held, each ending in LF and at most `max` bytes before it: everything up
+    /// to the last LF, or, when an unfinished line has grown past `max`, its first `max` bytes
+    /// as a line. Empty when there is none yet. Call [`taken`](Lines::taken) once used.
+    pub(crate) fn whole(&mut self) -> &[u8] {
+        if self.ready == 0 {
+            // `held` never exceeds `max + 1`, so no line before the last LF is longer than `max`.
+            if let Some(lf) = self.buf[..self.held].iter().rposition(|&b| b == b'\n') {
+                self.ready = lf + 1;
+            } else if self.held > self.max {
+                // Its last byte makes way for the LF, and waits to start the next piece.
+                self.carried = Some(self.buf[self.max]);
+                self.buf[self.max] = b'\n';
+                self.ready = self.max + 1;
+            }
+        }
+        &self.buf[..self.ready]
+    }
+
+    /// The stream ended: what is held, as a last line (an LF added), or nothing. Call it once
+    /// the whole lines are taken, and [`taken`](Lines::taken) once used.
+    pub(crate) fn last(&mut self) -> &[u8] {
+        debug_assert_eq!(self.ready, 0, "take the whole lines first");
+        if self.held > 0 {
+            // What is held has no LF: every LF read so far ended a line that was taken.
+            if self.buf.len() == self.held {
+                self.buf.push(b'\n');
             } else {
-                whole
-            };
-            emit(out, head, &self.partial[..whole], self.max);
-            self.partial.drain(..whole);
+                self.buf[self.held] = b'\n';
+            }
+            self.held += 1;
+            self.ready = self.held;
+        }
+        &self.buf[..self.ready]
+    }
+
+    /// What [`whole`](Lines::whole) or [`last`](Lines::last) gave was written: the unfinished
+    /// line moves to the front.
+    pub(crate) fn taken(&mut self) {
+        if let Some(b) = self.carried.take() {
+            self.buf[0] = b;
+            self.held = 1;
+        } else {
+            self.buf.copy_within(self.ready..self.held, 0);
+            self.held -= self.ready;
+        }
+        self.ready = 0;
+    }
+
+    /// Takes `data` read elsewhere (into a buffer shared by several streams), handing each run
+    /// of whole lines it completes to `each`. The buffer goes once nothing is held.
+    pub(crate) fn push(&mut self, mut data: &[u8], mut each: impl FnMut(&[u8])) {
+        while !data.is_empty() {
+            let room = self.room(data.len());
+            let n = room.len().min(data.len());
+            room[..n].copy_from_slice(&data[..n]);
+            self.filled(n);
+            data = &data[n..];
+            each(self.whole());
+            self.taken();
+        }
+        self.release_if_empty();
+    }
+
+    /// Lets the buffer go if nothing is held: a stream that went quiet costs no memory.
+    pub(crate) fn release_if_empty(&mut self) {
+        if self.held == 0 && self.ready == 0 {
+            self.buf = Vec::new();
         }
     }
 }
 
-fn find_lf(data: &[u8]) -> Option<usize> {
-    data.iter().position(|&b| b == b'\n')
-}
-
-/// Writes `line` (without its LF) as one or more lines of at most `max` bytes.
-fn emit(out: &mut Vec<u8>, head: &[u8], line: &[u8], max: usize) {
-    if line.is_empty() {
-        out.extend_from_slice(head);
-        out.push(b'\n');
+/// Appends `lines` (whole lines, as [`Lines::whole`] gives them) to `out`, each after `head`.
+pub(crate) fn decorate(lines: &[u8], head: &[u8], out: &mut Vec<u8>) {
+    let Some(body) = lines.strip_suffix(b"\n") else {
         return;
-    }
-    for piece in line.chunks(max) {
+    };
+    out.reserve(lines.len() + head.len() * (1 + lines.len() / 32));
+    for line in body.split(|&b| b == b'\n') {
         out.extend_from_slice(head);
-        out.extend_from_slice(piece);
+        out.extend_from_slice(line);
         out.push(b'\n');
     }
 }
@@ -99,13 +143,15 @@ fn emit(out: &mut Vec<u8>, head: &[u8], line: &[u8], max: usize) {
 mod tests {
     use super::*;
 
+    /// Feeds `pieces` as reads, and collects what leaves, decorated.
     fn run(pieces: &[&[u8]], head: &[u8], max: usize) -> Vec<u8> {
         let mut lines = Lines::new(max);
         let mut out = Vec::new();
         for p in pieces {
-            lines.push(p, head, &mut out);
+            lines.push(p, |whole| decorate(whole, head, &mut out));
         }
-        lines.finish(head, &mut out);
+        decorate(lines.last(), head, &mut out);
+        lines.taken();
         out
     }
 
@@ -120,13 +166,40 @@ mod tests {
     #[test]
     fn whole_lines_leave_at_once_and_the_tail_waits() {
         let mut lines = Lines::new(100);
-        let mut out = Vec::new();
-        lines.push(b"one\ntw", b"", &mut out);
-        assert_eq!(out, b"one\n");
-        lines.push(b"o", b"", &mut out);
-        assert_eq!(out, b"one\n");
-        lines.push(b"\n", b"", &mut out);
-        assert_eq!(out, b"one\ntwo\n");
+        let read = |lines: &mut Lines, data: &[u8]| {
+            lines.room(data.len())[..data.len()].copy_from_slice(data);
+            lines.filled(data.len());
+            let whole = lines.whole().to_vec();
+            lines.taken();
+            whole
+        };
+        assert_eq!(read(&mut lines, b"one\ntw"), b"one\n");
+        assert_eq!(read(&mut lines, b"o"), b"");
+        assert_eq!(read(&mut lines, b"\n"), b"two\n");
+        lines.release_if_empty();
+        assert_eq!(lines.buf.capacity(), 0, "nothing held, nothing kept");
+        assert_eq!(lines.last(), b"");
+    }
+
+    #[test]
+    fn whole_lines_are_handed_out_from_the_read_buffer_itself() {
+        let mut lines = Lines::new(100);
+        let room = lines.room(64);
+        room[..7].copy_from_slice(b"a\nbb\ncc");
+        let at = room.as_ptr();
+        lines.filled(7);
+        assert_eq!(lines.whole().as_ptr(), at, "no copy");
+        assert_eq!(lines.whole(), b"a\nbb\n");
+        lines.taken();
+        lines.room(2)[..2].copy_from_slice(b"d\n");
+        lines.filled(2);
+        assert_eq!(
+            lines.whole(),
+            b"ccd\n",
+            "the unfinished line moved to the front"
+        );
+        lines.taken();
+        assert_eq!(lines.last(), b"");
     }
 
     #[test]
@@ -155,10 +228,15 @@ mod tests {
         let mut lines = Lines::new(MAX_LINE);
         let mut out = Vec::new();
         for chunk in data.chunks(65536) {
-            lines.push(chunk, b"", &mut out);
+            lines.push(chunk, |whole| out.extend_from_slice(whole));
         }
         assert_eq!(out.len(), MAX_LINE + 1, "the first MiB left before the end");
-        lines.finish(b"", &mut out);
+        assert!(
+            lines.buf.len() <= MAX_LINE + 1,
+            "never more held than a line and a byte"
+        );
+        out.extend_from_slice(lines.last());
+        lines.taken();
         let got: Vec<usize> = out.split(|&b| b == b'\n').map(<[u8]>::len).collect();
         assert_eq!(got, [MAX_LINE, MAX_LINE / 2, 0]);
     }

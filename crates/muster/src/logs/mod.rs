@@ -53,7 +53,7 @@ pub struct LogConfig {
     /// Prefix each line with the local time in this format (strftime if it has a `%`, pm2's
     /// day.js tokens otherwise), followed by `": "` as pm2 does. Lines that arrive in one
     /// read of the pipe share one time: formatting is per read, not per line (a reader lets
-    /// lines gather for 10 ms before it reads: see `sink::pump`).
+    /// lines gather for 10 ms after a read that emptied the pipe: see `sink::Stream::drain`).
     pub timestamps: Option<String>,
     /// Rotate a file before it would grow past this many bytes; `None` or 0: never.
     pub max_size: Option<u64>,

@@ -1,18 +1,20 @@
 //! Capturing workers' stdout and stderr into the app's log files (or muster's own streams).
 //!
-//! Each worker writes into two pipes of its own. A tokio task per pipe reads it in large reads
-//! (letting lines gather first, see [`pump`]), reassembles lines, adds the prefix and time if
-//! asked (no per-line work otherwise), and sends whole lines to the file's writer through a
-//! bounded channel. When the writer falls behind, the channel fills, the task stops reading,
-//! the pipe fills and the worker's `write` blocks: output is slowed, never dropped.
+//! Each worker writes into two pipes of its own. When a pipe turns readable, its reader (a task
+//! on the supervisor's runtime) hands it to tokio's blocking pool, where one thread reads it
+//! and writes the whole lines straight from the read buffer, as `dd` would: no copy, and no
+//! per-line work unless a prefix or time is asked for. It reads on until the pipe stays empty
+//! for [`SETTLE`], then gives the pipe back and the task waits for more (see [`Stream::drain`]).
+//! A slow file makes a slow reader, the pipe fills and the worker's `write` blocks: output is
+//! slowed, never dropped.
 
-use super::lines::{Lines, MAX_LINE};
+use super::lines::{Lines, MAX_LINE, decorate};
 use super::time::TimeFormat;
-use super::writer::{Health, RotatingFile, Target, spawn_writer};
+use super::writer::{Health, RotatingFile, Target, Writer};
 use super::{LogConfig, LogError, Prefix};
 use muster_cluster::policy::WorkerId;
 use muster_cluster::primary::StdioFactory;
-use std::cell::RefCell;
+use rustix::io::Errno;
 use std::io::{self, PipeWriter};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
@@ -20,49 +22,48 @@ use std::path::Path;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::unix::pipe;
 use tokio::runtime::Handle;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 /// How much one read of a pipe takes: a full default pipe buffer.
 const READ_SIZE: usize = 64 * 1024;
-/// How long a reader lets lines gather in its pipe after a read that emptied it (see [`pump`]).
+/// How long a reader lets lines gather in its pipe after a read that emptied it (see
+/// [`Stream::drain`]).
 const SETTLE: Duration = Duration::from_millis(10);
-/// The pipe size a worker gets once it has filled its pipe (64 KiB by default): room for what
-/// a fast writer prints during [`SETTLE`]. Only pipes that fill grow: the kernel counts every
-/// pipe's size against the user's `pipe-user-pages-soft`.
+/// The pipe size a worker gets once it has filled its pipe (64 KiB by default), and what one
+/// read then takes: room for what a fast writer prints during [`SETTLE`]. Only pipes that fill
+/// grow: the kernel counts every pipe's size against the user's `pipe-user-pages-soft`.
 const BUSY_PIPE: usize = 256 * 1024;
-/// Messages (each one read's worth of lines) queued per file before readers wait.
-const QUEUE: usize = 64;
+/// The longest a pool thread reads one pipe before handing it back: the pool's threads are
+/// shared, and a runtime that shuts down waits for them.
+const TURN: Duration = Duration::from_millis(100);
 
-/// A writer's queue of batches of whole lines.
-type Queue = mpsc::Sender<Vec<u8>>;
-
-/// One app's log capture. Dropping it is fine: the writers finish what the workers still
-/// send and stop when the last pipe closes; [`close`](LogSink::close) waits for that.
+/// One app's log capture. Dropping it is fine: the readers write what the workers still print
+/// and stop when their pipes close; [`close`](LogSink::close) waits for that.
 #[derive(Debug)]
 pub struct LogSink {
-    /// The writers' queues, until [`close`](LogSink::close): the pipe readers hold them too,
-    /// each until its pipe ends, and a writer stops once every holder has let go.
-    senders: Mutex<Option<[Queue; 2]>>,
     capture: Capture,
+    /// Held by every pipe reader too, until its pipe ends; taken by [`close`](LogSink::close),
+    /// which then waits on `readers_gone` until no holder is left.
+    readers: Mutex<Option<mpsc::Sender<()>>>,
+    readers_gone: Mutex<Option<mpsc::Receiver<()>>>,
     /// The log files, once each, for [`flush`](LogSink::flush).
     files: Vec<Arc<Mutex<RotatingFile>>>,
-    /// Fired by each writer when it stops; taken by [`close`](LogSink::close).
-    done: Mutex<Vec<oneshot::Receiver<()>>>,
     health: Health,
     /// What [`health_changed`](LogSink::health_changed) saw last.
     reported: Mutex<muster_proto::LogHealth>,
 }
 
-/// What it takes to give a worker its pipes. Holds the channels weakly so that a factory
-/// kept in a primary's config does not keep the writers alive.
+/// What it takes to give a worker its pipes. Holds the readers' token weakly so that a
+/// factory kept in a primary's config does not keep [`close`](LogSink::close) waiting.
 #[derive(Debug, Clone)]
 struct Capture {
-    out: mpsc::WeakSender<Vec<u8>>,
-    err: mpsc::WeakSender<Vec<u8>>,
-    /// Set by [`LogSink::close`]: workers still running keep the channels open, but no new
+    out: Arc<Writer>,
+    err: Arc<Writer>,
+    readers: mpsc::WeakSender<()>,
+    /// Set by [`LogSink::close`]: workers still running keep their readers going, but no new
     /// worker may join.
     closed: Arc<AtomicBool>,
     app: Option<Arc<str>>,
@@ -71,7 +72,7 @@ struct Capture {
 }
 
 impl LogSink {
-    /// Opens the log files (creating them and their directory) and starts their writers.
+    /// Opens the log files (creating them and their directory) for the pipe readers.
     /// Must be called inside a tokio runtime: the pipe readers run on it.
     pub fn new(config: LogConfig) -> Result<LogSink, LogError> {
         let runtime = Handle::try_current().map_err(|_| LogError::NoRuntime)?;
@@ -107,48 +108,47 @@ impl LogSink {
             Prefix::AppWorker(app) => (Target::Stdout, Some(Target::Stderr), Some(app.as_str())),
             Prefix::AppWorkerStderr(app) => (Target::Stderr, None, Some(app.as_str())),
         };
-        LogSink::start(runtime, out, err, app, time).map_err(LogError::Writer)
+        Ok(LogSink::start(runtime, out, err, app, time))
     }
 
-    /// Starts writers on `out` and `err` (`None`: stderr shares `out`'s file and writer).
+    /// Captures into `out` and `err` (`None`: stderr shares `out`'s file and writer).
     pub(crate) fn start(
         runtime: Handle,
         out: Target,
         err: Option<Target>,
         app: Option<&str>,
         time: Option<Arc<TimeFormat>>,
-    ) -> io::Result<LogSink> {
+    ) -> LogSink {
         let health = Health::default();
         let mut files = Vec::new();
-        let mut done = Vec::new();
-        let mut writer = |target: Target| -> mpsc::Sender<Vec<u8>> {
+        let mut writer = |target: Target| {
             if let Target::File(f) = &target {
                 files.push(f.clone());
             }
-            let (tx, rx) = mpsc::channel(QUEUE);
-            done.push(spawn_writer(&runtime, target, rx, health.clone()));
-            tx
+            Arc::new(Writer::new(target, health.clone()))
         };
         let out = writer(out);
         let err = match err {
             Some(target) => writer(target),
             None => out.clone(),
         };
-        Ok(LogSink {
+        let (readers, readers_gone) = mpsc::channel(1);
+        LogSink {
             capture: Capture {
-                out: out.downgrade(),
-                err: err.downgrade(),
+                out,
+                err,
+                readers: readers.downgrade(),
                 closed: Arc::default(),
                 app: app.map(Arc::from),
                 time,
                 runtime,
             },
-            senders: Mutex::new(Some([out, err])),
+            readers: Mutex::new(Some(readers)),
+            readers_gone: Mutex::new(Some(readers_gone)),
             files,
-            done: Mutex::new(done),
             health,
             reported: Mutex::default(),
-        })
+        }
     }
 
     /// The factory a [`PrimaryConfig`](muster_cluster::primary::PrimaryConfig) takes: two
@@ -198,21 +198,26 @@ impl LogSink {
     }
 
     /// Waits until every line of every worker is written: until all workers' pipes are
-    /// closed (the workers and anything they started with the pipes have exited) and the
-    /// writers have drained their queues. No worker can be given pipes afterwards.
+    /// closed (the workers and anything they started with the pipes have exited) and their
+    /// readers have written what was left. No worker can be given pipes afterwards.
     /// A second call returns at once. Callers bound it with a deadline: a descendant of a
     /// worker may hold a pipe open for as long as it lives.
     pub async fn close(&self) {
         self.capture.closed.store(true, Ordering::Release);
         drop(
-            self.senders
+            self.readers
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .take(),
         );
-        let done = std::mem::take(&mut *self.done.lock().unwrap_or_else(PoisonError::into_inner));
-        for d in done {
-            let _ = d.await;
+        let gone = self
+            .readers_gone
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(mut gone) = gone {
+            // Nothing is ever sent: `None` comes once every reader has let go.
+            let _ = gone.recv().await;
         }
     }
 }
@@ -223,113 +228,192 @@ impl Capture {
         if self.closed.load(Ordering::Acquire) {
             return Err(closed());
         }
-        let (Some(out), Some(err)) = (self.out.upgrade(), self.err.upgrade()) else {
+        let Some(token) = self.readers.upgrade() else {
             return Err(closed());
         };
         let prefix = match &self.app {
             Some(app) => format!("{app}:{id}| ").into_bytes(),
             None => Vec::new(),
         };
-        let out = self.reader(out, prefix.clone())?;
-        let err = self.reader(err, prefix)?;
+        let out = self.reader(&self.out, token.clone(), prefix.clone())?;
+        let err = self.reader(&self.err, token, prefix)?;
         Ok((out.into(), err.into()))
     }
 
-    /// A pipe whose read end a new task drains into `tx`; returns the write end.
-    fn reader(&self, tx: mpsc::Sender<Vec<u8>>, prefix: Vec<u8>) -> io::Result<PipeWriter> {
+    /// A pipe whose read end a new task reads into `writer`; returns the write end.
+    fn reader(
+        &self,
+        writer: &Arc<Writer>,
+        token: mpsc::Sender<()>,
+        prefix: Vec<u8>,
+    ) -> io::Result<PipeWriter> {
         // Both ends are close-on-exec; the spawn dup2s the write end onto the worker's fd.
         let (read, write) = io::pipe()?;
-        let _in_runtime = self.runtime.enter();
+        let read = OwnedFd::from(read);
         // Non-blocking applies to our end's open file description only, not the worker's.
-        let read = pipe::Receiver::from_owned_fd(OwnedFd::from(read))?;
-        self.runtime
-            .spawn(pump(read, tx, prefix, self.time.clone()));
+        rustix::io::ioctl_fionbio(&read, true)?;
+        let stream = Stream {
+            lines: Lines::new(MAX_LINE),
+            writer: writer.clone(),
+            decorated: !prefix.is_empty() || self.time.is_some(),
+            head: prefix.clone(),
+            prefix,
+            time: self.time.clone(),
+            out: Vec::new(),
+            grown: false,
+            _reading: token,
+        };
+        self.runtime.spawn(pump(read, stream));
         Ok(write)
     }
 }
 
-thread_local! {
-    /// The one read buffer of the thread's pipe readers: a reader holds none while it waits, so
-    /// an app that prints nothing costs no buffer, and a hundred workers cost one.
-    static READ_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+/// Waits for the pipe (the read end of a worker's stdout or stderr) to be readable, then lets
+/// a pool thread drain it; until it ends.
+async fn pump(mut pipe: OwnedFd, mut stream: Stream) {
+    let mut wait = true;
+    loop {
+        if wait {
+            // Registered with the runtime only while waiting: a registered pipe wakes the
+            // runtime at every write of the worker (edge-triggered: thousands of times a
+            // second in a burst) while a pool thread drains it. A new registration of a pipe
+            // that is already readable is reported at once: nothing written meanwhile is missed.
+            let waiting = match pipe::Receiver::from_owned_fd_unchecked(pipe) {
+                Ok(waiting) => waiting,
+                Err(e) => {
+                    tracing::warn!("cannot wait for a worker's output: {e}; it is not captured");
+                    return;
+                }
+            };
+            let ready = waiting.readable().await;
+            pipe = match waiting.into_nonblocking_fd() {
+                Ok(pipe) => pipe,
+                Err(_) => return,
+            };
+            if ready.is_err() {
+                return;
+            }
+        }
+        let drained = tokio::task::spawn_blocking(move || {
+            let end = stream.drain(&pipe);
+            (pipe, stream, end)
+        })
+        .await;
+        // Cancelled (the runtime is going away) or a panic: nothing more can be done.
+        let Ok((p, s, end)) = drained else { return };
+        (pipe, stream) = (p, s);
+        match end {
+            Drained::Quiet => wait = true,
+            // The pipe may hold more: read on, after the runtime's other tasks.
+            Drained::Turn => {
+                wait = false;
+                tokio::task::yield_now().await;
+            }
+            Drained::Ended => return,
+        }
+    }
 }
 
-/// Reads one pipe to its end, sending whole lines.
-///
-/// A worker printing line by line makes a pipe readable once per line; reading each at once
-/// would cost a wake-up, a read and a write per line. So after a read that emptied the pipe the
-/// reader lets [`SETTLE`] pass before reading again: what arrives meanwhile is taken in one read
-/// and written in one batch. A full read (the pipe had more) goes on at once, and the first one
-/// grows the pipe to [`BUSY_PIPE`], so that a fast writer is not held back by the pause. An
-/// idle pipe is not polled: the reader sleeps only after a read. (With timestamps, a line's
-/// time is that of the read: at most [`SETTLE`] late.)
-async fn pump(
-    pipe: pipe::Receiver,
-    tx: mpsc::Sender<Vec<u8>>,
+/// One worker's stdout or stderr, as its reader task and the pool thread pass it between them.
+struct Stream {
+    /// What was read and is not written yet: an unfinished line.
+    lines: Lines,
+    writer: Arc<Writer>,
+    /// A prefix or a time goes before each line: lines are copied into `out` with it.
+    decorated: bool,
+    /// `app:worker| ` (foreground mode) or nothing, then the time of the read if asked for.
+    head: Vec<u8>,
     prefix: Vec<u8>,
     time: Option<Arc<TimeFormat>>,
-) {
-    let mut lines = Lines::new(MAX_LINE);
-    let mut head = prefix.clone();
-    let mut grown = false;
-    loop {
-        if pipe.readable().await.is_err() {
-            break;
-        }
-        let read = READ_BUF.with_borrow_mut(|buf| {
-            buf.resize(READ_SIZE, 0);
-            let n = match pipe.try_read(buf) {
-                Ok(0) => return Read::End,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Read::Again,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => return Read::Again,
-                Err(_) => return Read::End,
-            };
-            if let Some(time) = &time {
-                // One time for everything one read brings: the lines arrived together.
-                head.truncate(prefix.len());
-                time.write_now(&mut head);
-                head.extend_from_slice(b": ");
-            }
-            let mut chunk = Vec::with_capacity(n + n / 8 * head.len().min(64));
-            lines.push(&buf[..n], &head, &mut chunk);
-            Read::Lines(chunk, n == buf.len())
-        });
-        let full = match read {
-            Read::End => break,
-            Read::Again => continue,
-            Read::Lines(chunk, full) => {
-                // A send fails only if the writer is gone; keep draining so the worker does
-                // not get EPIPE for it.
-                if !chunk.is_empty() {
-                    let _ = tx.send(chunk).await;
-                }
-                full
-            }
-        };
-        if !full {
-            tokio::time::sleep(SETTLE).await;
-        } else if !grown {
-            grown = true;
-            // Refused past the user's pipe budget: the pipe then stays as it is.
-            let _ = rustix::pipe::fcntl_setpipe_size(&pipe, BUSY_PIPE);
-        }
-    }
-    let mut chunk = Vec::new();
-    lines.finish(&head, &mut chunk);
-    if !chunk.is_empty() {
-        let _ = tx.send(chunk).await;
-    }
+    out: Vec<u8>,
+    /// The pipe was grown to [`BUSY_PIPE`].
+    grown: bool,
+    /// Keeps [`LogSink::close`] waiting until the pipe has ended and its lines are written.
+    _reading: mpsc::Sender<()>,
 }
 
-/// What one read of a pipe gave.
-enum Read {
-    /// Whole lines to write (maybe none yet), and whether the read filled the buffer.
-    Lines(Vec<u8>, bool),
-    /// Nothing after all (a spurious wake-up): wait again.
-    Again,
-    /// The pipe is closed (every holder of its write end is gone).
-    End,
+/// Why [`Stream::drain`] gave the pipe back.
+enum Drained {
+    /// Nothing came for [`SETTLE`]: wait until the pipe is readable again.
+    Quiet,
+    /// Its [`TURN`] is over; the pipe may hold more.
+    Turn,
+    /// The pipe is closed (every holder of its write end is gone) and the last line written.
+    Ended,
+}
+
+impl Stream {
+    /// Reads the pipe and writes its whole lines, blocking (on the pool): read as much as the
+    /// pipe holds, write it, and read again at once if the read was full. A worker printing
+    /// line by line makes the pipe readable once per line; reading each at once would cost a
+    /// read and a write per line, so after a read that emptied the pipe the thread sleeps
+    /// [`SETTLE`] and takes what came meanwhile in one read. The first full read grows the
+    /// pipe to [`BUSY_PIPE`], so that a fast writer is not held back by the pause. (With
+    /// timestamps, a line's time is that of the read: at most [`SETTLE`] late.)
+    fn drain(&mut self, pipe: &OwnedFd) -> Drained {
+        let began = Instant::now();
+        loop {
+            let want = if self.grown { BUSY_PIPE } else { READ_SIZE };
+            let room = self.lines.room(want);
+            let asked = room.len();
+            match rustix::io::read(pipe, room) {
+                Ok(0) => return self.end(),
+                Ok(n) => {
+                    self.lines.filled(n);
+                    self.write_whole();
+                    if n < asked {
+                        std::thread::sleep(SETTLE);
+                    } else if !self.grown {
+                        self.grown = true;
+                        // Refused past the user's pipe budget: the pipe then stays as it is.
+                        let _ = rustix::pipe::fcntl_setpipe_size(pipe, BUSY_PIPE);
+                    }
+                    if began.elapsed() >= TURN {
+                        return Drained::Turn;
+                    }
+                }
+                Err(Errno::AGAIN) => {
+                    // Quiet: an app that prints now and then holds no buffers meanwhile.
+                    self.lines.release_if_empty();
+                    self.out = Vec::new();
+                    return Drained::Quiet;
+                }
+                Err(Errno::INTR) => {}
+                Err(_) => return self.end(),
+            }
+        }
+    }
+
+    /// Writes the whole lines read so far, with their heads if asked for.
+    fn write_whole(&mut self) {
+        if self.decorated {
+            if let Some(time) = &self.time {
+                // One time for everything one read brings: the lines arrived together.
+                self.head.truncate(self.prefix.len());
+                time.write_now(&mut self.head);
+                self.head.extend_from_slice(b": ");
+            }
+            self.out.clear();
+            decorate(self.lines.whole(), &self.head, &mut self.out);
+            self.writer.write(&self.out);
+        } else {
+            self.writer.write(self.lines.whole());
+        }
+        self.lines.taken();
+    }
+
+    /// The pipe ended: a last line without LF is still a line.
+    fn end(&mut self) -> Drained {
+        if self.decorated {
+            self.out.clear();
+            decorate(self.lines.last(), &self.head, &mut self.out);
+            self.writer.write(&self.out);
+        } else {
+            self.writer.write(self.lines.last());
+        }
+        self.lines.taken();
+        Drained::Ended
+    }
 }
 
 fn open(path: &Path, config: &LogConfig) -> Result<RotatingFile, LogError> {
@@ -397,8 +481,7 @@ mod tests {
             Some(file(&err_path)),
             Some("api"),
             None,
-        )
-        .unwrap();
+        );
         run_workers(
             sink,
             &["echo one; echo oops >&2", "printf 'two\\n\\nthree'"],
@@ -428,8 +511,7 @@ mod tests {
             None,
             Some("web"),
             Some(Arc::new(time)),
-        )
-        .unwrap();
+        );
         run_workers(sink, &["echo hi"]).await;
         let line = std::fs::read_to_string(&path).unwrap();
         let (head, rest) = line.split_at("web:1| 12:34:56".len());
@@ -466,6 +548,32 @@ mod tests {
         let want = |p: &str| (1..=500).map(|i| format!("{p}{i}")).collect::<Vec<_>>();
         assert_eq!(out, want("out"));
         assert_eq!(err, want("err"));
+    }
+
+    #[tokio::test]
+    async fn bursts_and_pauses_keep_every_line_in_order() {
+        // Bursts longer than a read (the pool thread reads on), pauses longer than SETTLE (it
+        // gives the pipe back, and the runtime waits for it again), a line split across
+        // writes and a last line without LF.
+        let dir = TestDir::new("bursts");
+        let path = dir.path().join("out");
+        let target = Target::File(Arc::new(Mutex::new(
+            RotatingFile::open(&path, None, 0, None).unwrap(),
+        )));
+        let sink = LogSink::start(Handle::current(), target, None, None, None);
+        run_workers(
+            sink,
+            &[
+                "for i in 0 1 2 3 4; do seq $((i * 100000 + 1)) $((i * 100000 + 99999)); \
+               printf $((i + 1)); sleep 0.05; printf '00000\\n'; done; printf 500001",
+            ],
+        )
+        .await;
+        let text = std::fs::read_to_string(&path).unwrap();
+        let got: Vec<u32> = text.lines().map(|l| l.parse().expect(l)).collect();
+        assert_eq!(got.len(), 500_001);
+        assert!(got.iter().enumerate().all(|(i, &n)| n == i as u32 + 1));
+        assert!(text.ends_with("500001\n"));
     }
 
     #[tokio::test]

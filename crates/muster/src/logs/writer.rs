@@ -1,10 +1,10 @@
 //! The one writer of each log file, and its rotation.
 //!
-//! Readers of the workers' pipes send whole lines, many per message, through a bounded
-//! channel; one task per file drains whatever has queued up (up to [`BATCH`]) and writes it with
-//! one system call on tokio's blocking pool: file writes and renames block, and the supervisor
-//! runs a single-threaded runtime that must keep serving. No thread is kept waiting for lines
-//! (each would cost its stack and a malloc arena in every supervisor, idle or not).
+//! The readers of the workers' pipes ([`sink`](super::sink)) write whole lines, as many as one
+//! read of a pipe brings, with one system call each, from tokio's blocking pool: file writes
+//! and renames block, and the supervisor runs a single-threaded runtime that must keep
+//! serving. A file shared by several pipes (every worker of an app, or stdout and stderr in
+//! one file) is written under a lock, one reader's batch at a time, so lines never interleave.
 //!
 //! Rotation happens between lines: a batch is split at the last LF that still fits, so a
 //! file never grows past `max_size` unless one line alone is bigger (that line then gets a
@@ -24,13 +24,9 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
-use tokio::runtime::Handle;
-use tokio::sync::{mpsc, oneshot};
-
-/// The most bytes written by one system call.
-pub(crate) const BATCH: usize = 1 << 20;
 
 /// `path.N`: the N-th newest rotated file of `path`.
 pub fn rotated_path(path: &Path, n: u32) -> PathBuf {
@@ -443,55 +439,53 @@ pub fn health_signal() -> &'static tokio::sync::Notify {
     &SIGNAL
 }
 
-/// Starts the file's writer: a task that takes what has queued up (up to [`BATCH`]) and writes
-/// it on the runtime's blocking pool, one batch at a time, in order. No thread waits for lines:
-/// an idle app costs no writer thread, and the pool's thread leaves once writes stop. The task
-/// ends once every sender is gone and the queue is drained, and then fires the returned
-/// receiver.
-pub(crate) fn spawn_writer(
-    runtime: &Handle,
+/// The writer of one log file (or of muster's own stdout or stderr), shared by the pipe readers
+/// of every worker whose lines go there. Each reader writes its own whole lines, on the
+/// runtime's blocking pool, in the order it read them; the file's lock makes each write one
+/// piece among the readers'.
+#[derive(Debug)]
+pub(crate) struct Writer {
     target: Target,
-    mut rx: mpsc::Receiver<Vec<u8>>,
     health: Health,
-) -> oneshot::Receiver<()> {
-    let (done_tx, done_rx) = oneshot::channel();
-    let target = Arc::new(target);
-    runtime.spawn(async move {
-        let mut failing = false;
-        while let Some(mut batch) = rx.recv().await {
-            while batch.len() < BATCH {
-                match rx.try_recv() {
-                    Ok(more) => batch.extend_from_slice(&more),
-                    Err(_) => break,
-                }
-            }
-            // File writes and renames block: off the event loop, which must keep serving.
-            let t = target.clone();
-            let result = match tokio::task::spawn_blocking(move || t.write(&batch)).await {
-                Ok(result) => result,
-                // Cancelled (the runtime is going away) or a panic in the write: nothing more
-                // can be done for these lines.
-                Err(e) => Err(Lost::nothing(io::Error::other(e.to_string()))),
-            };
-            // The supervisor looks at its sink's health when told, not on a timer.
-            if result.is_err() || failing {
-                health_signal().notify_one();
-            }
-            record(&health, &target, &mut failing, result);
+    /// The last write failed: the next one that works is said in daemon.log. Changed only
+    /// under `health`'s lock.
+    failing: AtomicBool,
+}
+
+impl Writer {
+    pub(crate) fn new(target: Target, health: Health) -> Writer {
+        Writer {
+            target,
+            health,
+            failing: AtomicBool::new(false),
         }
-        let _ = done_tx.send(());
-    });
-    done_rx
+    }
+
+    /// Writes whole lines; blocks (call it on the blocking pool). Lines that cannot be written
+    /// are counted in the sink's health, and the supervisor told.
+    pub(crate) fn write(&self, lines: &[u8]) {
+        if lines.is_empty() {
+            return;
+        }
+        let result = self.target.write(lines);
+        let was_failing = self.failing.load(Ordering::Relaxed);
+        if result.is_ok() && !was_failing {
+            return;
+        }
+        record(&self.health, &self.target, &self.failing, result);
+        // The supervisor looks at its sink's health when told, not on a timer.
+        health_signal().notify_one();
+    }
 }
 
 /// Keeps the outcome of one write in `health`. Lines that cannot be written (disk full, stdout
 /// closed) are let go, whole, and counted: stalling the app behind a broken disk would be worse
 /// than losing its output, and a silent loss worse than both.
-fn record(health: &Health, target: &Target, failing: &mut bool, result: Result<(), Lost>) {
+fn record(health: &Health, target: &Target, failing: &AtomicBool, result: Result<(), Lost>) {
     let mut h = health.lock().unwrap_or_else(PoisonError::into_inner);
     match result {
-        Ok(()) if *failing => {
-            *failing = false;
+        Ok(()) if failing.load(Ordering::Relaxed) => {
+            failing.store(false, Ordering::Relaxed);
             h.error = None;
             // `tracing`, not `eprintln!`: stderr is daemon.log, on the disk that may be full,
             // and a failed `eprintln!` panics.
@@ -507,8 +501,7 @@ fn record(health: &Health, target: &Target, failing: &mut bool, result: Result<(
             h.lines_dropped += lost.lines;
             h.bytes_dropped += lost.bytes;
             h.error = Some(format!("writing {}: {}", target.name(), lost.error));
-            if !*failing {
-                *failing = true;
+            if !failing.swap(true, Ordering::Relaxed) {
                 h.since_unix_ms = Some(unix_ms(SystemTime::now()));
                 // Once per episode: a full disk must not also fill daemon.log.
                 tracing::warn!(

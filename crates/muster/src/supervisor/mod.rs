@@ -124,8 +124,8 @@ pub fn run(home: Home, name: &str) -> anyhow::Result<i32> {
 
 /// The supervisor's runtime: one thread, and per-app memory only for what an app uses
 /// (bench/README.md, "Footprint"): room for 64 I/O events per poll rather than 1,024, and
-/// small stacks for the blocking pool's threads, which only write log files (`logs/writer.rs`)
-/// and leave when idle.
+/// small stacks for the blocking pool's threads, which only read workers' busy output pipes and
+/// write log files (`logs/sink.rs`), and leave when idle.
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
