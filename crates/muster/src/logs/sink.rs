@@ -7,6 +7,12 @@
 //! for [`SETTLE`], then gives the pipe back and the task waits for more (see [`Stream::drain`]).
 //! A slow file makes a slow reader, the pipe fills and the worker's `write` blocks: output is
 //! slowed, never dropped.
+//!
+//! What it costs: a quiet pipe holds no thread and no buffer, only its task and its place in
+//! the runtime's poll set; a busy one holds one pool thread (tokio's pool: at most 512, each
+//! with the 256 KiB stack the supervisor's runtime gives them) and a read buffer of up to
+//! [`BUSY_PIPE`] plus an unfinished line, both let go once it is quiet, and gives the thread
+//! back at least every [`TURN`], so that a runtime shutting down waits no longer than that.
 
 use super::lines::{Lines, MAX_LINE, decorate};
 use super::time::TimeFormat;
