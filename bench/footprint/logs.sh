@@ -49,17 +49,29 @@ cpu_ms() {
   echo $((t * 1000 / CLK_TCK))
 }
 
-# thread_ns PIDS...: "TID NS" per live thread of the processes: its time on a CPU in ns
-# (/proc/PID/task/TID/schedstat, first field), exact where /proc/PID/stat counts 10 ms ticks.
+# thread_ns PIDS...: "TID NS CS NAME" per live thread of the processes: its time on a CPU in ns
+# (/proc/PID/task/TID/schedstat, first field), exact where /proc/PID/stat counts 10 ms ticks;
+# its context switches, voluntary and not (how often it slept and woke); its name.
 thread_ns() {
-  local p f v rest tid
+  local p f v rest dir cs name
   for p in "$@"; do
     for f in /proc/"$p"/task/*/schedstat; do
       read -r v rest <"$f" 2>/dev/null || continue
-      tid=${f%/schedstat}
-      echo "${tid##*/} $v"
+      dir=${f%/schedstat}
+      cs=$(awk '/^(non)?voluntary_ctxt_switches:/ { s += $2 } END { print s + 0 }' "$dir/status" 2>/dev/null) || continue
+      name=$(tr ' ' '_' <"$dir/comm" 2>/dev/null) || continue
+      echo "${dir##*/} $v $cs $name"
     done
   done
+}
+
+# per_thread BEFORE AFTER: what each thread spent between two thread_ns lists, busiest first:
+# "name (tid): CPU ms, context switches" (threads under 0.1 ms left out).
+per_thread() {
+  awk 'NR == FNR { s[$1] = $2; c[$1] = $3; next }
+    { d = ($2 - (($1 in s) ? s[$1] : 0)) / 1e6
+      if (d >= 0.1) printf "%.1f %s (%s): %.1f ms, %d switches\n", d, $4, $1, d, $3 - (($1 in c) ? c[$1] : 0) }' "$1" "$2" |
+    sort -rn | cut -d' ' -f2- | sed 's/^/        /'
 }
 
 # ns_ms BEFORE AFTER: "MS GONE", the CPU time (ms, 0.1 precision) the threads spent between two
@@ -145,6 +157,7 @@ burst() {
   CPU[$t.$r]=$((c1 - c0)) CPU[$t.$r.ns]=$ns CPU[$t.$r.gone]=$gone CPU[$t.$r.lost]=$lost CPU[$t.$r.torn]=$torn
   printf '%-5s %-7s %10d %12s %10d %9d %9d %10d %8d %8d %10d %10s\n' "$r" "$t" "${CPU[$t.$r]}" "$ns" "$drain" $((r1 - r0)) $((w1 - w0)) \
     "$kept" "$lost" "$torn" "$disorder" "$APP_PID"
+  per_thread "$WORK/ns0-$t" "$WORK/ns1-$t"
   # The app and its log go, so that the next round starts from an empty file.
   if [ "$t" = muster ]; then
     m delete burst >/dev/null
