@@ -267,6 +267,7 @@ impl Capture {
             time: self.time.clone(),
             out: Vec::new(),
             grown: false,
+            turn: TURN,
             _reading: token,
         };
         self.runtime.spawn(pump(read, stream));
@@ -334,6 +335,8 @@ struct Stream {
     out: Vec<u8>,
     /// The pipe was grown to [`BUSY_PIPE`].
     grown: bool,
+    /// [`TURN`] (shorter in tests).
+    turn: Duration,
     /// Keeps [`LogSink::close`] waiting until the pipe has ended and its lines are written.
     _reading: mpsc::Sender<()>,
 }
@@ -374,7 +377,7 @@ impl Stream {
                         // Refused past the user's pipe budget: the pipe then stays as it is.
                         let _ = rustix::pipe::fcntl_setpipe_size(pipe, BUSY_PIPE);
                     }
-                    if began.elapsed() >= TURN {
+                    if began.elapsed() >= self.turn {
                         return Drained::Turn;
                     }
                 }
@@ -442,6 +445,7 @@ fn same_file(file: &std::fs::File, path: &Path) -> bool {
 mod tests {
     use super::*;
     use crate::logs::test_dir::TestDir;
+    use std::io::Write;
     use std::process::Command;
 
     async fn run_workers(sink: LogSink, scripts: &[&str]) {
@@ -580,6 +584,58 @@ mod tests {
         assert_eq!(got.len(), 500_001);
         assert!(got.iter().enumerate().all(|(i, &n)| n == i as u32 + 1));
         assert!(text.ends_with("500001\n"));
+    }
+
+    #[test]
+    fn a_turn_gives_a_full_pipe_back_and_nothing_is_lost() {
+        let dir = TestDir::new("turns");
+        let path = dir.path().join("out");
+        let file = RotatingFile::open(&path, None, 0, None).unwrap();
+        let (gone, _) = mpsc::channel(1);
+        let mut stream = Stream {
+            lines: Lines::new(MAX_LINE),
+            writer: Arc::new(Writer::new(
+                Target::File(Arc::new(Mutex::new(file))),
+                Health::default(),
+            )),
+            decorated: false,
+            head: Vec::new(),
+            prefix: Vec::new(),
+            time: None,
+            out: Vec::new(),
+            grown: false,
+            turn: Duration::ZERO,
+            _reading: gone,
+        };
+        let (read, mut write) = io::pipe().unwrap();
+        let read = OwnedFd::from(read);
+        rustix::io::ioctl_fionbio(&read, true).unwrap();
+        // 10,000 lines, 48,894 bytes (a pipe holds 64 KiB), written in two pieces.
+        let lines: String = (1..=10_000).map(|i| format!("{i}\n")).collect();
+        let (first, rest) = lines.as_bytes().split_at(40_000);
+        write.write_all(first).unwrap();
+        // A turn of zero: the pipe is given back after one read (and its write), and a drain
+        // that finds nothing gives it back as quiet.
+        assert!(matches!(stream.drain(&read), Drained::Turn));
+        assert!(matches!(stream.drain(&read), Drained::Quiet));
+        let whole = first.iter().rposition(|&b| b == b'\n').unwrap() + 1;
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            &first[..whole],
+            "up to the last LF"
+        );
+        write.write_all(rest).unwrap();
+        assert!(matches!(stream.drain(&read), Drained::Turn));
+        assert!(matches!(stream.drain(&read), Drained::Quiet));
+        write.write_all(b"10001").unwrap();
+        drop(write);
+        // Read, then its turn is over; the next read finds the end.
+        assert!(matches!(stream.drain(&read), Drained::Turn));
+        assert!(matches!(stream.drain(&read), Drained::Ended));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let got: Vec<u32> = text.lines().map(|l| l.parse().expect(l)).collect();
+        assert_eq!(got, (1..=10_001).collect::<Vec<_>>());
+        assert!(text.ends_with("10001\n"), "a last line without LF gets one");
     }
 
     #[tokio::test]
