@@ -395,33 +395,37 @@ impl Stream {
 
     /// Writes the whole lines read so far, with their heads if asked for.
     fn write_whole(&mut self) {
-        if self.decorated {
-            if let Some(time) = &self.time {
-                // One time for everything one read brings: the lines arrived together.
-                self.head.truncate(self.prefix.len());
-                time.write_now(&mut self.head);
-                self.head.extend_from_slice(b": ");
-            }
-            self.out.clear();
-            decorate(self.lines.whole(), &self.head, &mut self.out);
-            self.writer.write(&self.out);
-        } else {
-            self.writer.write(self.lines.whole());
+        if let Some(time) = &self.time {
+            // One time for everything one read brings: the lines arrived together.
+            self.head.truncate(self.prefix.len());
+            time.write_now(&mut self.head);
+            self.head.extend_from_slice(b": ");
         }
-        self.lines.taken();
+        self.write_lines(false);
     }
 
     /// The pipe ended: a last line without LF is still a line.
     fn end(&mut self) -> Drained {
+        self.write_lines(true);
+        Drained::Ended
+    }
+
+    /// Writes the whole lines held (`last`: what is held, as the last line), as they are or,
+    /// decorated, each after the head (copied into `out`).
+    fn write_lines(&mut self, last: bool) {
+        let lines = if last {
+            self.lines.last()
+        } else {
+            self.lines.whole()
+        };
         if self.decorated {
             self.out.clear();
-            decorate(self.lines.last(), &self.head, &mut self.out);
+            decorate(lines, &self.head, &mut self.out);
             self.writer.write(&self.out);
         } else {
-            self.writer.write(self.lines.last());
+            self.writer.write(lines);
         }
         self.lines.taken();
-        Drained::Ended
     }
 }
 
@@ -447,6 +451,13 @@ mod tests {
     use crate::logs::test_dir::TestDir;
     use std::io::Write;
     use std::process::Command;
+
+    /// A log file at `path`, never rotated.
+    fn file_target(path: &Path) -> Target {
+        Target::File(Arc::new(Mutex::new(
+            RotatingFile::open(path, None, 0, None).unwrap(),
+        )))
+    }
 
     async fn run_workers(sink: LogSink, scripts: &[&str]) {
         let factory = sink.stdio_factory();
@@ -480,15 +491,10 @@ mod tests {
     async fn app_worker_prefix_marks_every_line() {
         let dir = TestDir::new("prefix");
         let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
-        let file = |p: &Path| {
-            Target::File(Arc::new(Mutex::new(
-                RotatingFile::open(p, None, 0, None).unwrap(),
-            )))
-        };
         let sink = LogSink::start(
             Handle::current(),
-            file(&out_path),
-            Some(file(&err_path)),
+            file_target(&out_path),
+            Some(file_target(&err_path)),
             Some("api"),
             None,
         );
@@ -511,9 +517,7 @@ mod tests {
     async fn prefix_then_time_then_the_line() {
         let dir = TestDir::new("prefix-time");
         let path = dir.path().join("out");
-        let target = Target::File(Arc::new(Mutex::new(
-            RotatingFile::open(&path, None, 0, None).unwrap(),
-        )));
+        let target = file_target(&path);
         let time = TimeFormat::parse("%H:%M:%S").unwrap();
         let sink = LogSink::start(
             Handle::current(),
@@ -567,9 +571,7 @@ mod tests {
         // writes and a last line without LF.
         let dir = TestDir::new("bursts");
         let path = dir.path().join("out");
-        let target = Target::File(Arc::new(Mutex::new(
-            RotatingFile::open(&path, None, 0, None).unwrap(),
-        )));
+        let target = file_target(&path);
         let sink = LogSink::start(Handle::current(), target, None, None, None);
         run_workers(
             sink,
@@ -590,14 +592,10 @@ mod tests {
     fn a_turn_gives_a_full_pipe_back_and_nothing_is_lost() {
         let dir = TestDir::new("turns");
         let path = dir.path().join("out");
-        let file = RotatingFile::open(&path, None, 0, None).unwrap();
         let (gone, _) = mpsc::channel(1);
         let mut stream = Stream {
             lines: Lines::new(MAX_LINE),
-            writer: Arc::new(Writer::new(
-                Target::File(Arc::new(Mutex::new(file))),
-                Health::default(),
-            )),
+            writer: Arc::new(Writer::new(file_target(&path), Health::default())),
             decorated: false,
             head: Vec::new(),
             prefix: Vec::new(),
