@@ -9,6 +9,7 @@
 # Options: --rounds N, --duration S, --kills N (0: no kill test), --served N (kill -9 under
 # load -> served again, per slot: -i 1 rr, muster without and with a warm spare and Node's
 # primary; 0 skips it), --parts throughput,kills,served (which parts run; default all),
+# --modes keepalive,close (which wrk modes the throughput part runs; default both),
 # --cases A,B,... (a subset of muster-rr node-rr muster-shared node-none muster-reuseport
 # floor-rr rust-rr rust-shared rust-reuseport; floor-rr is the hand-off's floor:
 # crates/muster-cluster/examples/rr_floor.rs, a primary that only accepts, sendmsg's the handle
@@ -25,7 +26,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 
 ROUNDS=3 DUR=5 WARM=1 KILLS=5 SERVED=7 CONNS=32 THREADS=2 WORKERS=2
-BUILD=1 RUST=1 KEEP=0 QUICK=0 ONLY= PARTS=throughput,kills,served
+BUILD=1 RUST=1 KEEP=0 QUICK=0 ONLY= PARTS=throughput,kills,served MODES=keepalive,close
 PORT_NEXT=${BENCH_PORT:-19100}
 
 usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; }
@@ -34,6 +35,7 @@ while [ $# -gt 0 ]; do
     --quick) QUICK=1 ROUNDS=1 DUR=1 WARM=0 KILLS=1 SERVED=1 ;;
     --served) SERVED=$2; shift ;;
     --parts) PARTS=$2; shift ;;
+    --modes) MODES=$2; shift ;;
     --rounds) ROUNDS=$2; shift ;;
     --duration) DUR=$2; shift ;;
     --kills) KILLS=$2; shift ;;
@@ -51,6 +53,10 @@ part() { [[ ",$PARTS," == *",$1,"* ]]; }
 for p in ${PARTS//,/ }; do
   case $p in throughput | kills | served) ;; *) echo "run.sh: --parts: no part $p" >&2; exit 2 ;; esac
 done
+for m in ${MODES//,/ }; do
+  case $m in keepalive | close) ;; *) echo "run.sh: --modes: no mode $m (keepalive, close)" >&2; exit 2 ;; esac
+done
+mode_on() { [[ ",$MODES," == *",$1,"* ]]; }
 part throughput || ROUNDS=0
 part kills || KILLS=0
 part served || SERVED=0
@@ -380,6 +386,7 @@ printf 'round\tcase\tmode\trps\treqs\tsecs\terrors\tprimary_ms\tworkers_ms\tnwor
 for ((r = 1; r <= ROUNDS; r++)); do
   echo "-- round $r/$ROUNDS ($(uptime | sed 's/.*load/load/'))" >&2
   if ((r % 2)); then modes=(keepalive close); else modes=(close keepalive); fi
+  for m in "${!modes[@]}"; do mode_on "${modes[$m]}" || unset 'modes[m]'; done
   for mode in "${modes[@]}"; do
     for ((k = 0; k < NCASES; k++)); do
       if ((r % 2)); then i=$k; else i=$((NCASES - 1 - k)); fi
