@@ -143,7 +143,9 @@ if (rows.length) {
   const line = (label, r, target, ok) => {
     const per = r.per.map((x) => x.toFixed(2)).join(', ');
     const verdict = !Number.isFinite(r.med) ? 'n/a' : target === '-' ? '' : ok(r.med) ? 'met' : 'MISSED';
-    console.log(`${pad(label, 58)} ${lpad(fmt(r.med, 2) + 'x', 7)}  target ${pad(target, 7)} ${pad(verdict, 7)} rounds: ${per}`);
+    // No rounds (a mode that did not run): the ratio is n/a, not "-x".
+    const shown = Number.isFinite(r.med) ? `${fmt(r.med, 2)}x` : 'n/a';
+    console.log(`${pad(label, 58)} ${lpad(shown, 7)}  target ${pad(target, 7)} ${pad(verdict, 7)} rounds: ${per}`);
   };
   line('muster rr / Node SCHED_RR req/s, Connection: close',
     ratio('muster-rr', 'node-rr', 'close', 'rps'), '>= 1.3x', (x) => x >= 1.3);
@@ -176,7 +178,8 @@ if (rows.length) {
   ].filter(([a, b]) => cases.includes(a) && cases.includes(b));
   for (const [a, b] of pairs) {
     const k = ratio(a, b, 'keepalive', 'rps'), cl = ratio(a, b, 'close', 'rps');
-    console.log(`  ${pad(`${a} / ${b}`, 36)} keep-alive ${lpad(fmt(k.med, 2), 5)}x   close ${lpad(fmt(cl.med, 2), 5)}x`);
+    const x = (v) => (Number.isFinite(v) ? `${fmt(v, 2)}x` : 'n/a');
+    console.log(`  ${pad(`${a} / ${b}`, 36)} keep-alive ${lpad(x(k.med), 6)}   close ${lpad(x(cl.med), 6)}`);
   }
   console.log('');
 }
