@@ -18,6 +18,9 @@ pub(crate) struct Lines {
     /// read into the room after `held` costs no fill.
     buf: Vec<u8>,
     held: usize,
+    /// How much of what is held is known to hold no LF: a search for the last LF need not look
+    /// there again (a long line read in many pieces is searched once, not once per piece).
+    no_lf: usize,
     /// How much of the front [`whole`](Lines::whole) handed out, until [`taken`](Lines::taken).
     ready: usize,
     /// The byte an overlong line's piece gave up for its LF; it starts what is held next.
@@ -31,6 +34,7 @@ impl Lines {
         Lines {
             buf: Vec::new(),
             held: 0,
+            no_lf: 0,
             ready: 0,
             carried: None,
             max,
@@ -61,13 +65,16 @@ impl Lines {
     pub(crate) fn whole(&mut self) -> &[u8] {
         if self.ready == 0 {
             // `held` never exceeds `max + 1`, so no line before the last LF is longer than `max`.
-            if let Some(lf) = self.buf[..self.held].iter().rposition(|&b| b == b'\n') {
-                self.ready = lf + 1;
+            let fresh = &self.buf[self.no_lf..self.held];
+            if let Some(lf) = fresh.iter().rposition(|&b| b == b'\n') {
+                self.ready = self.no_lf + lf + 1;
             } else if self.held > self.max {
                 // Its last byte makes way for the LF, and waits to start the next piece.
                 self.carried = Some(self.buf[self.max]);
                 self.buf[self.max] = b'\n';
                 self.ready = self.max + 1;
+            } else {
+                self.no_lf = self.held;
             }
         }
         &self.buf[..self.ready]
@@ -100,6 +107,8 @@ impl Lines {
             self.buf.copy_within(self.ready..self.held, 0);
             self.held -= self.ready;
         }
+        // What is left came after the last LF (or is the byte an overlong piece gave up).
+        self.no_lf = self.held;
         self.ready = 0;
     }
 

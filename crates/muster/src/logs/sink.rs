@@ -258,18 +258,7 @@ impl Capture {
         let read = OwnedFd::from(read);
         // Non-blocking applies to our end's open file description only, not the worker's.
         rustix::io::ioctl_fionbio(&read, true)?;
-        let stream = Stream {
-            lines: Lines::new(MAX_LINE),
-            writer: writer.clone(),
-            decorated: !prefix.is_empty() || self.time.is_some(),
-            head: prefix.clone(),
-            prefix,
-            time: self.time.clone(),
-            out: Vec::new(),
-            grown: false,
-            turn: TURN,
-            _reading: token,
-        };
+        let stream = Stream::new(writer.clone(), prefix, self.time.clone(), token);
         self.runtime.spawn(pump(read, stream));
         Ok(write)
     }
@@ -326,12 +315,13 @@ struct Stream {
     /// What was read and is not written yet: an unfinished line.
     lines: Lines,
     writer: Arc<Writer>,
-    /// A prefix or a time goes before each line: lines are copied into `out` with it.
-    decorated: bool,
-    /// `app:worker| ` (foreground mode) or nothing, then the time of the read if asked for.
+    /// `app:worker| ` (foreground mode) or nothing, then the time of the read if asked for:
+    /// what goes before each line.
     head: Vec<u8>,
-    prefix: Vec<u8>,
+    /// The prefix's length in `head`.
+    prefix_len: usize,
     time: Option<Arc<TimeFormat>>,
+    /// The lines with their heads, when there are heads.
     out: Vec<u8>,
     /// The pipe was grown to [`BUSY_PIPE`].
     grown: bool,
@@ -352,6 +342,30 @@ enum Drained {
 }
 
 impl Stream {
+    fn new(
+        writer: Arc<Writer>,
+        prefix: Vec<u8>,
+        time: Option<Arc<TimeFormat>>,
+        reading: mpsc::Sender<()>,
+    ) -> Stream {
+        Stream {
+            lines: Lines::new(MAX_LINE),
+            writer,
+            prefix_len: prefix.len(),
+            head: prefix,
+            time,
+            out: Vec::new(),
+            grown: false,
+            turn: TURN,
+            _reading: reading,
+        }
+    }
+
+    /// A prefix or a time goes before each line: lines are copied into `out` with it.
+    fn decorated(&self) -> bool {
+        !self.head.is_empty() || self.time.is_some()
+    }
+
     /// Reads the pipe and writes its whole lines, blocking (on the pool): read as much as the
     /// pipe holds, write it, and read again at once if the read was full. A worker printing
     /// line by line makes the pipe readable once per line; reading each at once would cost a
@@ -397,7 +411,7 @@ impl Stream {
     fn write_whole(&mut self) {
         if let Some(time) = &self.time {
             // One time for everything one read brings: the lines arrived together.
-            self.head.truncate(self.prefix.len());
+            self.head.truncate(self.prefix_len);
             time.write_now(&mut self.head);
             self.head.extend_from_slice(b": ");
         }
@@ -413,12 +427,13 @@ impl Stream {
     /// Writes the whole lines held (`last`: what is held, as the last line), as they are or,
     /// decorated, each after the head (copied into `out`).
     fn write_lines(&mut self, last: bool) {
+        let decorated = self.decorated();
         let lines = if last {
             self.lines.last()
         } else {
             self.lines.whole()
         };
-        if self.decorated {
+        if decorated {
             self.out.clear();
             decorate(lines, &self.head, &mut self.out);
             self.writer.write(&self.out);
@@ -593,18 +608,9 @@ mod tests {
         let dir = TestDir::new("turns");
         let path = dir.path().join("out");
         let (gone, _) = mpsc::channel(1);
-        let mut stream = Stream {
-            lines: Lines::new(MAX_LINE),
-            writer: Arc::new(Writer::new(file_target(&path), Health::default())),
-            decorated: false,
-            head: Vec::new(),
-            prefix: Vec::new(),
-            time: None,
-            out: Vec::new(),
-            grown: false,
-            turn: Duration::ZERO,
-            _reading: gone,
-        };
+        let writer = Arc::new(Writer::new(file_target(&path), Health::default()));
+        let mut stream = Stream::new(writer, Vec::new(), None, gone);
+        stream.turn = Duration::ZERO;
         let (read, mut write) = io::pipe().unwrap();
         let read = OwnedFd::from(read);
         rustix::io::ioctl_fionbio(&read, true).unwrap();
